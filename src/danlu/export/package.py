@@ -1,0 +1,78 @@
+"""The model package: model.onnx + danlu-model.json + a model card (README.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from danlu.runs import atomic_write, write_json
+
+__all__ = ["write_package_meta", "model_card", "FORMAT"]
+
+FORMAT = "danlu-model/1"
+
+
+def write_package_meta(pkg: Path, meta: dict[str, Any]) -> Path:
+    """danlu-model.json: the contract the server reads (inputs, outputs, labels, runtime)."""
+    return write_json(pkg / "danlu-model.json", {"format": FORMAT, **meta})
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def model_card(meta: dict[str, Any], info: dict[str, Any]) -> str:
+    """A short model card: what the model does, its data, its metrics and its limits."""
+    test = meta["metrics"]["test"]
+    inp = meta["inputs"][0]
+    rows = "\n".join(f"| {k} | {_fmt(test[k])} |" for k in
+                     ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"))
+    per = "\n".join(f"| {lab} | {_fmt(v['precision'])} | {_fmt(v['recall'])} | {_fmt(v['f1'])} "
+                    f"| {v['support']} |" for lab, v in test["per_class"].items())
+    p = meta["parity"]
+    return f"""# {meta['name']} (version {meta['version']})
+
+A {meta['task']} model made by danlu {meta['provenance']['versions'].get('danlu', '')} from
+`{info['source']}` ({info['rows']} rows, {info['features']} features, {len(meta['labels'])} classes).
+
+## Use
+Input `{inp['name']}`: {inp['datatype']} of shape {inp['shape']} — **raw** values, as in the
+source data; normalization ({meta['preprocessing']['normalize']['kind']}) is inside the graph.
+Outputs: `probabilities` (one per class, in the order of `labels` in danlu-model.json) and
+`label` (the index of the most likely class).
+
+```bash
+danlu serve .        # KServe v2 at http://127.0.0.1:8080/v2/models/{meta['name']}/infer
+```
+
+## Test metrics ({test['n']} held-out rows, never used for training or model selection)
+| metric | value |
+|---|---|
+{rows}
+
+| class | precision | recall | F1 | support |
+|---|---|---|---|---|
+{per}
+
+## Export parity
+ONNX Runtime vs PyTorch on the {p['rows']} test rows: max |probability diff| {p['max_abs_diff']:.2g}
+(tolerance {p['atol']:g}), labels agree {p['label_agreement']:.2%}.
+
+## Limits
+Trained on {info['rows']} rows of one source; inputs unlike them (other scales, other devices,
+other populations) are outside what these metrics measure. The metrics above come from one
+split of one seed.
+"""
+
+
+def write_model_card(pkg: Path, meta: dict[str, Any], info: dict[str, Any]) -> Path:
+    return atomic_write(pkg / "README.md", model_card(meta, info))

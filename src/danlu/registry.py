@@ -1,0 +1,53 @@
+"""Registry: a dict filled by a decorator; a miss names the choices and the closest one."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from danlu.errors import RecipeError
+
+T = TypeVar("T")
+
+__all__ = ["Registry", "closest"]
+
+
+def closest(word: str, choices: list[str]) -> str | None:
+    """The choice closest to `word` by edit similarity, or None when nothing is close."""
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+class Registry(Generic[T]):
+    """Named plug-ins of one kind (models, optimizers, ...), filled by `@registry.register(name)`."""
+
+    def __init__(self, kind: str, path: str):
+        self.kind, self.path = kind, path  # path: the recipe key that selects an entry
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(obj: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = obj
+            return obj
+        return add
+
+    def __getitem__(self, name: str) -> T:
+        if name not in self._entries:
+            names = sorted(self._entries)
+            near = closest(name, names)
+            hint = f"did you mean {near!r}?" if near else None
+            raise RecipeError(self.path, got=name,
+                              expected=f"a {self.kind}: one of {', '.join(names)}", hint=hint)
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)

@@ -1,0 +1,36 @@
+"""Shared fixtures: one real digits run (the shipped recipe) reused by many tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "recipes" / "digits.yaml"
+
+# Two threads, as on the CI machine: tests must not depend on a bigger box.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """The shipped digits recipe run end to end once (about 10 s here)."""
+    import danlu
+
+    out = tmp_path_factory.mktemp("runs")
+    return danlu.run(DIGITS, out=out)
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write rows (a header first) to a CSV file and return its path."""
+
+    def write(rows: list[list[object]], name: str = "data.csv") -> Path:
+        path = tmp_path / name
+        path.write_text("\n".join(",".join("" if v is None else str(v) for v in r) for r in rows)
+                        + "\n")
+        return path
+
+    return write

@@ -1,0 +1,101 @@
+"""The `danlu` command as a user runs it: a real subprocess of the installed console script."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from danlu.runs import read_json
+
+from tests.conftest import DIGITS
+
+DANLU = str(Path(sys.executable).with_name("danlu"))
+
+
+def danlu(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([DANLU, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "120"})
+
+
+def test_help_lists_the_commands():
+    r = danlu("--help")
+    assert r.returncode == 0
+    for word in ("run", "serve", "One recipe from data to a served model"):
+        assert word in r.stdout
+
+
+def test_run_help_explains_overrides_out_and_resume():
+    r = danlu("run", "--help")
+    assert r.returncode == 0
+    for word in ("KEY=VALUE", "--out", "--resume", "train.epochs=5"):
+        assert word in r.stdout
+
+
+def test_serve_help_defaults_to_loopback():
+    r = danlu("serve", "--help")
+    assert r.returncode == 0 and "127.0.0.1" in r.stdout and "8080" in r.stdout
+
+
+def test_version():
+    r = danlu("--version")
+    assert r.returncode == 0 and r.stdout.startswith("danlu 0.")
+
+
+def test_recipe_error_exits_2_with_the_dotted_path(tmp_path):
+    r = danlu("run", str(DIGITS), "train.optimizer.nmae=adam", "--out", str(tmp_path))
+    assert r.returncode == 2
+    assert "train.optimizer.nmae" in r.stderr and "did you mean 'train.optimizer.name'" in r.stderr
+    assert "Traceback" not in r.stderr and not any(tmp_path.iterdir())
+
+
+def test_gate_failure_exits_non_zero_without_a_package(tmp_path):
+    r = danlu("run", str(DIGITS), "train.epochs=1", "evaluate.gate={accuracy: 0.9999}",
+              "--out", str(tmp_path))
+    assert r.returncode == 3 and "gate failed" in r.stderr and "not packaged" in r.stderr
+    (run_dir,) = tmp_path.iterdir()
+    assert not (run_dir / "package").exists()
+
+
+def test_run_prints_the_run_folder_and_metrics(tmp_path):
+    r = danlu("run", str(DIGITS), "train.epochs=2", "evaluate.gate={}", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    (run_dir,) = tmp_path.iterdir()
+    assert f"run folder: {run_dir}" in r.stdout and "accuracy" in r.stdout
+    assert "parity label agreement" in r.stdout
+    assert "\x1b[" not in r.stdout  # no progress bar or colour codes when not a terminal
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_resume_finishes(tmp_path):
+    """A real `danlu run` killed with SIGKILL during training; --resume reuses the data stage."""
+    proc = subprocess.Popen([DANLU, "run", str(DIGITS), "train.epochs=400",
+                             "train.early_stopping.patience=0", "--out", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        history = None
+        while time.time() < deadline:
+            runs = list(tmp_path.iterdir())
+            history = runs[0] / "train/history.jsonl" if runs else None
+            if history and history.is_file() and len(history.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("training never started")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    run_dir = history.parents[1]
+    stages = read_json(run_dir / "manifest.json")["stages"]
+    assert stages["data"]["status"] == "finished" and stages["train"]["status"] == "running"
+    r = danlu("run", "--resume", str(run_dir), "train.epochs=3")
+    assert r.returncode == 0, r.stderr
+    assert "data cached" in r.stderr and "train finished" in r.stderr
+    assert (run_dir / "package/model.onnx").is_file()

@@ -1,0 +1,77 @@
+"""Every optimizer trains (the loss falls) and the recipe's parameters reach torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from danlu.data.normalize import Normalizer
+from danlu.data.sources import load_source
+from danlu.models import InputSpec, build_model
+from danlu.models.config import MLPConfig
+from danlu.recipe import load_recipe
+from danlu.train.loop import fit
+from danlu.train.optim import build_optimizer, optimizers
+
+LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05, "adam": 0.01,
+      "adamw": 0.01, "rmsprop": 0.005}
+
+
+def test_every_recipe_optimizer_is_registered():
+    from typing import get_args
+
+    from danlu.train.config import OptimizerName
+
+    assert sorted(get_args(OptimizerName)) == optimizers.names()
+
+
+@pytest.mark.parametrize("name", optimizers.names())
+def test_optimizer_lowers_the_loss_on_iris(name):
+    t = load_source("sklearn:iris")
+    x = torch.from_numpy(Normalizer().fit_transform(t.x))
+    y = torch.from_numpy(t.y)
+    cfg = load_recipe({"train": {"epochs": 15, "batch_size": 16, "early_stopping": {"patience": 0},
+                                 "optimizer": {"name": name, "lr": LR[name]}}}).train
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(hidden=[16], dropout=0.0), InputSpec(4), 3)
+    result = fit(model, (x, y), (x, y), t.label_names, cfg, seed=0)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert result.history[-1]["val_accuracy"] > 0.85
+
+
+@pytest.mark.parametrize("name,cls,expect", [
+    ("sgd", torch.optim.SGD, {"lr": 0.3, "momentum": 0, "nesterov": False, "weight_decay": 0.01}),
+    ("momentum", torch.optim.SGD, {"lr": 0.3, "momentum": 0.8, "nesterov": False}),
+    ("nesterov", torch.optim.SGD, {"lr": 0.3, "momentum": 0.8, "nesterov": True}),
+    ("adagrad", torch.optim.Adagrad, {"lr": 0.3, "weight_decay": 0.01}),
+    ("adam", torch.optim.Adam, {"lr": 0.3, "betas": (0.8, 0.95), "weight_decay": 0.01}),
+    ("adamw", torch.optim.AdamW, {"lr": 0.3, "betas": (0.8, 0.95), "weight_decay": 0.01}),
+    ("rmsprop", torch.optim.RMSprop, {"lr": 0.3, "weight_decay": 0.01}),
+])
+def test_recipe_parameters_reach_torch(name, cls, expect):
+    cfg = load_recipe({"train": {"optimizer": {"name": name, "lr": 0.3, "momentum": 0.8,
+                                               "betas": [0.8, 0.95], "weight_decay": 0.01}}})
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.train.optimizer)
+    assert type(opt) is cls
+    group = opt.param_groups[0]
+    for key, value in expect.items():
+        assert group[key] == (tuple(value) if isinstance(value, tuple) else value), key
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    t = load_source("sklearn:iris")
+    x, y = torch.from_numpy(Normalizer().fit_transform(t.x)), torch.from_numpy(t.y)
+    cfg = load_recipe({"train": {"epochs": 200, "early_stopping": {"metric": "val.loss",
+                                                                  "patience": 3},
+                                 "optimizer": {"name": "adam", "lr": 0.05}}}).train
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(hidden=[8], dropout=0.0), InputSpec(4), 3)
+    result = fit(model, (x, y), (x[:30], y[:30]), t.label_names, cfg, seed=0)
+    assert result.stopped_early and len(result.history) < 200
+    best = min(r["val_loss"] for r in result.history)
+    assert result.best_value == best
+    assert result.history[result.best_epoch - 1]["val_loss"] == best
+    assert np.isclose(torch.nn.functional.cross_entropy(model.eval()(x[:30]), y[:30]).item(), best,
+                      rtol=1e-4)
