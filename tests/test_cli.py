@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from danlu.runs import read_json
-
 from tests.conftest import DIGITS
 
 DANLU = str(Path(sys.executable).with_name("danlu"))
 
 
 def danlu(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([DANLU, *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([DANLU, *args], check=False, capture_output=True, text=True, cwd=cwd,
                           timeout=timeout, env={**os.environ, "COLUMNS": "120"})
 
 

@@ -12,8 +12,19 @@ __version__ = "0.1.0"
 
 # The stage verbs live in their packages, named after their recipe sections:
 # danlu.data.data, danlu.train.train, danlu.evaluate.evaluate, danlu.export.export, danlu.serve.serve.
-__all__ = ["__version__", "run", "load_recipe", "Recipe", "RunResult", "Run",
-           "DanluError", "RecipeError", "DataError", "GateError", "ParityError"]
+__all__ = [
+    "DanluError",
+    "DataError",
+    "GateError",
+    "ParityError",
+    "Recipe",
+    "RecipeError",
+    "Run",
+    "RunResult",
+    "__version__",
+    "load_recipe",
+    "run",
+]
 
 _LAZY = {
     "run": ("danlu.pipeline", "run"),

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from danlu import __version__
-from danlu.errors import DanluError, GateError, RecipeError, DataError
+from danlu.errors import DanluError, DataError, GateError, RecipeError
 
 app = typer.Typer(
     name="danlu", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -35,12 +35,12 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 @app.command()
 def run(
-    recipe: Annotated[Optional[Path], typer.Argument(
+    recipe: Annotated[Path | None, typer.Argument(
         help="Recipe YAML, e.g. recipes/digits.yaml (optional with --resume).")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Argument(
+    overrides: Annotated[list[str] | None, typer.Argument(
         help="Dotted overrides KEY=VALUE, typed by the recipe schema, e.g. train.epochs=5.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder that holds run folders.")] = Path("runs"),
-    resume: Annotated[Optional[Path], typer.Option(
+    resume: Annotated[Path | None, typer.Option(
         help="A run folder to continue: finished stages whose recipe sections are unchanged "
              "are skipped.")] = None,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DanluError", "RecipeError", "DataError", "GateError", "ParityError"]
+__all__ = ["DanluError", "DataError", "GateError", "ParityError", "RecipeError"]
 
 
 class DanluError(Exception):

@@ -11,7 +11,7 @@ from typing import Any
 from danlu.recipe import Recipe, load_recipe
 from danlu.runs import Run, StageResult, atomic_write, cache_key, read_json
 
-__all__ = ["run", "RunResult", "STAGES"]
+__all__ = ["STAGES", "RunResult", "run"]
 
 
 def _data(run: Run, recipe: Recipe) -> StageResult:

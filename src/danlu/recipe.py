@@ -19,7 +19,7 @@ from danlu.registry import closest
 from danlu.serve.config import ServeConfig
 from danlu.train.config import TrainConfig
 
-__all__ = ["Recipe", "load_recipe", "parse_overrides", "CURRENT_VERSION"]
+__all__ = ["CURRENT_VERSION", "Recipe", "load_recipe", "parse_overrides"]
 
 CURRENT_VERSION = 1
 

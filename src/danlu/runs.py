@@ -9,23 +9,23 @@ import platform
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from danlu.errors import DanluError
 
-__all__ = ["Run", "StageResult", "atomic_write", "write_json", "read_json", "utc_stamp"]
+__all__ = ["Run", "StageResult", "atomic_write", "read_json", "utc_stamp", "write_json"]
 
 MANIFEST = "manifest.json"
 
 
 def utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def atomic_write(path: Path, data: bytes | str) -> Path:
@@ -56,7 +56,7 @@ def read_json(path: Path) -> Any:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True,
                              timeout=5, cwd=Path(__file__).parent)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):

@@ -12,7 +12,6 @@ import danlu
 from danlu.errors import GateError, ParityError
 from danlu.runs import Run, read_json
 from danlu.testing import check_package_loads
-
 from tests.conftest import DIGITS
 
 
@@ -98,7 +97,7 @@ def test_csv_with_a_constant_column_runs_end_to_end(write_csv, tmp_path):
     x = rng.normal(size=(120, 3))
     y = (x[:, 0] + x[:, 1] > 0).astype(int)
     rows = [["f1", "f2", "f3", "constant", "label"]] + [[*map(float, r), 1.0, int(t)]
-                                                        for r, t in zip(x, y)]
+                                                        for r, t in zip(x, y, strict=True)]
     path = write_csv(rows)
     result = danlu.run({"name": "tab", "data": {"source": f"csv:{path}", "target": "label"},
                         "model": {"arch": "mlp"}, "train": {"epochs": 20}}, out=tmp_path)

@@ -9,7 +9,6 @@ import yaml
 
 from danlu.errors import RecipeError
 from danlu.recipe import Recipe, load_recipe
-
 from tests.conftest import DIGITS
 
 FIXTURES = Path(__file__).parent

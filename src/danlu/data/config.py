@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["DataConfig", "SplitConfig", "PreprocessConfig"]
+__all__ = ["DataConfig", "PreprocessConfig", "SplitConfig"]
 
 SOURCE_KINDS = ("sklearn", "csv", "parquet")
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")

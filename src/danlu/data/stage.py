@@ -14,7 +14,7 @@ from danlu.data.sources import load_source
 from danlu.data.split import split_indices
 from danlu.runs import Run, StageResult, atomic_write, read_json, write_json
 
-__all__ = ["data", "Splits", "load_splits"]
+__all__ = ["Splits", "data", "load_splits"]
 
 
 def data(run: Run, cfg: DataConfig) -> StageResult:
@@ -31,7 +31,7 @@ def data(run: Run, cfg: DataConfig) -> StageResult:
     write_json(out / "normalizer.json", norm.state_dict())
     counts = {s: np.bincount(table.y[parts[s]], minlength=table.num_classes).tolist()
               for s in ("train", "val", "test")}
-    info = {"source": cfg.source, "rows": int(len(table.y)), "features": table.x.shape[1],
+    info = {"source": cfg.source, "rows": len(table.y), "features": table.x.shape[1],
             "feature_names": table.feature_names, "labels": table.label_names,
             "image_shape": table.image_shape, "class_counts": counts,
             "stratified": bool(parts["stratified"])}

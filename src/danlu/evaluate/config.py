@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from danlu.data.config import Section
 
-__all__ = ["EvaluateConfig", "GATE_METRICS"]
+__all__ = ["GATE_METRICS", "EvaluateConfig"]
 
 # Test-split metrics a gate may name (higher is better for each).
 GATE_METRICS = ("accuracy", *(f"{m}_{a}" for m in ("precision", "recall", "f1")

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torchmetrics import functional as tmf
 
-__all__ = ["classification_metrics", "HEADLINE", "higher_is_better"]
+__all__ = ["HEADLINE", "classification_metrics", "higher_is_better"]
 
 # The metrics a gate, early stopping or a table may name, each higher-is-better.
 HEADLINE = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_micro", "f1_weighted")
@@ -25,7 +25,7 @@ def classification_metrics(probs: torch.Tensor, y: torch.Tensor,
     preds = probs.argmax(dim=1)
     kw: dict[str, Any] = {"task": "multiclass", "num_classes": n}
     out: dict[str, Any] = {
-        "n": int(len(y)),
+        "n": len(y),
         "loss": float(torch.nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), y)),
         "accuracy": float(tmf.accuracy(preds, y, average="micro", **kw)),
     }

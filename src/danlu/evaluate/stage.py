@@ -11,7 +11,7 @@ from danlu.evaluate.metrics import classification_metrics
 from danlu.runs import Run, StageResult, write_json
 from danlu.train.checkpoint import load_packaged
 
-__all__ = ["evaluate", "check_gate"]
+__all__ = ["check_gate", "evaluate"]
 
 
 def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:

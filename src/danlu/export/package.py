@@ -8,7 +8,7 @@ from typing import Any
 
 from danlu.runs import atomic_write, write_json
 
-__all__ = ["write_package_meta", "model_card", "FORMAT"]
+__all__ = ["FORMAT", "model_card", "write_package_meta"]
 
 FORMAT = "danlu-model/1"
 

@@ -26,7 +26,7 @@ def check_parity(module: nn.Module, onnx_path: Path, x: np.ndarray, input_name: 
         probs, labels = module.eval()(torch.from_numpy(x))
     diff = float(np.abs(ort_probs - probs.numpy()).max()) if len(x) else 0.0
     agree = float((ort_labels == labels.numpy()).mean()) if len(x) else 1.0
-    result = {"rows": int(len(x)), "max_abs_diff": diff, "label_agreement": agree, "atol": atol,
+    result = {"rows": len(x), "max_abs_diff": diff, "label_agreement": agree, "atol": atol,
               "passed": diff <= atol and agree == 1.0, "runtime": f"onnxruntime {ort.__version__}"}
     if not result["passed"]:
         raise ParityError(f"ONNX Runtime disagrees with PyTorch on {len(x)} test rows: max |diff| "

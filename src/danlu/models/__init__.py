@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from danlu.registry import Registry
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["models", "InputSpec", "build_model", "model_spec"]
+__all__ = ["InputSpec", "build_model", "model_spec", "models"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class InputSpec:
     image_shape: tuple[int, int, int] | None = None
 
 
-models: Registry[Callable[..., "nn.Module"]] = Registry("model", "model.arch")
+models: Registry[Callable[..., nn.Module]] = Registry("model", "model.arch")
 
 
 def _load_builders() -> None:

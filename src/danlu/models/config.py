@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from danlu.data.config import Section
 
-__all__ = ["ModelConfig", "MLPConfig", "CNNConfig"]
+__all__ = ["CNNConfig", "MLPConfig", "ModelConfig"]
 
 
 class MLPConfig(Section):
@@ -27,4 +27,4 @@ class CNNConfig(Section):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
-ModelConfig = Annotated[Union[MLPConfig, CNNConfig], Field(discriminator="arch")]
+ModelConfig = Annotated[MLPConfig | CNNConfig, Field(discriminator="arch")]

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from danlu.data.config import Section
 
-__all__ = ["TrainConfig", "OptimizerConfig", "EarlyStoppingConfig"]
+__all__ = ["EarlyStoppingConfig", "OptimizerConfig", "TrainConfig"]
 
 # Validation metrics early stopping may watch (names as in eval/metrics.json, with "val.").
 VAL_METRICS = ("val.loss", "val.accuracy", *(f"val.{m}_{a}" for m in ("precision", "recall", "f1")

@@ -14,7 +14,7 @@ from danlu.evaluate.metrics import classification_metrics
 from danlu.train.config import TrainConfig
 from danlu.train.optim import build_optimizer
 
-__all__ = ["fit", "FitResult", "predict_proba"]
+__all__ = ["FitResult", "fit", "predict_proba"]
 
 
 @dataclass

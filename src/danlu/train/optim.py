@@ -9,7 +9,7 @@ import torch
 from danlu.registry import Registry
 from danlu.train.config import OptimizerConfig
 
-__all__ = ["optimizers", "build_optimizer"]
+__all__ = ["build_optimizer", "optimizers"]
 
 optimizers: Registry = Registry("optimizer", "train.optimizer.name")
 

@@ -15,7 +15,7 @@ from danlu.runs import Run, StageResult, atomic_write, write_json
 from danlu.train.config import TrainConfig
 from danlu.train.loop import fit
 
-__all__ = ["train", "seed_everything", "resolve_device"]
+__all__ = ["resolve_device", "seed_everything", "train"]
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,176 @@
+"""What every wire protocol shares: the error type, JSON parsing and tensor conversion rules."""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from danlu.serve.package import DATATYPES, Package, TensorSpec
+
+__all__ = ["InferRequest", "Protocol", "ProtocolError", "as_array", "check_count",
+           "check_finite", "check_shape", "convert", "datatype_of", "json_values", "parse_json",
+           "tensor_from_json"]
+
+FLOATS = frozenset({"FP16", "FP32", "FP64", "BF16"})
+INTS = frozenset({"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"})
+# What each kind of target accepts, said as the fix a client can apply.
+_ACCEPTS = {"float": "send numbers (any INT*, UINT* or FP* datatype converts)",
+            "int": "send integers (an INT* or UINT* datatype)",
+            "BOOL": "send true/false as BOOL", "BYTES": "send strings as BYTES"}
+# numpy dtype kind -> what the JSON values were, for messages.
+_KINDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers",
+          "U": "strings", "S": "strings", "O": "mixed values (null, objects or mixed types)"}
+
+
+class ProtocolError(Exception):
+    """A request the server refuses: HTTP `status` and a message saying what was expected."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class InferRequest:
+    """A decoded request: input arrays by name, output names wanted (None = all), id, form."""
+
+    inputs: dict[str, np.ndarray]
+    outputs: list[str] | None = None
+    id: str | None = None
+    form: str = ""
+
+
+class Protocol(ABC):
+    """A wire format: a parsed JSON body -> InferRequest, runtime outputs -> a JSON body."""
+
+    name: str
+
+    @abstractmethod
+    def decode(self, body: Any, package: Package) -> InferRequest:
+        """Validate `body` against `package`'s inputs; raise ProtocolError on a client mistake."""
+
+    @abstractmethod
+    def encode(self, request: InferRequest, outputs: dict[str, np.ndarray],
+               package: Package) -> dict[str, Any]:
+        """The JSON-ready response for `outputs` (numpy arrays by output name)."""
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a raw request body; bare NaN/Infinity are accepted here and refused per tensor."""
+    if not body.strip():
+        raise ProtocolError(400, "empty request body; expected a JSON object")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as e:
+        raise ProtocolError(400, f"malformed JSON at line {e.lineno} column {e.colno}: "
+                                 f"{e.msg}") from e
+    except (ValueError, RecursionError) as e:  # not UTF-8/16/32, or absurdly deep nesting
+        raise ProtocolError(400, f"malformed JSON: {e}") from e
+
+
+def as_array(data: Any, what: str) -> np.ndarray:
+    """np.asarray on the parsed JSON (flat or nested); ragged nesting is a 400."""
+    try:
+        return np.asarray(data)
+    except (ValueError, TypeError) as e:
+        raise ProtocolError(400, f"{what}: nested lists must be rectangular (all rows the "
+                                 "same length) or flat") from e
+
+
+def check_shape(shape: tuple[int, ...] | list[int], spec: TensorSpec, what: str) -> None:
+    """The shape must have the declared rank and the declared size on every fixed dim."""
+    ok = len(shape) == len(spec.shape) and all(
+        d == -1 or d == s for d, s in zip(spec.shape, shape, strict=True))
+    if not ok:
+        raise ProtocolError(400, f"{what}: shape {list(shape)} does not match the model's "
+                                 f"{list(spec.shape)} (-1 = any size)")
+
+
+def check_count(arr: np.ndarray, shape: list[int], what: str) -> None:
+    """The number of values sent must equal the product of the stated shape."""
+    need = math.prod(shape)
+    if arr.size != need:
+        raise ProtocolError(400, f"{what}: data has {arr.size} elements but shape {shape} "
+                                 f"needs {need}")
+
+
+def check_finite(arr: np.ndarray, what: str) -> None:
+    """Refuse NaN/Infinity: the model declares no non-finite inputs."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ProtocolError(400, f"{what}: contains NaN or Infinity; non-finite input is "
+                                 "not allowed")
+
+
+def convert(arr: np.ndarray, datatype: str, what: str, source: str | None = None) -> np.ndarray:
+    """`arr` as `datatype` where the conversion is exact or standard, else a 400."""
+    kind, target = arr.dtype.kind, DATATYPES[datatype]
+    source = source or f"JSON {_KINDS.get(kind, arr.dtype.name)}"
+    if arr.size == 0:  # np.asarray([]) is float64 whatever was meant: nothing to check
+        return arr.astype(target)
+    if datatype in FLOATS:
+        if kind not in "iuf":
+            raise _refuse(what, source, datatype, "float")
+        with np.errstate(over="ignore", invalid="ignore"):  # both are detected below, as 400s
+            out = arr.astype(target)
+            # An integer is exact in a float type iff it survives the round trip back.
+            inexact = kind in "iu" and (out.astype(arr.dtype) != arr).any()
+        if kind == "f" and (np.isinf(out) & np.isfinite(arr)).any():
+            raise ProtocolError(400, f"{what}: values exceed the {datatype} range")
+        if inexact:
+            raise ProtocolError(400, f"{what}: integers too large to be exact in {datatype}")
+        return out
+    if datatype in INTS:
+        if kind not in "iu":  # floats -> ints would round: not exact, so refused
+            raise _refuse(what, source, datatype, "int")
+        info = np.iinfo(target)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise ProtocolError(400, f"{what}: values outside the {datatype} range "
+                                     f"[{info.min}, {info.max}]")
+        return arr.astype(target)
+    if datatype == "BOOL" and kind == "b":
+        return arr
+    if datatype == "BYTES" and kind in "US":
+        return arr.astype(object)
+    raise _refuse(what, source, datatype, datatype)
+
+
+def tensor_from_json(data: Any, shape: list[int], datatype: str, spec: TensorSpec,
+                     what: str) -> np.ndarray:
+    """One KServe-style tensor (data, shape, datatype) checked and converted for `spec`."""
+    check_shape(shape, spec, what)
+    arr = as_array(data, what)
+    check_count(arr, shape, what)
+    arr = convert(arr, datatype, what)
+    if datatype != spec.datatype:
+        arr = convert(arr, spec.datatype, what, source=datatype)
+    check_finite(arr, what)
+    return arr.reshape(shape)
+
+
+def datatype_of(arr: np.ndarray) -> str:
+    """The Open Inference Protocol datatype of a numpy array (object/str -> BYTES)."""
+    if arr.dtype.kind in "OUS":
+        return "BYTES"
+    return _BY_DTYPE[arr.dtype]
+
+
+def json_values(arr: np.ndarray) -> list[Any]:
+    """Row-major flat values, JSON-ready (bytes become text)."""
+    values = arr.ravel().tolist()
+    if arr.dtype.kind in "OS":
+        values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+    return values
+
+
+def _refuse(what: str, source: str, datatype: str, family: str) -> ProtocolError:
+    """The 400 for a conversion that is neither exact nor standard."""
+    return ProtocolError(400, f"{what}: {source} cannot be converted to {datatype}; "
+                              f"{_ACCEPTS[family]}")
+
+
+_BY_DTYPE = {dt: name for name, dt in DATATYPES.items() if name not in ("BF16", "BYTES")}

@@ -1,0 +1,155 @@
+"""TF-Serving-style predict: {"instances": [...]} rows or {"inputs": {...}} columns, JSON in/out."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from danlu.serve.package import Package, TensorSpec
+from danlu.serve.protocols.base import (
+    InferRequest,
+    Protocol,
+    ProtocolError,
+    as_array,
+    check_finite,
+    check_shape,
+    convert,
+)
+
+__all__ = ["TFServingV1", "decode_request", "encode_response", "label_names"]
+
+_FORMS = ('expected {"instances": [row, ...]} (one entry per row) or '
+          '{"inputs": {"<input name>": [row, ...]}}')
+
+
+def decode_request(body: Any, package: Package) -> InferRequest:
+    """Turn a predict body, row form or column form, into input arrays for `package`."""
+    if not isinstance(body, dict):
+        raise ProtocolError(400, _FORMS)
+    if "instances" in body and "inputs" in body:
+        raise ProtocolError(400, 'send either "instances" (rows) or "inputs" (columns), not both')
+    if "instances" in body:
+        return InferRequest(_decode_instances(body["instances"], package), form="instances")
+    if "inputs" in body:
+        return InferRequest(_decode_columns(body["inputs"], package), form="inputs")
+    raise ProtocolError(400, _FORMS)
+
+
+def encode_response(request: InferRequest, outputs: dict[str, np.ndarray],
+                    package: Package) -> dict[str, Any]:
+    """{"predictions": [...]} for rows, {"outputs": {name: nested list}} for columns."""
+    if request.form == "inputs":
+        return {"outputs": {name: arr.tolist() for name, arr in outputs.items()}}
+    if package.task == "classification" and {"probabilities", "label"} <= outputs.keys():
+        return {"predictions": _classifications(outputs["probabilities"], outputs["label"],
+                                                package)}
+    rows = {name: arr.tolist() for name, arr in outputs.items()}
+    n = len(next(iter(rows.values())))
+    if len(rows) == 1:  # as TF-Serving: a single output's rows are given bare
+        return {"predictions": next(iter(rows.values()))}
+    return {"predictions": [{name: vals[i] for name, vals in rows.items()} for i in range(n)]}
+
+
+def label_names(package: Package, num_classes: int) -> list[str]:
+    """The package's labels, or the class indices as strings when it declares none."""
+    return package.labels or [str(j) for j in range(num_classes)]
+
+
+class TFServingV1(Protocol):
+    """POST /v1/models/{name}:predict."""
+
+    name = "tfserving_v1"
+
+    def decode(self, body: Any, package: Package) -> InferRequest:
+        """See decode_request."""
+        return decode_request(body, package)
+
+    def encode(self, request: InferRequest, outputs: dict[str, np.ndarray],
+               package: Package) -> dict[str, Any]:
+        """See encode_response."""
+        return encode_response(request, outputs, package)
+
+
+def _classifications(probs: np.ndarray, labels: np.ndarray, package: Package) -> list[dict]:
+    """Per row: the label name, its index and a {label name: probability} dict."""
+    names = label_names(package, probs.shape[-1])
+    out = []
+    for p, idx in zip(probs.tolist(), labels.reshape(-1).tolist(), strict=True):
+        out.append({"label": names[idx] if 0 <= idx < len(names) else str(idx),
+                    "label_index": idx, "probabilities": dict(zip(names, p, strict=False))})
+    return out
+
+
+def _decode_instances(instances: Any, package: Package) -> dict[str, np.ndarray]:
+    """Row form: a list of rows, or of {input name: row} objects for several inputs."""
+    if not (isinstance(instances, list) and instances):
+        raise ProtocolError(400, "instances: expected a non-empty list, one entry per row")
+    if all(isinstance(x, dict) for x in instances):
+        return {s.name: _rows_to_tensor(_column(instances, s, package), s, f"input {s.name!r}")
+                for s in package.inputs}
+    if any(isinstance(x, dict) for x in instances):
+        raise ProtocolError(400, "instances: mix of objects and plain rows; use one form")
+    if len(package.inputs) != 1:
+        names = ", ".join(f'"{s.name}": ...' for s in package.inputs)
+        raise ProtocolError(400, f"this model takes {len(package.inputs)} inputs: send each "
+                                 f"instance as an object {{{names}}}")
+    spec = package.inputs[0]
+    return {spec.name: _rows_to_tensor(instances, spec, "instances")}
+
+
+def _decode_columns(columns: Any, package: Package) -> dict[str, np.ndarray]:
+    """Column form: {input name: rows}, or bare rows for a single-input model."""
+    if isinstance(columns, list) and len(package.inputs) == 1:
+        spec = package.inputs[0]
+        return {spec.name: _rows_to_tensor(columns, spec, f"input {spec.name!r}")}
+    if not isinstance(columns, dict):
+        raise ProtocolError(400, f"inputs: expected an object {{input name: rows}} with "
+                                 f"{_names(package)}")
+    unknown = [k for k in columns if k not in {s.name for s in package.inputs}]
+    if unknown:
+        raise ProtocolError(400, f"inputs: unknown input {unknown[0]!r}; the model takes "
+                                 f"{_names(package)}")
+    tensors = {}
+    for spec in package.inputs:
+        if spec.name not in columns:
+            raise ProtocolError(400, f"inputs: missing input {spec.describe()}")
+        tensors[spec.name] = _rows_to_tensor(columns[spec.name], spec, f"input {spec.name!r}")
+    return tensors
+
+
+def _column(instances: list[dict], spec: TensorSpec, package: Package) -> list[Any]:
+    """One input's values across object instances; a missing or unknown key is a 400."""
+    known = {s.name for s in package.inputs}
+    for i, inst in enumerate(instances):
+        extra = [k for k in inst if k not in known]
+        if extra:
+            raise ProtocolError(400, f"instances[{i}]: unknown input {extra[0]!r}; the model "
+                                     f"takes {_names(package)}")
+        if spec.name not in inst:
+            raise ProtocolError(400, f"instances[{i}]: missing input {spec.describe()}")
+    return [inst[spec.name] for inst in instances]
+
+
+def _rows_to_tensor(rows: Any, spec: TensorSpec, what: str) -> np.ndarray:
+    """A list of rows (each flat or nested) as one batch array of `spec`'s shape and type."""
+    if not (isinstance(rows, list) and rows):
+        raise ProtocolError(400, f"{what}: expected a non-empty list, one entry per row")
+    arr, n = as_array(rows, what), len(rows)
+    per_row = spec.shape[1:]
+    if spec.shape and all(d >= 0 for d in per_row):
+        need = math.prod(per_row)
+        if arr.size != n * need:
+            raise ProtocolError(400, f"{what}: {n} rows of shape {list(per_row)} need "
+                                     f"{n * need} values, got {arr.size}")
+        arr = arr.reshape((n, *per_row))
+    check_shape(arr.shape, spec, what)
+    arr = convert(arr, spec.datatype, what)
+    check_finite(arr, what)
+    return arr
+
+
+def _names(package: Package) -> str:
+    """The declared inputs, for messages."""
+    return ", ".join(s.describe() for s in package.inputs)

@@ -1,0 +1,91 @@
+"""The FastAPI app in-process: error mapping that needs routes the real server lacks, serve()."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from danlu.errors import DanluError
+from danlu.serve import ServeConfig, create_app, load_package, serve
+
+from .conftest import SRC
+
+
+def _request(app: FastAPI, method: str, path: str, **kwargs) -> httpx.Response:
+    """One request through the real ASGI stack, without a socket."""
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.request(method, path, **kwargs)
+    return anyio.run(go)
+
+
+@pytest.fixture(scope="module")
+def app(packages: dict[str, Path]) -> FastAPI:
+    app = create_app([load_package(packages["toy"])])  # Package objects work as well as paths
+
+    @app.get("/test/typed/{n}")
+    async def typed(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    @app.get("/test/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    return app
+
+
+def test_fastapi_validation_errors_become_400_json(app: FastAPI) -> None:
+    resp = _request(app, "GET", "/test/typed/abc")
+    assert resp.status_code == 400 and "n" in resp.json()["error"]
+
+
+def test_unhandled_exceptions_become_500_json(app: FastAPI) -> None:
+    resp = _request(app, "GET", "/test/boom")
+    assert resp.status_code == 500 and "kaboom" in resp.json()["error"]
+    assert _request(app, "GET", "/v2/health/live").json() == {"live": True}
+
+
+def test_infer_in_process(app: FastAPI) -> None:
+    body = {"inputs": [{"name": "pixels", "shape": [1, 4], "datatype": "FP32",
+                        "data": [1, 2, 3, 4]}]}
+    assert _request(app, "POST", "/v2/models/toy/infer", json=body).status_code == 200
+
+
+def test_duplicate_model_names_are_refused(packages: dict[str, Path]) -> None:
+    with pytest.raises(DanluError, match="unique"):
+        create_app([packages["toy"], packages["run"]])
+
+
+def test_nothing_to_serve_is_refused() -> None:
+    with pytest.raises(DanluError, match="at least one"):
+        create_app([])
+
+
+def test_serve_on_a_busy_port_says_so(packages: dict[str, Path]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(DanluError, match=f"cannot listen on 127.0.0.1:{port}"):
+            serve([packages["toy"]], ServeConfig(port=port))
+
+
+def test_module_entry_point_reports_a_bad_path(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "danlu.serve", str(tmp_path)],
+                          check=False, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(SRC), "PATH": ""})
+    assert proc.returncode == 2 and "danlu-model.json" in proc.stderr
+
+
+def test_openapi_lists_the_endpoints(app: FastAPI) -> None:
+    paths = _request(app, "GET", "/openapi.json").json()["paths"]
+    assert {"/v2/models/{name}/infer", "/v1/models/{target}", "/v2/health/ready"} <= set(paths)
+    assert _request(app, "GET", "/docs").status_code == 200
