@@ -94,6 +94,37 @@ def _print_result(result) -> None:
 
 
 @app.command()
+def train(
+    target: Annotated[Path, typer.Argument(
+        help="Recipe YAML (a new run), or with --resume the run folder to continue.")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Dotted overrides KEY=VALUE, e.g. train.epochs=5.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that holds run folders.")] = Path("runs"),
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="TARGET is a run folder: continue its training from the last "
+                         "checkpoint (bitwise the same result as an uninterrupted run).")] = False,
+) -> None:
+    """Train only (data -> train): weights and checkpoints in RUN/train/, no evaluation or export."""
+    from danlu.pipeline import run as run_pipeline
+
+    def on_stage(stage: str, status: str) -> None:
+        err.print(f"[bold]{stage}[/] {status}", highlight=False)
+
+    try:
+        result = run_pipeline(None if resume else target, overrides, out=out_dir,
+                              resume=target if resume else None, on_stage=on_stage, until="train")
+    except DanluError as e:
+        raise _fail(e) from None
+    m = result.metrics.get("train", {})
+    if m.get("resumed_from"):
+        out.print(f"resumed from checkpoint {m['resumed_from']}", highlight=False)
+    if m:
+        out.print(f"best {m['metric']} {m['best_value']:.4f} at epoch {m['best_epoch']} "
+                  f"({m['epochs_run']} epochs run)", highlight=False)
+    out.print(f"run folder: {result.run_dir}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def serve(
     paths: Annotated[list[Path], typer.Argument(help="Run folders or model package folders.")],
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server "

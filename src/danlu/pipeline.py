@@ -64,8 +64,11 @@ class RunResult:
 
 def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[str, Any] | None = None,
         out: str | Path = "runs", resume: str | Path | None = None,
-        on_stage: Callable[[str, str], None] = lambda stage, status: None) -> RunResult:
-    """Run every stage of a recipe; with `resume`, skip the stages that finished in that folder."""
+        on_stage: Callable[[str, str], None] = lambda stage, status: None,
+        until: str | None = None) -> RunResult:
+    """Run every stage of a recipe; with `resume`, skip the stages that finished in that folder.
+
+    `until` names the last stage to run (e.g. "train" for `danlu train`)."""
     if resume is not None:
         r = Run.open(resume)
         if recipe is not None or overrides:
@@ -83,6 +86,8 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
             result.stages[name] = "cached"
             result.metrics[name] = r.stage_entry(name).get("metrics", {})
             on_stage(name, "cached")
+            if name == until:
+                break
             continue
         on_stage(name, "running")
         r.mark(name, "running", key)
@@ -97,6 +102,8 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         result.stages[name] = "ran"
         result.metrics[name] = res.metrics
         on_stage(name, "finished")
+        if name == until:
+            break
     metrics_file = r.path("eval", "metrics.json")
     if metrics_file.is_file():
         result.metrics["test"] = read_json(metrics_file)["test"]

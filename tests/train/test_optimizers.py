@@ -45,19 +45,30 @@ def test_optimizer_lowers_the_loss_on_iris(name):
     ("sgd", torch.optim.SGD, {"lr": 0.3, "momentum": 0, "nesterov": False, "weight_decay": 0.01}),
     ("momentum", torch.optim.SGD, {"lr": 0.3, "momentum": 0.8, "nesterov": False}),
     ("nesterov", torch.optim.SGD, {"lr": 0.3, "momentum": 0.8, "nesterov": True}),
-    ("adagrad", torch.optim.Adagrad, {"lr": 0.3, "weight_decay": 0.01}),
-    ("adam", torch.optim.Adam, {"lr": 0.3, "betas": (0.8, 0.95), "weight_decay": 0.01}),
-    ("adamw", torch.optim.AdamW, {"lr": 0.3, "betas": (0.8, 0.95), "weight_decay": 0.01}),
-    ("rmsprop", torch.optim.RMSprop, {"lr": 0.3, "weight_decay": 0.01}),
+    ("adagrad", torch.optim.Adagrad, {"lr": 0.3, "weight_decay": 0.01, "lr_decay": 0.001,
+                                      "eps": 1e-6}),
+    ("adam", torch.optim.Adam, {"lr": 0.3, "betas": (0.8, 0.95), "weight_decay": 0.01,
+                                "amsgrad": True, "eps": 1e-6}),
+    ("adamw", torch.optim.AdamW, {"lr": 0.3, "betas": (0.8, 0.95), "weight_decay": 0.01,
+                                  "amsgrad": True, "eps": 1e-6}),
+    ("rmsprop", torch.optim.RMSprop, {"lr": 0.3, "weight_decay": 0.01, "alpha": 0.9, "eps": 1e-6}),
 ])
 def test_recipe_parameters_reach_torch(name, cls, expect):
     cfg = load_recipe({"train": {"optimizer": {"name": name, "lr": 0.3, "momentum": 0.8,
-                                               "betas": [0.8, 0.95], "weight_decay": 0.01}}})
+                                               "betas": [0.8, 0.95], "weight_decay": 0.01,
+                                               "amsgrad": True, "eps": 1e-6, "alpha": 0.9,
+                                               "lr_decay": 0.001}}})
     opt = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.train.optimizer)
     assert type(opt) is cls
     group = opt.param_groups[0]
     for key, value in expect.items():
         assert group[key] == (tuple(value) if isinstance(value, tuple) else value), key
+
+
+@pytest.mark.parametrize("name,eps", [("adagrad", 1e-10), ("adam", 1e-8), ("rmsprop", 1e-8)])
+def test_unset_eps_keeps_torchs_default(name, eps):
+    cfg = load_recipe({"train": {"optimizer": {"name": name}}}).train.optimizer
+    assert build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg).param_groups[0]["eps"] == eps
 
 
 def test_early_stopping_keeps_the_best_epoch():

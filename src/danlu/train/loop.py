@@ -11,8 +11,12 @@ import torch
 from torch import nn
 
 from danlu.evaluate.metrics import classification_metrics
+from danlu.train.checkpoint import Checkpoint, Checkpointer, CheckpointStore
 from danlu.train.config import TrainConfig
 from danlu.train.optim import build_optimizer
+from danlu.train.precision import Precision
+from danlu.train.schedules import build_schedule, steps_per_epoch
+from danlu.train.state import LoopState, epoch_batches
 
 __all__ = ["FitResult", "fit", "predict_proba"]
 
@@ -24,13 +28,14 @@ class FitResult:
     best_value: float
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    resumed_from: str | None = None  # the checkpoint file training continued from
 
 
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Class probabilities for x (eval mode, no grad), in batches."""
     model.eval()
     with torch.inference_mode():
-        return torch.cat([torch.softmax(model(x[i:i + batch_size]), dim=1)
+        return torch.cat([torch.softmax(model(x[i:i + batch_size]).float(), dim=1)
                           for i in range(0, len(x), batch_size)])
 
 
@@ -38,43 +43,61 @@ def _improved(value: float, best: float | None, maximize: bool) -> bool:
     return best is None or (value > best if maximize else value < best)
 
 
+def _update_due(batch: int, batches: int, accumulate: int) -> bool:
+    """Step after every `accumulate` batches, and after the epoch's last (maybe short) group."""
+    return batch % accumulate == 0 or batch == batches
+
+
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor], labels: list[str], cfg: TrainConfig, seed: int,
-        on_epoch: Callable[[dict[str, Any]], None] = lambda row: None) -> FitResult:
-    """Train on (x, y) tensors; keep the weights of the best validation epoch."""
+        on_epoch: Callable[[dict[str, Any]], None] = lambda row: None,
+        checkpoints: CheckpointStore | None = None, resume: Checkpoint | None = None) -> FitResult:
+    """Train on (x, y) tensors; keep the weights of the best validation epoch.
+
+    With `checkpoints`, state is saved as the recipe's train.checkpoint says; with `resume`,
+    training continues exactly where that checkpoint left off."""
     metric = cfg.early_stopping.metric.removeprefix("val.")
     maximize = metric != "loss"
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer)
-    loss_fn = nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(seed)  # the batch order depends on the seed alone
     x, y = train
-    best: float | None = None
-    result = FitResult(best_state={}, best_epoch=0, best_value=float("nan"))
-    waited = 0
-    for epoch in range(1, cfg.epochs + 1):
-        t0, model_loss, seen = time.perf_counter(), 0.0, 0
+    optimizer = build_optimizer(model, cfg.optimizer)
+    schedule = build_schedule(optimizer, cfg.schedule, cfg.epochs,
+                              steps_per_epoch(len(x), cfg.batch_size, cfg.accumulate), maximize)
+    precision = Precision(cfg.precision, next(model.parameters()).device)
+    loss_fn = nn.CrossEntropyLoss()
+    ckpt = Checkpointer(checkpoints, model, optimizer, schedule, precision)
+    # the batch order depends on the seed alone
+    state = ckpt.restore(resume, LoopState(gen=torch.Generator().manual_seed(seed)))
+    while state.epoch < cfg.epochs and not state.stopped_early:
+        t0 = time.perf_counter()
         model.train()
-        for idx in torch.randperm(len(x), generator=gen).split(cfg.batch_size):
-            loss = loss_fn(model(x[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            model_loss += loss.item() * len(idx)
-            seen += len(idx)
+        batches = epoch_batches(state, len(x), cfg.batch_size)
+        for idx in batches[state.batch:]:
+            xb, yb = x[idx], y[idx]
+            with precision.autocast():
+                loss = loss_fn(model(xb), yb)
+            precision.backward(loss / cfg.accumulate)
+            state.add_batch(loss, len(idx))
+            if _update_due(state.batch, len(batches), cfg.accumulate):
+                precision.update(optimizer, model, cfg.clip_norm)
+                schedule.after_update()
+                state.update += 1
+                ckpt.after_update(state)
         scores = classification_metrics(predict_proba(model, val[0]), val[1], labels)
-        row = {"epoch": epoch, "train_loss": model_loss / seen, "val_loss": scores["loss"],
+        seconds, lr = time.perf_counter() - t0, optimizer.param_groups[0]["lr"]
+        row = {"epoch": state.epoch + 1, "train_loss": state.end_epoch(), "val_loss": scores["loss"],
                **{f"val_{k}": scores[k] for k in ("accuracy", "f1_macro")},
-               "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
-        result.history.append(row)
+               "lr": lr, "seconds": seconds}
+        state.history.append(row)
         on_epoch(row)
-        if _improved(scores[metric], best, maximize):
-            best, waited = scores[metric], 0
-            result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            result.best_epoch, result.best_value = epoch, best
+        schedule.after_epoch(scores[metric])
+        if _improved(scores[metric], state.best, maximize):
+            state.best, state.waited, state.best_epoch = scores[metric], 0, state.epoch
+            state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
-            waited += 1
-        if cfg.early_stopping.patience and waited >= cfg.early_stopping.patience:
-            result.stopped_early = True
-            break
-    model.load_state_dict(result.best_state)
-    return result
+            state.waited += 1
+        state.stopped_early = bool(cfg.early_stopping.patience
+                                   and state.waited >= cfg.early_stopping.patience)
+        ckpt.after_epoch(state)
+    model.load_state_dict(state.best_state)
+    return FitResult(state.best_state, state.best_epoch, float(state.best), state.history,
+                     state.stopped_early, resumed_from=resume and resume.path.name)

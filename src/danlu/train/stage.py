@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
 
 import numpy as np
@@ -12,10 +14,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from danlu.data.stage import load_splits
 from danlu.models import InputSpec, build_model, model_spec
 from danlu.runs import Run, StageResult, atomic_write, write_json
+from danlu.train.checkpoint import CheckpointStore
 from danlu.train.config import TrainConfig
 from danlu.train.loop import fit
 
-__all__ = ["resolve_device", "seed_everything", "train"]
+__all__ = ["checkpoint_key", "resolve_device", "seed_everything", "set_deterministic", "train"]
 
 
 def seed_everything(seed: int) -> None:
@@ -23,6 +26,22 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def set_deterministic(on: bool) -> None:
+    """Deterministic kernels (bitwise-repeatable runs); cuBLAS needs its workspace pinned."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+
+
+def checkpoint_key(recipe) -> str:
+    """What a checkpoint must share with the recipe to be resumed: the data, model and training
+    settings (checkpoint cadence and thread count may change between the runs)."""
+    d = recipe.to_dict()
+    train = {k: v for k, v in d["train"].items() if k not in ("checkpoint", "threads")}
+    blob = json.dumps([d["seed"], d["data"], d["preprocess"], d["model"], train], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,7 +55,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train(run: Run, cfg: TrainConfig) -> StageResult:
-    """Write train/model.safetensors (best epoch), model.json and history.jsonl."""
+    """Write train/model.safetensors (best epoch), model.json and history.jsonl.
+
+    Checkpoints go to train/checkpoints/; when one made by the same recipe is there (a crashed
+    or killed run), training continues from it exactly."""
     from safetensors.torch import save_file
 
     recipe = run.recipe
@@ -53,11 +75,16 @@ def train(run: Run, cfg: TrainConfig) -> StageResult:
     shape = splits.info["image_shape"]
     spec = InputSpec(features=int(splits.info["features"]),
                      image_shape=tuple(shape) if shape else None)
+    set_deterministic(cfg.deterministic)
     seed_everything(recipe.seed)
     model = build_model(recipe.model, spec, splits.num_classes).to(device)
     out = run.stage_dir("train")
+    store = CheckpointStore(out / "checkpoints", cfg.checkpoint, checkpoint_key(recipe))
+    resume = store.latest()
+    if resume is None:
+        store.clear()
     history_path = out / "history.jsonl"
-    history_path.unlink(missing_ok=True)
+    atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in (resume.history if resume else [])))
 
     with _progress(cfg.epochs) as (progress, task):
         def on_epoch(row: dict) -> None:
@@ -67,14 +94,14 @@ def train(run: Run, cfg: TrainConfig) -> StageResult:
                                                     f"loss {row['val_loss']:.4f}")
 
         result = fit(model, tensors("train"), tensors("val"), splits.info["labels"], cfg,
-                     recipe.seed, on_epoch)
+                     recipe.seed, on_epoch, checkpoints=store, resume=resume)
     state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}
     save_file(state, str(out / "model.safetensors.tmp"))
     (out / "model.safetensors.tmp").replace(out / "model.safetensors")
     write_json(out / "model.json", model_spec(recipe.model, spec, splits.num_classes))
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
                "metric": cfg.early_stopping.metric, "epochs_run": len(result.history),
-               "stopped_early": result.stopped_early,
+               "stopped_early": result.stopped_early, "resumed_from": result.resumed_from,
                "seconds": sum(r["seconds"] for r in result.history)}
     write_json(out / "summary.json", summary)
     atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in result.history))
