@@ -124,6 +124,42 @@ def train(
     out.print(f"run folder: {result.run_dir}", highlight=False, soft_wrap=True)
 
 
+@app.command("compare-optimizers")
+def compare_optimizers(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML whose model and data to train.")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Dotted overrides KEY=VALUE, e.g. train.epochs=10.")] = None,
+    names: Annotated[str, typer.Option("--optimizers", help="Comma-separated optimizer names.")]
+        = "sgd,momentum,adagrad,adam",
+    lr: Annotated[str, typer.Option(help="Learning rates NAME=LR,... (defaults: the recipe's lr "
+                                         "for its optimizer, a tuned one for the others).")] = "",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that holds run folders.")] = Path("runs"),
+) -> None:
+    """Train the same model from the same initial weights and data order with each optimizer;
+    write loss/metric curves (SVG, PNG) and a table (JSON, markdown)."""
+    from danlu.train.compare import compare_optimizers as compare
+
+    try:
+        lrs = {k.strip(): float(v) for k, _, v in (p.partition("=") for p in lr.split(",") if p)}
+    except ValueError:
+        raise _fail(RecipeError("--lr", got=lr, expected="NAME=LR pairs, e.g. sgd=0.1,adam=0.002")) \
+            from None
+    try:
+        result = compare(recipe, [n.strip() for n in names.split(",") if n.strip()], overrides,
+                         out=out_dir, lrs=lrs)
+    except DanluError as e:
+        raise _fail(e) from None
+    key = result.metric
+    table = Table(title=f"optimizers, {result.dir.parent.name}", show_header=True)
+    for col in ("optimizer", "lr", f"best {key}", "best epoch", "epochs to 95%", "wall s"):
+        table.add_column(col, justify="left" if col == "optimizer" else "right")
+    for r in result.rows:
+        table.add_row(r["optimizer"], f"{r['lr']:g}", f"{r[f'best_{key}']:.4f}", str(r["best_epoch"]),
+                      str(r["epochs_to_95pct"]), f"{r['wall_seconds']:.1f}")
+    out.print(table)
+    out.print(f"curves and table: {result.dir}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def serve(
     paths: Annotated[list[Path], typer.Argument(help="Run folders or model package folders.")],
