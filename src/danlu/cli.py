@@ -103,6 +103,8 @@ def train(
     resume: Annotated[bool, typer.Option(
         "--resume", help="TARGET is a run folder: continue its training from the last "
                          "checkpoint (bitwise the same result as an uninterrupted run).")] = False,
+    nproc: Annotated[int | None, typer.Option(
+        help="Processes on this machine: DDP under torchrun (sets train.nproc).")] = None,
 ) -> None:
     """Train only (data -> train): weights and checkpoints in RUN/train/, no evaluation or export."""
     from danlu.pipeline import run as run_pipeline
@@ -110,6 +112,7 @@ def train(
     def on_stage(stage: str, status: str) -> None:
         err.print(f"[bold]{stage}[/] {status}", highlight=False)
 
+    overrides = [*(overrides or []), *([f"train.nproc={nproc}"] if nproc else [])]
     try:
         result = run_pipeline(None if resume else target, overrides, out=out_dir,
                               resume=target if resume else None, on_stage=on_stage, until="train")

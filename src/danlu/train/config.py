@@ -111,3 +111,6 @@ class TrainConfig(Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     # Torch intra-op threads; 0 keeps torch's default (all cores).
     threads: int = Field(0, ge=0)
+    # Processes on this machine (DDP under torchrun; gloo on CPU, nccl on GPU). batch_size
+    # stays the global batch, so results match one process. 1 = no torch.distributed at all.
+    nproc: int = Field(1, ge=1)

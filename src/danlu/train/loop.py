@@ -13,6 +13,7 @@ from torch import nn
 from danlu.evaluate.metrics import classification_metrics
 from danlu.train.checkpoint import Checkpoint, Checkpointer, CheckpointStore
 from danlu.train.config import TrainConfig
+from danlu.train.distributed import shard, wrap
 from danlu.train.optim import build_optimizer
 from danlu.train.precision import Precision
 from danlu.train.schedules import build_schedule, steps_per_epoch
@@ -65,17 +66,19 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     precision = Precision(cfg.precision, next(model.parameters()).device)
     loss_fn = nn.CrossEntropyLoss()
     ckpt = Checkpointer(checkpoints, model, optimizer, schedule, precision)
+    net = wrap(model)  # DistributedDataParallel under torchrun; the model itself otherwise
     # the batch order depends on the seed alone
     state = ckpt.restore(resume, LoopState(gen=torch.Generator().manual_seed(seed)))
     while state.epoch < cfg.epochs and not state.stopped_early:
         t0 = time.perf_counter()
         model.train()
         batches = epoch_batches(state, len(x), cfg.batch_size)
-        for idx in batches[state.batch:]:
+        for batch in batches[state.batch:]:
+            idx, share = shard(batch)  # this rank's rows of the global batch (all of them alone)
             xb, yb = x[idx], y[idx]
             with precision.autocast():
-                loss = loss_fn(model(xb), yb)
-            precision.backward(loss / cfg.accumulate)
+                loss = loss_fn(net(xb), yb)
+            precision.backward(loss * share / cfg.accumulate)
             state.add_batch(loss, len(idx))
             if _update_due(state.batch, len(batches), cfg.accumulate):
                 precision.update(optimizer, model, cfg.clip_norm)
@@ -84,7 +87,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 ckpt.after_update(state)
         scores = classification_metrics(predict_proba(model, val[0]), val[1], labels)
         seconds, lr = time.perf_counter() - t0, optimizer.param_groups[0]["lr"]
-        row = {"epoch": state.epoch + 1, "train_loss": state.end_epoch(), "val_loss": scores["loss"],
+        row = {"epoch": state.epoch + 1, **state.end_epoch(), "val_loss": scores["loss"],
                **{f"val_{k}": scores[k] for k in ("accuracy", "f1_macro")},
                "lr": lr, "seconds": seconds}
         state.history.append(row)

@@ -13,12 +13,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from danlu.data.stage import load_splits
 from danlu.models import InputSpec, build_model, model_spec
-from danlu.runs import Run, StageResult, atomic_write, write_json
+from danlu.runs import Run, StageResult, atomic_write, read_json, write_json
 from danlu.train.checkpoint import CheckpointStore
 from danlu.train.config import TrainConfig
+from danlu.train.distributed import is_main, launch, world_size
 from danlu.train.loop import fit
 
-__all__ = ["checkpoint_key", "resolve_device", "seed_everything", "set_deterministic", "train"]
+__all__ = ["checkpoint_key", "resolve_device", "seed_everything", "set_deterministic", "train",
+           "train_here"]
 
 
 def seed_everything(seed: int) -> None:
@@ -58,10 +60,23 @@ def train(run: Run, cfg: TrainConfig) -> StageResult:
     """Write train/model.safetensors (best epoch), model.json and history.jsonl.
 
     Checkpoints go to train/checkpoints/; when one made by the same recipe is there (a crashed
-    or killed run), training continues from it exactly."""
+    or killed run), training continues from it exactly. With train.nproc > 1 the training runs
+    in that many DDP processes under torchrun; rank 0 writes the files."""
+    if cfg.nproc > 1 and world_size() == 1:
+        launch(run.dir, cfg.nproc)
+        summary = read_json(run.path("train", "summary.json"))
+    else:
+        summary = train_here(run, cfg)
+    return StageResult(paths={"weights": "train/model.safetensors", "model": "train/model.json",
+                              "history": "train/history.jsonl"}, metrics=summary)
+
+
+def train_here(run: Run, cfg: TrainConfig) -> dict:
+    """The train stage in this process (one rank of many under torchrun); returns the summary."""
     from safetensors.torch import save_file
 
     recipe = run.recipe
+    main = is_main()  # only rank 0 writes files
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     splits = load_splits(run)
@@ -81,45 +96,49 @@ def train(run: Run, cfg: TrainConfig) -> StageResult:
     out = run.stage_dir("train")
     store = CheckpointStore(out / "checkpoints", cfg.checkpoint, checkpoint_key(recipe))
     resume = store.latest()
-    if resume is None:
-        store.clear()
     history_path = out / "history.jsonl"
-    atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in (resume.history if resume else [])))
+    if main:
+        if resume is None:
+            store.clear()
+        atomic_write(history_path, "".join(json.dumps(r) + "\n"
+                                           for r in (resume.history if resume else [])))
 
-    with _progress(cfg.epochs) as (progress, task):
+    with _progress(cfg.epochs, enabled=main) as (progress, task):
         def on_epoch(row: dict) -> None:
-            with history_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            if main:
+                with history_path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
             progress.update(task, advance=1, status=f"val acc {row['val_accuracy']:.4f} "
                                                     f"loss {row['val_loss']:.4f}")
 
         result = fit(model, tensors("train"), tensors("val"), splits.info["labels"], cfg,
-                     recipe.seed, on_epoch, checkpoints=store, resume=resume)
-    state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}
-    save_file(state, str(out / "model.safetensors.tmp"))
-    (out / "model.safetensors.tmp").replace(out / "model.safetensors")
-    write_json(out / "model.json", model_spec(recipe.model, spec, splits.num_classes))
+                     recipe.seed, on_epoch, checkpoints=store if main else None, resume=resume)
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
                "metric": cfg.early_stopping.metric, "epochs_run": len(result.history),
                "stopped_early": result.stopped_early, "resumed_from": result.resumed_from,
+               "processes": world_size(),
                "seconds": sum(r["seconds"] for r in result.history)}
-    write_json(out / "summary.json", summary)
-    atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in result.history))
-    return StageResult(paths={"weights": "train/model.safetensors", "model": "train/model.json",
-                              "history": "train/history.jsonl"}, metrics=summary)
+    if main:
+        state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}
+        save_file(state, str(out / "model.safetensors.tmp"))
+        (out / "model.safetensors.tmp").replace(out / "model.safetensors")
+        write_json(out / "model.json", model_spec(recipe.model, spec, splits.num_classes))
+        write_json(out / "summary.json", summary)
+        atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in result.history))
+    return summary
 
 
 class _progress:
     """A rich progress bar over epochs, silent when stdout is not a terminal."""
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int, enabled: bool = True):
         from rich.console import Console
 
         console = Console()
         self.progress = Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/"
                                  "{task.total} epochs"), TextColumn("{task.fields[status]}"),
                                  TimeElapsedColumn(), console=console,
-                                 disable=not console.is_terminal)
+                                 disable=not (enabled and console.is_terminal))
         self.epochs = epochs
 
     def __enter__(self):

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from danlu.train.distributed import all_sum
+
 __all__ = ["LoopState", "epoch_batches"]
 
 # Loop fields saved as JSON in a checkpoint (the tensors go to safetensors).
@@ -37,11 +39,12 @@ class LoopState:
         self.seen += rows
         self.batch += 1
 
-    def end_epoch(self) -> float:
-        """Mean training loss of the epoch that just ended; resets the per-epoch counters."""
-        mean = float(self.loss_sum) / max(1, self.seen)
+    def end_epoch(self) -> dict[str, Any]:
+        """Mean training loss and rows of the epoch that just ended, summed over all ranks;
+        resets the per-epoch counters."""
+        loss_sum, seen = all_sum(float(self.loss_sum), self.seen)
         self.epoch, self.batch, self.loss_sum, self.seen = self.epoch + 1, 0, 0.0, 0
-        return mean
+        return {"train_loss": loss_sum / max(1, seen), "train_rows": int(seen)}
 
     def scalars(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in SCALARS}
