@@ -108,3 +108,15 @@ def test_the_train_stage_picks_up_its_last_checkpoint(tmp_path):
     assert again.metrics["resumed_from"] == "step-00000038.json"  # 2 epochs x 19 updates
     assert (result.run_dir / "train/model.safetensors").read_bytes() == first
     assert len((result.run_dir / "train/history.jsonl").read_text().splitlines()) == 2
+
+
+def test_train_help_names_resume_and_nproc():
+    r = subprocess.run([DANLU, "train", "--help"], check=False, capture_output=True, text=True,
+                       env=ENV)
+    assert r.returncode == 0 and "--resume" in r.stdout and "--nproc" in r.stdout
+
+
+def test_fp16_on_cpu_exits_2_naming_the_key(tmp_path):
+    r = _train(str(DIGITS), "train.precision=fp16", "train.device=cpu", "--out", str(tmp_path))
+    assert r.returncode == 2 and "train.precision" in r.stderr and "bf16" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -96,3 +96,23 @@ def test_a_checkpoint_of_another_recipe_is_not_resumed(tmp_path):
     other = CheckpointStore(tmp_path, train_cfg().checkpoint, "another-key")
     with pytest.warns(CheckpointWarning, match="different recipe"):
         assert other.latest() is None
+
+
+@pytest.mark.parametrize("optimizer,schedule", [
+    *((name, "constant") for name in ("sgd", "momentum", "nesterov", "adagrad", "adam", "rmsprop")),
+    *(("momentum", name) for name in ("step", "cosine", "onecycle", "plateau")),
+])
+def test_every_optimizer_and_schedule_state_survives_a_resume(tmp_path, optimizer, schedule):
+    x, y, labels = dataset()
+    cfg = train_cfg(epochs=4, batch_size=32, checkpoint={"every_steps": 3, "keep_last": 50},
+                    optimizer={"name": optimizer, "lr": 0.05},
+                    schedule={"name": schedule, "step_epochs": 1, "patience": 0,
+                              "warmup_epochs": 1})
+    store = CheckpointStore(tmp_path, cfg.checkpoint, "k")
+    ref = mlp(4, 3, dropout=0.2)
+    fit(ref, (x, y), (x[:40], y[:40]), labels, cfg, seed=0, checkpoints=store)
+    ckpt = CheckpointStore.read(store.paths()[len(store.paths()) // 2])
+    again = mlp(4, 3, dropout=0.2, seed=5)
+    fit(again, (x, y), (x[:40], y[:40]), labels, cfg, seed=0, resume=ckpt)
+    assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(),
+                                                 again.state_dict().values(), strict=True))
