@@ -1,0 +1,329 @@
+"""Chunked readers for every source kind: rows arrive as Chunks, so memory does not grow with rows.
+
+csv/parquet stream through pyarrow; sklearn sets, image folders and JSON-lines files are read in
+chunks too. A reader only parses: problems it meets while parsing (a wrong column count, a cell
+that is not a number, an image of the wrong size) come back as Issues for `clean.py` to count or
+to stop on, never as silently dropped rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from danlu.errors import DataError, RecipeError
+
+__all__ = ["Chunk", "Issue", "Reader", "open_reader"]
+
+# A number as text (RE2 syntax, pyarrow's regex engine): what float() accepts, roughly.
+_NUMERIC = r"(?i)^\s*[-+]?((\d+\.?\d*)|(\.\d+))(e[-+]?\d+)?\s*$|^\s*[-+]?(inf|infinity|nan)\s*$"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclass
+class Issue:
+    """Rows of a chunk with one problem: mask over the chunk, and the column (one or per row)."""
+
+    reason: str
+    mask: np.ndarray
+    column: str | np.ndarray
+    detail: str = ""
+
+
+@dataclass
+class Chunk:
+    rows: np.ndarray                  # 1-based row numbers in the source (data rows, header excluded)
+    labels: np.ndarray                # int64 label codes (reader.label_values), -1 = missing
+    x: np.ndarray | None = None       # float64 [n, features] for tables and images
+    text: np.ndarray | None = None    # object array of str for text sources
+    issues: list[Issue] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class Reader:
+    """What every reader exposes: the data's shape, label values seen so far, and chunks."""
+
+    kind: str = "table"               # table | image | text
+    feature_names: list[str]
+    image_shape: list[int] | None = None
+    # Label values in first-seen order; Chunk.labels index into it. sklearn sets give names.
+    label_values: list
+    fixed_labels: bool = False        # True: label_values are final names in code order
+
+    def chunks(self) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def _codes(self, values: list) -> np.ndarray:
+        index = getattr(self, "_index", None)
+        if index is None:
+            index = self._index = {}
+        out = np.empty(len(values), dtype=np.int64)
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                out[i] = -1
+                continue
+            code = index.get(v)
+            if code is None:
+                code = index[v] = len(self.label_values)
+                self.label_values.append(v)
+            out[i] = code
+        return out
+
+    def _arrow_codes(self, col) -> np.ndarray:
+        """Label codes of a pyarrow column, vectorized: map its few distinct values, then index."""
+        import pyarrow.compute as pc
+
+        uniques = pc.unique(col)
+        codes = np.append(self._codes(uniques.to_pylist()), -1)
+        pos = pc.index_in(col, value_set=uniques).fill_null(len(uniques)).to_numpy(zero_copy_only=False)
+        out = codes[pos.astype(np.int64)]
+        out[np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = -1
+        return out
+
+
+def open_reader(source: str, target: str | None = None, text_field: str = "text",
+                chunk_rows: int = 100_000, image_shape: list[int] | None = None) -> Reader:
+    """The reader for `sklearn:NAME`, `csv:PATH`, `parquet:PATH`, `folder:PATH` or `jsonl:PATH`."""
+    kind, _, rest = source.partition(":")
+    if kind == "sklearn":
+        reader: Reader = SklearnReader(rest)
+    elif kind in ("csv", "parquet"):
+        reader = ArrowReader(kind, Path(rest), target, chunk_rows)
+    elif kind == "folder":
+        reader = FolderReader(Path(rest), chunk_rows)
+    elif kind == "jsonl":
+        reader = JsonlReader(Path(rest), target or "label", text_field, chunk_rows)
+    else:
+        raise RecipeError("data.source", got=source,
+                          expected="sklearn:NAME, csv:PATH, parquet:PATH, folder:PATH or jsonl:PATH")
+    if image_shape is not None and reader.kind != "text":
+        if int(np.prod(image_shape)) != len(reader.feature_names):
+            raise RecipeError("data.image_shape", got=image_shape, expected=f"a shape whose product "
+                              f"is the {len(reader.feature_names)} features")
+        reader.image_shape, reader.kind = list(image_shape), "image"
+    return reader
+
+
+class SklearnReader(Reader):
+    def __init__(self, name: str):
+        from danlu.data.sources import _sklearn
+
+        t = _sklearn(name)
+        self._x, self._y = t.x.astype(np.float64), t.y
+        self.feature_names, self.label_values, self.fixed_labels = t.feature_names, t.label_names, True
+        self.image_shape = t.image_shape
+        self.kind = "image" if t.image_shape else "table"
+
+    def chunks(self) -> Iterator[Chunk]:
+        yield Chunk(rows=np.arange(1, len(self._y) + 1), labels=self._y.astype(np.int64), x=self._x)
+
+
+class ArrowReader(Reader):
+    """csv/parquet in record batches; features read as float64, a bad cell becomes an Issue."""
+
+    def __init__(self, kind: str, path: Path, target: str | None, chunk_rows: int):
+        if not path.is_file():
+            raise RecipeError("data.source", got=f"{kind}:{path}", expected="an existing file")
+        self.file_kind, self.path, self.target, self.chunk_rows = kind, path, target, chunk_rows
+        self.label_values = []
+        names = self._column_names()
+        if target not in names:
+            raise RecipeError("data.target", got=target,
+                              expected=f"a column of {path.name}: one of {', '.join(names)}")
+        self.feature_names = [c for c in names if c != target]
+        if not self.feature_names:
+            raise DataError("no feature columns besides the target", source=str(path))
+        # Rows with the wrong number of columns (csv): (data-row number, text). Serial parsing
+        # (use_threads=False) is what lets pyarrow report their line numbers.
+        self.bad_lines: list[tuple[int, str]] = []
+
+    def _column_names(self) -> list[str]:
+        import pyarrow as pa
+
+        try:
+            if self.file_kind == "parquet":
+                import pyarrow.parquet as pq
+
+                return pq.ParquetFile(self.path).schema_arrow.names
+            import csv
+
+            with self.path.open(newline="", encoding="utf-8") as f:
+                return next(csv.reader(f), [])
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
+            raise DataError(f"cannot be read as {self.file_kind}: {e}", source=str(self.path)) from None
+
+    def _batches(self, as_text: bool, skip: int) -> Iterator:
+        import pyarrow as pa
+
+        if self.file_kind == "parquet":
+            import pyarrow.parquet as pq
+
+            yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_rows)
+            return
+        import pyarrow.csv as pacsv
+
+        def on_bad_row(row) -> str:
+            self.bad_lines.append((row.number - 1, row.text))
+            return "skip"
+
+        types = {f: (pa.string() if as_text else pa.float64()) for f in self.feature_names}
+        with pacsv.open_csv(self.path, read_options=pacsv.ReadOptions(block_size=1 << 24, use_threads=False),
+                            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
+                            convert_options=pacsv.ConvertOptions(column_types=types)) as reader:
+            for batch in reader:
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                yield batch.slice(skip)
+                skip = 0
+
+    def chunks(self) -> Iterator[Chunk]:
+        import pyarrow as pa
+
+        done, as_text = 0, False
+        while True:
+            try:
+                for batch in self._batches(as_text, skip=done):
+                    chunk = self._chunk(batch, done, as_text)
+                    done += len(chunk)
+                    yield chunk
+                return
+            except pa.ArrowInvalid as e:
+                if as_text or self.file_kind != "csv":
+                    raise DataError(f"cannot be read as {self.file_kind}: {e}",
+                                    source=str(self.path)) from None
+                as_text = True  # a cell is not a number: re-read the rest as text, cell by cell
+                self.bad_lines.clear()
+
+    def _chunk(self, batch, done: int, as_text: bool) -> Chunk:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = batch.num_rows
+        good = np.arange(done + 1, done + n + 1)
+        bad = np.array([b for b, _ in self.bad_lines], dtype=np.int64)
+        # The g-th good row is row g + (bad rows before it): shift past each skipped line.
+        rows = good + np.searchsorted(np.sort(bad) - np.arange(len(bad)), good, side="right")
+        issues: list[Issue] = []
+        cols = []
+        for name in self.feature_names:
+            col = batch.column(name)
+            if as_text or not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)
+                               or pa.types.is_boolean(col.type) or pa.types.is_null(col.type)):
+                col = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
+                blank = pc.equal(pc.utf8_trim_whitespace(col), "")
+                ok = pc.or_(pc.match_substring_regex(col, _NUMERIC), blank)
+                bad = ~np.asarray(ok.fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
+                if bad.any():
+                    issues.append(Issue("wrong_type", bad, name, "not a number"))
+                col = pc.if_else(ok.fill_null(True), col, pa.scalar(None, pa.string()))
+                col = pc.if_else(pc.equal(pc.utf8_trim_whitespace(col), ""),
+                                 pa.scalar(None, pa.string()), col)
+                col = col.cast(pa.float64())
+            cols.append(col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
+        x = np.column_stack(cols) if cols else np.empty((n, 0))
+        return Chunk(rows=rows, labels=self._arrow_codes(batch.column(self.target)), x=x,
+                     issues=issues)
+
+
+class FolderReader(Reader):
+    """folder:PATH/<class>/<image>: PNG/JPEG via Pillow; the first image fixes the shape."""
+
+    kind = "image"
+
+    def __init__(self, root: Path, chunk_rows: int):
+        if not root.is_dir():
+            raise RecipeError("data.source", got=f"folder:{root}",
+                              expected="an existing folder with one sub-folder of images per class")
+        classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+        self.files = [(p, c) for c in classes for p in sorted((root / c).iterdir())
+                      if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not self.files:
+            raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in sub-folders of {root}",
+                            source=str(root))
+        self.root, self.chunk_rows = root, chunk_rows
+        self.label_values, self.fixed_labels = classes, True
+        first = self._load(self.files[0][0])
+        self.image_shape = [first.shape[0], first.shape[1], first.shape[2]]
+        self.feature_names = [f"px{i}" for i in range(int(np.prod(self.image_shape)))]
+
+    @staticmethod
+    def _load(path: Path) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im = im.convert("L") if im.mode in ("L", "1", "P", "I;16", "LA") else im.convert("RGB")
+            a = np.asarray(im, dtype=np.float64)
+        return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+    def chunks(self) -> Iterator[Chunk]:
+        classes = {c: i for i, c in enumerate(self.label_values)}
+        size = int(np.prod(self.image_shape))
+        for start in range(0, len(self.files), self.chunk_rows):
+            part = self.files[start:start + self.chunk_rows]
+            x = np.zeros((len(part), size))
+            bad_shape, unreadable = np.zeros(len(part), bool), np.zeros(len(part), bool)
+            names = np.array([str(p.relative_to(self.root)) for p, _ in part], dtype=object)
+            for i, (path, _) in enumerate(part):
+                try:
+                    a = self._load(path)
+                except OSError:
+                    unreadable[i] = True
+                    continue
+                if list(a.shape) != self.image_shape:
+                    bad_shape[i] = True
+                    continue
+                x[i] = a.ravel()
+            issues = [Issue("unreadable_image", unreadable, names),
+                      Issue("wrong_shape", bad_shape, names, f"expected {self.image_shape}")]
+            yield Chunk(rows=np.arange(start + 1, start + len(part) + 1),
+                        labels=np.array([classes[c] for _, c in part], dtype=np.int64), x=x,
+                        issues=[i for i in issues if i.mask.any()])
+
+
+class JsonlReader(Reader):
+    """jsonl:PATH, one JSON object per line with a text field and a label field."""
+
+    kind = "text"
+
+    def __init__(self, path: Path, target: str, text_field: str, chunk_rows: int):
+        if not path.is_file():
+            raise RecipeError("data.source", got=f"jsonl:{path}", expected="an existing file")
+        self.path, self.target, self.text_field, self.chunk_rows = path, target, text_field, chunk_rows
+        self.feature_names, self.label_values = [text_field], []
+
+    def chunks(self) -> Iterator[Chunk]:
+        with self.path.open(encoding="utf-8") as f:
+            buf: list[tuple[int, str]] = []
+            for n, line in enumerate(f, start=1):
+                buf.append((n, line))
+                if len(buf) >= self.chunk_rows:
+                    yield self._chunk(buf)
+                    buf = []
+            if buf:
+                yield self._chunk(buf)
+
+    def _chunk(self, lines: list[tuple[int, str]]) -> Chunk:
+        texts, labels = [], []
+        malformed = np.zeros(len(lines), bool)
+        for i, (_, line) in enumerate(lines):
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError
+            except ValueError:
+                malformed[i], obj = True, {}
+            t = obj.get(self.text_field)
+            texts.append(t if isinstance(t, str) else "")
+            lab = obj.get(self.target)
+            labels.append(lab if isinstance(lab, (str, int)) and not isinstance(lab, bool) else None)
+        issues = ([Issue("malformed_line", malformed, "line", "not a JSON object")]
+                  if malformed.any() else [])
+        return Chunk(rows=np.array([n for n, _ in lines]), labels=self._codes(labels),
+                     text=np.array(texts, dtype=object), issues=issues)
