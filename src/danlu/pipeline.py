@@ -64,8 +64,12 @@ class RunResult:
 
 def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[str, Any] | None = None,
         out: str | Path = "runs", resume: str | Path | None = None,
-        on_stage: Callable[[str, str], None] = lambda stage, status: None) -> RunResult:
-    """Run every stage of a recipe; with `resume`, skip the stages that finished in that folder."""
+        on_stage: Callable[[str, str], None] = lambda stage, status: None,
+        until: str | None = None) -> RunResult:
+    """Run every stage of a recipe; with `resume`, skip the stages that finished in that folder.
+
+    `until` stops after the named stage (`danlu data prepare` runs the data stage alone).
+    """
     if resume is not None:
         r = Run.open(resume)
         if recipe is not None or overrides:
@@ -97,6 +101,8 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         result.stages[name] = "ran"
         result.metrics[name] = res.metrics
         on_stage(name, "finished")
+        if name == until:
+            break
     metrics_file = r.path("eval", "metrics.json")
     if metrics_file.is_file():
         result.metrics["test"] = read_json(metrics_file)["test"]

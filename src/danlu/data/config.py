@@ -44,6 +44,9 @@ class DataConfig(Section):
     target: str | None = None
     # The text field of each jsonl line.
     text_field: str = "text"
+    # Columns of a csv/parquet file that are not features (IDs, constants, free text);
+    # `danlu init` proposes them.
+    drop: list[str] = []
     # Rows per chunk when streaming csv/parquet: ~100k rows x 20 float64 columns is 16 MB,
     # small next to the interpreter, large enough that per-chunk overhead is negligible.
     chunk_rows: int = Field(100_000, ge=1000)

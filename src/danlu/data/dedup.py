@@ -44,17 +44,22 @@ def exact_duplicates(h: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
     duplicate: a later row with the same features and label as an earlier one.
     conflict: every row of a group whose identical features carry different labels (label noise).
     """
-    order = np.lexsort((np.arange(len(h)), h))  # by hash, then by position
-    hs, ls = h[order], labels[order]
-    start = np.r_[True, hs[1:] != hs[:-1]]
-    group = np.cumsum(start) - 1
+    order = np.argsort(h, kind="stable")  # by hash, then (stable) by position
+    hs = h[order]
+    start = np.empty(len(h), bool)
+    start[:1] = True
+    np.not_equal(hs[1:], hs[:-1], out=start[1:])
+    del hs
     starts = np.flatnonzero(start)
+    ls = labels[order].astype(np.int32)
     lo = np.minimum.reduceat(ls, starts) if len(ls) else ls
     hi = np.maximum.reduceat(ls, starts) if len(ls) else ls
-    conflict_sorted = (lo != hi)[group]
-    dup_sorted = ~start & ~conflict_sorted
+    del ls
+    # One flag per group, repeated over its rows (1 byte per row, not an 8-byte group index).
+    conflict_sorted = np.repeat(lo != hi, np.diff(np.r_[starts, len(h)]))
     dup, conflict = np.zeros(len(h), bool), np.zeros(len(h), bool)
-    dup[order], conflict[order] = dup_sorted, conflict_sorted
+    dup[order] = ~start & ~conflict_sorted
+    conflict[order] = conflict_sorted
     return dup, conflict
 
 

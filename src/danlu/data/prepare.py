@@ -31,7 +31,7 @@ from danlu.data.dedup import (
 )
 from danlu.data.normalize import Normalizer
 from danlu.data.readers import Reader, open_reader
-from danlu.data.split import split_indices
+from danlu.data.split import split_codes
 from danlu.data.stats import RunningStats
 from danlu.errors import DataError, RecipeError
 from danlu.runs import write_json
@@ -45,7 +45,8 @@ LABEL, SPLIT, ROW = "__label__", "__split__", "__row__"
 def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dict[str, Any]:
     """Write clean.parquet, split.json, normalizer.json, info.json, cleaning.json into `out`."""
     clean = pre.clean
-    reader = open_reader(cfg.source, cfg.target, cfg.text_field, cfg.chunk_rows, cfg.image_shape)
+    reader = open_reader(cfg.source, cfg.target, cfg.text_field, cfg.chunk_rows, cfg.image_shape,
+                         cfg.drop)
     if pre.per == "channel" and reader.kind != "image":
         raise RecipeError("preprocess.per", got="channel", expected="image data for per-channel "
                           "normalization", hint="use per: feature, or set data.image_shape")
@@ -75,12 +76,13 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             keep[idx] = False
             pairs = np.empty((0, 2), dtype=np.int64)  # groups now have one row each
         kidx = np.flatnonzero(keep)
-        parts = split_indices(y[kidx], cfg.split.val, cfg.split.test, seed, cfg.split.stratify)
-        split = np.zeros(len(kidx), np.int8)
-        split[parts["val"]], split[parts["test"]] = 1, 2
+        split, stratified = split_codes(y[kidx], cfg.split.val, cfg.split.test, seed,
+                                        cfg.split.stratify)
         if clean.leakage:
-            comp = components(len(kidx), h[kidx], pairs)
-            leak = leakage(comp, split)
+            if clean.duplicates and not len(pairs):
+                leak = np.zeros(len(kidx), bool)  # every kept row is unique: nothing can leak
+            else:
+                leak = leakage(components(len(kidx), h[kidx], pairs), split)
             report.details["leakage"] = {s: int((leak & (split == i)).sum()) for i, s in
                                          enumerate(SPLITS) if i}
             report.add("leakage", rows[kidx[leak]])
@@ -95,7 +97,7 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             norm = _outliers(reader, pre, out / "clean.parquet", report, norm)
     finally:
         tmp.unlink(missing_ok=True)
-    return _write_meta(out, cfg, pre, reader, names, norm, report, seed, parts)
+    return _write_meta(out, cfg, pre, reader, names, norm, report, seed, stratified)
 
 
 def _pass1(reader: Reader, cfg: DataConfig, clean, report: CleaningReport, tmp: Path):
@@ -130,7 +132,8 @@ def _pass1(reader: Reader, cfg: DataConfig, clean, report: CleaningReport, tmp: 
             cols[ROW] = pa.array(chunk.rows[valid], pa.int64())
             table = pa.table(cols)
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
+                # A scratch file read once: no compression, no dictionaries (floats rarely repeat).
+                writer = pq.ParquetWriter(tmp, table.schema, compression="none", use_dictionary=False)
             writer.write_table(table)
         report.rows_in += _bad_lines(reader, cfg, clean.invalid, report, seen_bad)
     finally:
@@ -207,7 +210,7 @@ def _near(reader: Reader, clean, keep: np.ndarray, near_key, texts, y: np.ndarra
 def _iter_batches(path: Path, rows: int):
     import pyarrow.parquet as pq
 
-    yield from pq.ParquetFile(path).iter_batches(batch_size=rows)
+    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows)
 
 
 def _features(batch, reader: Reader) -> np.ndarray:
@@ -245,7 +248,7 @@ def _pass2(reader: Reader, pre: PreprocessConfig, tmp: Path, dest: Path, final: 
                     norm.partial_fit(_features(batch, reader)[train])
                     fitted = True
             if writer is None:
-                writer = pq.ParquetWriter(part, table.schema)
+                writer = pq.ParquetWriter(part, table.schema, use_dictionary=[LABEL, SPLIT])
             writer.write_table(table)
     finally:
         if writer is not None:
@@ -286,7 +289,7 @@ def _outliers(reader: Reader, pre: PreprocessConfig, path: Path, report: Cleanin
                 if (train[keep]).any():
                     refit.partial_fit(x[keep][train[keep]])
                 if writer is None:
-                    writer = pq.ParquetWriter(part, batch.schema)
+                    writer = pq.ParquetWriter(part, batch.schema, use_dictionary=[LABEL, SPLIT])
                 writer.write_batch(batch)
     finally:
         if writer is not None:
@@ -299,7 +302,7 @@ def _outliers(reader: Reader, pre: PreprocessConfig, path: Path, report: Cleanin
 
 def _write_meta(out: Path, cfg: DataConfig, pre: PreprocessConfig, reader: Reader,
                 names: list[str], norm: Normalizer, report: CleaningReport, seed: int,
-                parts: dict) -> dict[str, Any]:
+                stratified: bool) -> dict[str, Any]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -309,7 +312,7 @@ def _write_meta(out: Path, cfg: DataConfig, pre: PreprocessConfig, reader: Reade
     sizes = {s: int(pc.sum(pc.equal(t.column(SPLIT), i)).as_py() or 0) for i, s in enumerate(SPLITS)}
     write_json(out / "split.json", {"column": SPLIT, "codes": {s: i for i, s in enumerate(SPLITS)},
                                     "rows": sizes, "seed": seed,
-                                    "stratified": bool(parts["stratified"])})
+                                    "stratified": stratified})
     write_json(out / "normalizer.json", norm.state_dict())
     cleaning = report.to_dict(rows_out=len(lab))
     write_json(out / "cleaning.json", cleaning)
@@ -317,6 +320,6 @@ def _write_meta(out: Path, cfg: DataConfig, pre: PreprocessConfig, reader: Reade
             "features": len(reader.feature_names) if reader.kind != "text" else 0,
             "feature_names": reader.feature_names, "labels": names,
             "image_shape": reader.image_shape, "class_counts": counts,
-            "stratified": bool(parts["stratified"])}
+            "stratified": stratified}
     write_json(out / "info.json", info)
     return {"sizes": sizes, "cleaning": cleaning, "info": info}

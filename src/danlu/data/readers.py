@@ -88,13 +88,14 @@ class Reader:
 
 
 def open_reader(source: str, target: str | None = None, text_field: str = "text",
-                chunk_rows: int = 100_000, image_shape: list[int] | None = None) -> Reader:
+                chunk_rows: int = 100_000, image_shape: list[int] | None = None,
+                drop: list[str] | None = None) -> Reader:
     """The reader for `sklearn:NAME`, `csv:PATH`, `parquet:PATH`, `folder:PATH` or `jsonl:PATH`."""
     kind, _, rest = source.partition(":")
     if kind == "sklearn":
         reader: Reader = SklearnReader(rest)
     elif kind in ("csv", "parquet"):
-        reader = ArrowReader(kind, Path(rest), target, chunk_rows)
+        reader = ArrowReader(kind, Path(rest), target, chunk_rows, drop or [])
     elif kind == "folder":
         reader = FolderReader(Path(rest), chunk_rows)
     elif kind == "jsonl":
@@ -127,20 +128,23 @@ class SklearnReader(Reader):
 class ArrowReader(Reader):
     """csv/parquet in record batches; features read as float64, a bad cell becomes an Issue."""
 
-    def __init__(self, kind: str, path: Path, target: str | None, chunk_rows: int):
+    def __init__(self, kind: str, path: Path, target: str | None, chunk_rows: int, drop: list[str]):
         if not path.is_file():
             raise RecipeError("data.source", got=f"{kind}:{path}", expected="an existing file")
         self.file_kind, self.path, self.target, self.chunk_rows = kind, path, target, chunk_rows
         self.label_values = []
-        names = self._column_names()
+        names = self.column_names = self._column_names()
         if target not in names:
             raise RecipeError("data.target", got=target,
                               expected=f"a column of {path.name}: one of {', '.join(names)}")
-        self.feature_names = [c for c in names if c != target]
+        unknown = [c for c in drop if c not in names]
+        if unknown:
+            raise RecipeError("data.drop", got=unknown[0],
+                              expected=f"a column of {path.name}: one of {', '.join(names)}")
+        self.feature_names = [c for c in names if c != target and c not in drop]
         if not self.feature_names:
             raise DataError("no feature columns besides the target", source=str(path))
-        # Rows with the wrong number of columns (csv): (data-row number, text). Serial parsing
-        # (use_threads=False) is what lets pyarrow report their line numbers.
+        # Rows with the wrong number of columns (csv): (data-row number, text).
         self.bad_lines: list[tuple[int, str]] = []
 
     def _column_names(self) -> list[str]:
@@ -158,58 +162,87 @@ class ArrowReader(Reader):
         except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
             raise DataError(f"cannot be read as {self.file_kind}: {e}", source=str(self.path)) from None
 
-    def _batches(self, as_text: bool, skip: int) -> Iterator:
-        import pyarrow as pa
-
+    def chunks(self) -> Iterator[Chunk]:
         if self.file_kind == "parquet":
             import pyarrow.parquet as pq
 
-            yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_rows)
+            done = 0
+            for batch in pq.ParquetFile(self.path, pre_buffer=False).iter_batches(
+                    batch_size=self.chunk_rows, columns=[*self.feature_names, self.target]):
+                yield self._chunk(batch, np.arange(done + 1, done + batch.num_rows + 1), False)
+                done += batch.num_rows
             return
+        lines_before = 0
+        for block in self._csv_blocks():
+            table, as_text, bad = self._parse_block(block)
+            # Data-row numbers of the parsed rows: the block's lines minus the skipped ones.
+            good = np.arange(1, table.num_rows + 1)
+            skipped = np.sort(np.array([b for b, _ in bad], dtype=np.int64))
+            rows = lines_before + good + np.searchsorted(skipped - np.arange(len(skipped)), good,
+                                                         side="right")
+            self.bad_lines.extend((lines_before + b, t) for b, t in bad)
+            lines_before += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+            yield self._chunk(table, rows, as_text)
+
+    def _csv_blocks(self) -> Iterator[bytes]:
+        """The file after its header in blocks of whole lines, ~chunk_rows lines each.
+
+        We cut the blocks ourselves (pyarrow's streaming reader reads ahead of a slow consumer
+        without bound: 620 MB of buffers for a 780 MB file here). A quoted cell holding a line
+        break is not supported in csv sources.
+        """
+        with self.path.open("rb") as f:
+            f.readline()
+            sample = f.read(1 << 16)
+            per_line = len(sample) / max(sample.count(b"\n"), 1)
+            size = int(min(max(self.chunk_rows * per_line, 1 << 20), 1 << 26))
+            block = sample
+            while True:
+                block += f.read(max(size - len(block), 0))
+                if not block:
+                    return
+                if not block.endswith(b"\n"):
+                    block += f.readline()
+                yield block
+                block = b""
+
+    def _parse_block(self, block: bytes):
+        """(table, as_text, [(line in block, text)] of wrong-length lines) for one block."""
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        def on_bad_row(row) -> str:
-            self.bad_lines.append((row.number - 1, row.text))
-            return "skip"
+        def parse(as_text: bool, threads: bool):
+            bad: list[tuple[int, str]] = []
 
-        types = {f: (pa.string() if as_text else pa.float64()) for f in self.feature_names}
-        with pacsv.open_csv(self.path, read_options=pacsv.ReadOptions(block_size=1 << 24, use_threads=False),
-                            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
-                            convert_options=pacsv.ConvertOptions(column_types=types)) as reader:
-            for batch in reader:
-                if skip >= batch.num_rows:
-                    skip -= batch.num_rows
-                    continue
-                yield batch.slice(skip)
-                skip = 0
+            def on_bad_row(row) -> str:
+                bad.append((row.number, row.text))
+                return "skip"
 
-    def chunks(self) -> Iterator[Chunk]:
-        import pyarrow as pa
+            types = {f: (pa.string() if as_text else pa.float64()) for f in self.feature_names}
+            table = pacsv.read_csv(
+                pa.BufferReader(block),
+                read_options=pacsv.ReadOptions(column_names=self.column_names, use_threads=threads,
+                                               block_size=len(block) + 1),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types, include_columns=[*self.feature_names, self.target]))
+            return table, bad
 
-        done, as_text = 0, False
-        while True:
-            try:
-                for batch in self._batches(as_text, skip=done):
-                    chunk = self._chunk(batch, done, as_text)
-                    done += len(chunk)
-                    yield chunk
-                return
-            except pa.ArrowInvalid as e:
-                if as_text or self.file_kind != "csv":
-                    raise DataError(f"cannot be read as {self.file_kind}: {e}",
-                                    source=str(self.path)) from None
-                as_text = True  # a cell is not a number: re-read the rest as text, cell by cell
-                self.bad_lines.clear()
+        as_text = False
+        try:
+            table, bad = parse(False, threads=True)
+        except pa.ArrowInvalid:
+            as_text = True  # a cell is not a number: parse this block as text, cell by cell
+            table, bad = parse(True, threads=True)
+        if any(b is None for b, _ in bad):  # line numbers need the serial parser (rare)
+            table, bad = parse(as_text, threads=False)
+        return table, as_text, bad
 
-    def _chunk(self, batch, done: int, as_text: bool) -> Chunk:
+    def _chunk(self, batch, rows: np.ndarray, as_text: bool) -> Chunk:
         import pyarrow as pa
         import pyarrow.compute as pc
 
         n = batch.num_rows
-        good = np.arange(done + 1, done + n + 1)
-        bad = np.array([b for b, _ in self.bad_lines], dtype=np.int64)
-        # The g-th good row is row g + (bad rows before it): shift past each skipped line.
-        rows = good + np.searchsorted(np.sort(bad) - np.arange(len(bad)), good, side="right")
         issues: list[Issue] = []
         cols = []
         for name in self.feature_names:

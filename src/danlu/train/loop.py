@@ -40,7 +40,8 @@ def _improved(value: float, best: float | None, maximize: bool) -> bool:
 
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor], labels: list[str], cfg: TrainConfig, seed: int,
-        on_epoch: Callable[[dict[str, Any]], None] = lambda row: None) -> FitResult:
+        on_epoch: Callable[[dict[str, Any]], None] = lambda row: None,
+        augment: Callable[..., tuple[torch.Tensor, torch.Tensor]] = lambda x, y: (x, y)) -> FitResult:
     """Train on (x, y) tensors; keep the weights of the best validation epoch."""
     metric = cfg.early_stopping.metric.removeprefix("val.")
     maximize = metric != "loss"
@@ -55,7 +56,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         t0, model_loss, seen = time.perf_counter(), 0.0, 0
         model.train()
         for idx in torch.randperm(len(x), generator=gen).split(cfg.batch_size):
-            loss = loss_fn(model(x[idx]), y[idx])
+            xb, yb = augment(x[idx], y[idx])  # training batches only; mixup gives soft targets
+            loss = loss_fn(model(xb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from danlu.data.augment import build_augmenter
 from danlu.data.stage import load_splits
 from danlu.models import InputSpec, build_model, model_spec
 from danlu.runs import Run, StageResult, atomic_write, write_json
@@ -66,8 +67,10 @@ def train(run: Run, cfg: TrainConfig) -> StageResult:
             progress.update(task, advance=1, status=f"val acc {row['val_accuracy']:.4f} "
                                                     f"loss {row['val_loss']:.4f}")
 
+        augment = build_augmenter(recipe.preprocess.augment, norm, splits.num_classes, shape,
+                                  splits.x["train"], recipe.seed)
         result = fit(model, tensors("train"), tensors("val"), splits.info["labels"], cfg,
-                     recipe.seed, on_epoch)
+                     recipe.seed, on_epoch, augment=augment)
     state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}
     save_file(state, str(out / "model.safetensors.tmp"))
     (out / "model.safetensors.tmp").replace(out / "model.safetensors")
