@@ -87,8 +87,6 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 250_000) -> dict
                     copy[i] = False
                     continue
                 x[i], y[i] = x[j], y[j]
-            cols = [pa.array(x[:, j], mask=bad & (rng.integers(0, COLS, n) == j) if False else None)
-                    for j in range(COLS)]
             hole = rng.integers(0, COLS, n)
             cols = [pa.array(x[:, j], mask=bad & (hole == j)) for j in range(COLS)]
             w.write_table(pa.table([*cols, pa.array(y)], names=[*names, "label"]))
@@ -116,7 +114,10 @@ def main() -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     csv = tmp / f"dirty-{args.rows}.csv"
     t = time.perf_counter()
-    planted = generate(csv, args.rows) if not csv.exists() else {"rows": args.rows, "bytes": csv.stat().st_size}
+    sidecar = csv.with_suffix(".json")
+    if not (csv.exists() and sidecar.exists()):
+        sidecar.write_text(json.dumps(generate(csv, args.rows)))
+    planted = json.loads(sidecar.read_text())
     print(f"csv: {csv} ({planted['bytes'] / 1e6:.0f} MB, generated in {time.perf_counter() - t:.0f} s)")
     recipe = tmp / "bench.yaml"
     recipe.write_text(f"name: bench\ndata: {{source: 'csv:{csv}', target: label}}\n"
@@ -164,12 +165,13 @@ def _table(res: dict) -> None:
     if header not in text:
         text += "\n" + header
     n = f"{res['rows'] / 1e6:g}M x {res['columns']}"
+    tail = f"{res['machine']} | {res['date']} |"
     rows = [
         f"| data_prepare {n}: rows/s (danlu data prepare vs pandas read_csv+dropna+drop_duplicates"
         f"+zscore+to_parquet; same rows kept: {res['same_rows']}) | {res['danlu']['rows_per_s']:,.0f} | "
-        f"{res['pandas']['rows_per_s']:,.0f} | {res['throughput_ratio']:.2f}x | {res['machine']} | {res['date']} |",
+        f"{res['pandas']['rows_per_s']:,.0f} | {res['throughput_ratio']:.2f}x | {tail}",
         f"| data_prepare {n}: peak RSS MB | {res['danlu']['peak_rss_mb']:,.0f} | "
-        f"{res['pandas']['peak_rss_mb']:,.0f} | {res['rss_ratio']:.2f}x | {res['machine']} | {res['date']} |",
+        f"{res['pandas']['peak_rss_mb']:,.0f} | {res['rss_ratio']:.2f}x | {tail}",
     ]
     keep = [line for line in text.splitlines() if not line.startswith(f"| data_prepare {n}:")]
     path.write_text("\n".join(keep).rstrip("\n") + "\n" + "\n".join(rows) + "\n")

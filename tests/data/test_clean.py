@@ -46,7 +46,7 @@ def test_every_invalid_row_is_dropped_and_counted_by_reason(tmp_path, write_csv)
     ([1.5, 2, None], 3, "y"), ([1.5, 2], 3, None), ([1, 2, 3, 4], 3, None)])
 def test_fail_policy_stops_at_the_first_bad_row_with_its_number_and_column(
         tmp_path, write_csv, bad, row, column):
-    rows = [["a", "b", "y"], [1, 2, 0], [3, 4, 1], bad, [5, None, 1]]
+    rows = [["a", "b", "y"], [1, 2, 0], [3, 4, 1], bad, [5, None, 1], [6, 7]]
     with pytest.raises(DataError) as info:
         prepared(tmp_path / "d", {"source": f"csv:{write_csv(rows)}", "target": "y"},
                  {"clean": {"invalid": "fail", "ranges": {"*": [-100, 100]}}})

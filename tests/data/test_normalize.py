@@ -92,3 +92,18 @@ def test_running_stats_welford_matches_numpy_on_shifted_data():
         s.update(part)
     assert np.allclose(s.mean, x.mean(axis=0)) and np.allclose(s.std, x.std(axis=0), rtol=1e-6)
     assert np.array_equal(s.min, x.min(axis=0)) and np.array_equal(s.max, x.max(axis=0))
+
+
+def test_robust_per_channel_is_baked_into_the_exported_graph(tmp_path):
+    import json
+
+    import danlu
+    from tests.conftest import DIGITS
+
+    res = danlu.run(DIGITS, {"preprocess.normalize": "robust", "preprocess.per": "channel",
+                             "train.epochs": 3, "evaluate.gate": {}}, out=tmp_path)
+    meta = json.loads((res.package_dir / "danlu-model.json").read_text())
+    norm = meta["preprocessing"]["normalize"]
+    assert norm["kind"] == "robust" and norm["per"] == "channel" and len(norm["shift"]) == 64
+    assert len(set(norm["shift"])) == 1 and len(set(norm["scale"])) == 1  # one channel
+    assert res.metrics["export"]["parity_label_agreement"] == 1.0

@@ -71,19 +71,21 @@ def _batches(source: str, chunk_rows: int):
 
         yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows)
         return
-    import csv
-
     import pyarrow.csv as pacsv
 
-    # Every column as text: one pass that never fails on a mixed column; types are inferred
-    # per column below from what its cells parse as.
+    from danlu.data.readers import csv_blocks
+
+    # Every column as text: one pass that never fails on a mixed column; types are inferred per
+    # column from what its cells parse as. Blocks of whole lines, as the data stage reads them.
     with path.open(newline="", encoding="utf-8") as f:
+        import csv
+
         header = next(csv.reader(f), [])
-    with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
-                        parse_options=pacsv.ParseOptions(invalid_row_handler=lambda r: "skip"),
-                        convert_options=pacsv.ConvertOptions(
-                            column_types={c: pa.string() for c in header})) as reader:
-        yield from reader
+    for block in csv_blocks(path, chunk_rows):
+        yield pacsv.read_csv(pa.BufferReader(block), read_options=pacsv.ReadOptions(
+            column_names=header, block_size=len(block) + 1),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda r: "skip"),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header}))
 
 
 def _typed(col):

@@ -110,8 +110,12 @@ def _pass1(reader: Reader, cfg: DataConfig, clean, report: CleaningReport, tmp: 
     try:
         for chunk in reader.chunks():
             report.rows_in += len(chunk)
+            try:
+                valid = check_chunk(chunk, reader, clean, report, cfg.source)
+            except DataError as e:  # `fail`: a wrong-length line before this row fails first
+                _bad_lines(reader, cfg, clean.invalid, report, seen_bad, before=e.row)
+                raise
             seen_bad = _bad_lines(reader, cfg, clean.invalid, report, seen_bad)
-            valid = check_chunk(chunk, reader, clean, report, cfg.source)
             ys.append(chunk.labels[valid])
             rows.append(chunk.rows[valid])
             cols: dict[str, Any] = {}
@@ -149,11 +153,15 @@ def _pass1(reader: Reader, cfg: DataConfig, clean, report: CleaningReport, tmp: 
             cat(texts, object) if texts else None)
 
 
-def _bad_lines(reader: Reader, cfg: DataConfig, policy: str, report: CleaningReport, seen: int) -> int:
-    """Count csv rows with the wrong number of columns; with `fail`, stop at the first one."""
+def _bad_lines(reader: Reader, cfg: DataConfig, policy: str, report: CleaningReport, seen: int,
+               before: int | None = None) -> int:
+    """Count csv rows with the wrong number of columns; with `fail`, stop at the first one
+    (when `before` is given, only if it comes before that row)."""
     bad = getattr(reader, "bad_lines", [])
     if len(bad) > seen:
         new = bad[seen:]
+        if before is not None and new[0][0] > before:
+            return seen
         if policy == "fail":
             row, text = new[0]
             raise DataError(f"wrong number of columns ({text[:80]!r}, expected "

@@ -17,7 +17,7 @@ import numpy as np
 
 from danlu.errors import DataError, RecipeError
 
-__all__ = ["Chunk", "Issue", "Reader", "open_reader"]
+__all__ = ["Chunk", "Issue", "Reader", "csv_blocks", "open_reader"]
 
 # A number as text (RE2 syntax, pyarrow's regex engine): what float() accepts, roughly.
 _NUMERIC = r"(?i)^\s*[-+]?((\d+\.?\d*)|(\.\d+))(e[-+]?\d+)?\s*$|^\s*[-+]?(inf|infinity|nan)\s*$"
@@ -111,6 +111,29 @@ def open_reader(source: str, target: str | None = None, text_field: str = "text"
     return reader
 
 
+def csv_blocks(path: Path, chunk_rows: int) -> Iterator[bytes]:
+    """The file after its header in blocks of whole lines, ~chunk_rows lines each.
+
+    We cut the blocks ourselves (pyarrow's streaming reader reads ahead of a slow consumer
+    without bound: 620 MB of buffers for a 780 MB file here). A quoted cell holding a line
+    break is not supported in csv sources.
+    """
+    with path.open("rb") as f:
+        f.readline()
+        sample = f.read(1 << 16)
+        per_line = len(sample) / max(sample.count(b"\n"), 1)
+        size = int(min(max(chunk_rows * per_line, 1 << 20), 1 << 26))
+        block = sample
+        while True:
+            block += f.read(max(size - len(block), 0))
+            if not block:
+                return
+            if not block.endswith(b"\n"):
+                block += f.readline()
+            yield block
+            block = b""
+
+
 class SklearnReader(Reader):
     def __init__(self, name: str):
         from danlu.data.sources import _sklearn
@@ -173,7 +196,7 @@ class ArrowReader(Reader):
                 done += batch.num_rows
             return
         lines_before = 0
-        for block in self._csv_blocks():
+        for block in csv_blocks(self.path, self.chunk_rows):
             table, as_text, bad = self._parse_block(block)
             # Data-row numbers of the parsed rows: the block's lines minus the skipped ones.
             good = np.arange(1, table.num_rows + 1)
@@ -183,28 +206,6 @@ class ArrowReader(Reader):
             self.bad_lines.extend((lines_before + b, t) for b, t in bad)
             lines_before += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             yield self._chunk(table, rows, as_text)
-
-    def _csv_blocks(self) -> Iterator[bytes]:
-        """The file after its header in blocks of whole lines, ~chunk_rows lines each.
-
-        We cut the blocks ourselves (pyarrow's streaming reader reads ahead of a slow consumer
-        without bound: 620 MB of buffers for a 780 MB file here). A quoted cell holding a line
-        break is not supported in csv sources.
-        """
-        with self.path.open("rb") as f:
-            f.readline()
-            sample = f.read(1 << 16)
-            per_line = len(sample) / max(sample.count(b"\n"), 1)
-            size = int(min(max(self.chunk_rows * per_line, 1 << 20), 1 << 26))
-            block = sample
-            while True:
-                block += f.read(max(size - len(block), 0))
-                if not block:
-                    return
-                if not block.endswith(b"\n"):
-                    block += f.readline()
-                yield block
-                block = b""
 
     def _parse_block(self, block: bytes):
         """(table, as_text, [(line in block, text)] of wrong-length lines) for one block."""
