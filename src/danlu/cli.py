@@ -180,6 +180,87 @@ def serve(
         raise _fail(e) from None
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Data alone: prepare (clean + split + normalizer) "
+                       "or preview augmentations.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides KEY=VALUE.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that holds run folders.")] = Path("runs"),
+) -> None:
+    """Clean, split and fit the normalizer only; `danlu run --resume RUN` then reuses it."""
+    from danlu.pipeline import run as run_pipeline
+    from danlu.runs import read_json
+
+    try:
+        result = run_pipeline(recipe, list(overrides or []), out=out_dir, until="data")
+    except DanluError as e:
+        raise _fail(e) from None
+    c = read_json(result.run_dir / "data" / "cleaning.json")
+    table = Table(title="data prepared", show_header=True)
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    table.add_row("read", f"{c['rows_in']:,}")
+    for reason, n in c["removed"].items():
+        table.add_row(f"removed: {reason}", f"{n:,}")
+    for reason, n in c["flagged"].items():
+        table.add_row(f"flagged: {reason}", f"{n:,}")
+    m = result.metrics["data"]
+    for s in ("train", "val", "test"):
+        table.add_row(s, f"{m[f'{s}_rows']:,}")
+    out.print(table)
+    out.print(f"run folder: {result.run_dir}", highlight=False, soft_wrap=True)
+    out.print(f"clean data: {result.run_dir / 'data' / 'clean.parquet'}", highlight=False, soft_wrap=True)
+    out.print(f"continue:   danlu run --resume {result.run_dir}", highlight=False, soft_wrap=True)
+
+
+@data_app.command("preview")
+def data_preview(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML with preprocess.augment.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides KEY=VALUE.")] = None,
+    png: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path("augment-preview.png"),
+    samples: Annotated[int, typer.Option(help="Training images (rows of the grid).")] = 8,
+    variants: Annotated[int, typer.Option(help="Augmented versions of each (columns).")] = 7,
+) -> None:
+    """Write a PNG grid of augmented training samples: what the model will see."""
+    from danlu.data.preview import preview
+    from danlu.recipe import load_recipe
+
+    try:
+        path = preview(load_recipe(recipe, list(overrides or [])), png, samples, variants)
+    except DanluError as e:
+        raise _fail(e) from None
+    out.print(f"preview: {path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def init(
+    source: Annotated[str, typer.Argument(help="csv:PATH or parquet:PATH")],
+    target: Annotated[str, typer.Option(help="The label column.")],
+    recipe_out: Annotated[Path, typer.Option("--out", help="Recipe file to write.")] = Path("recipe.yaml"),
+) -> None:
+    """Inspect a table (one streaming pass) and write a commented starter recipe."""
+    from danlu.data.inspect import inspect_table, starter_recipe
+    from danlu.recipe import load_recipe
+    from danlu.runs import atomic_write
+
+    try:
+        text = starter_recipe(source, target, inspect_table(source))
+        import yaml
+
+        load_recipe(yaml.safe_load(text))  # what we write must load as it is
+    except DanluError as e:
+        raise _fail(e) from None
+    atomic_write(recipe_out, text)
+    for line in text.splitlines():
+        if line.startswith("# WARNING"):
+            err.print(f"[bold yellow]{line[2:]}[/]", highlight=False, soft_wrap=True)
+    out.print(f"recipe: {recipe_out}  (next: danlu run {recipe_out})", highlight=False, soft_wrap=True)
+
+
 def _fail(e: DanluError) -> typer.Exit:
     """Print a danlu error without a traceback; the exit code tells its kind."""
     kind = {RecipeError: "recipe error", DataError: "data error", GateError: "gate failed"}

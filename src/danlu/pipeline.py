@@ -68,7 +68,8 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         until: str | None = None) -> RunResult:
     """Run every stage of a recipe; with `resume`, skip the stages that finished in that folder.
 
-    `until` names the last stage to run (e.g. "train" for `danlu train`)."""
+    `until` names the last stage to run (e.g. "train" for `danlu train`, "data" for
+    `danlu data prepare`)."""
     if resume is not None:
         r = Run.open(resume)
         if recipe is not None or overrides:

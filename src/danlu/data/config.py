@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
-__all__ = ["DataConfig", "PreprocessConfig", "SplitConfig"]
+__all__ = ["AugmentStep", "CleanConfig", "DataConfig", "NearDuplicateConfig", "OutlierConfig",
+           "PreprocessConfig", "SplitConfig"]
 
-SOURCE_KINDS = ("sklearn", "csv", "parquet")
+SOURCE_KINDS = ("sklearn", "csv", "parquet", "folder", "jsonl")
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
 
 
@@ -36,9 +37,19 @@ class SplitConfig(Section):
 
 class DataConfig(Section):
     # sklearn:NAME uses a set bundled with scikit-learn (no download); csv:/parquet: read a file.
-    source: str = Field("sklearn:digits", description="sklearn:NAME, csv:PATH or parquet:PATH")
-    # The label column of a csv/parquet file; sklearn sets know their own target.
+    source: str = Field("sklearn:digits", description="sklearn:NAME, csv:PATH, parquet:PATH, "
+                        "folder:PATH (one sub-folder of images per class) or jsonl:PATH (text)")
+    # The label column of a csv/parquet file (field of a jsonl line, default "label");
+    # sklearn sets and image folders know their own target.
     target: str | None = None
+    # The text field of each jsonl line.
+    text_field: str = "text"
+    # Columns of a csv/parquet file that are not features (IDs, constants, free text);
+    # `danlu init` proposes them.
+    drop: list[str] = []
+    # Rows per chunk when streaming csv/parquet: ~100k rows x 20 float64 columns is 16 MB,
+    # small next to the interpreter, large enough that per-chunk overhead is negligible.
+    chunk_rows: int = Field(100_000, ge=1000)
     # Set for image data stored as flat rows (channels, height, width); sklearn:digits sets
     # [1, 8, 8] by itself. The model input stays flat, the CNN reshapes inside the graph.
     image_shape: list[int] | None = None
@@ -49,7 +60,8 @@ class DataConfig(Section):
     def _known_source(cls, v: str) -> str:
         kind, sep, rest = v.partition(":")
         if not sep or kind not in SOURCE_KINDS or not rest:
-            raise ValueError(f"expected 'sklearn:NAME', 'csv:PATH' or 'parquet:PATH', got {v!r}")
+            raise ValueError("expected 'sklearn:NAME', 'csv:PATH', 'parquet:PATH', 'folder:PATH' or "
+                             f"'jsonl:PATH', got {v!r}")
         if kind == "sklearn" and rest not in SKLEARN_SETS:
             raise ValueError(f"sklearn set {rest!r} is not bundled; one of {', '.join(SKLEARN_SETS)}")
         return v
@@ -63,12 +75,163 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _target_for_files(self) -> DataConfig:
-        if not self.source.startswith("sklearn:") and not self.target:
+        if self.source.startswith("jsonl:") and not self.target:
+            self.target = "label"
+        if self.source.split(":")[0] in ("csv", "parquet") and not self.target:
             raise ValueError("data.target must name the label column of a csv/parquet source")
         return self
+
+
+class NearDuplicateConfig(Section):
+    # On by default: finding near duplicates is cheap (64-bit hashes, band lookups) and they
+    # are what leaks between train and test; images use an average hash, text MinHash LSH.
+    enabled: bool = True
+    # Images: largest Hamming distance between 64-bit average hashes that still counts as a
+    # near duplicate. 0 = the same 8x8 thumbnail after thresholding at its mean; 2-5 is usual
+    # for photos, but tiny images (8x8 digits) need 0 or distinct digits start to match.
+    max_distance: int = Field(0, ge=0, le=16)
+    # Images: a hash match is confirmed only if the 8x8 grey thumbnails differ by at most this
+    # fraction of the pixel range, on average. Measured on sklearn digits: the 48 pairs with
+    # equal hashes differ by a median 1.0 grey level of 16 per pixel (as much as ordinary
+    # nearest neighbours), so the hash alone calls different handwriting "duplicate".
+    max_pixel_diff: float = Field(0.02, ge=0, le=1)
+    # Text: Jaccard similarity of word 3-gram sets above which two texts are near duplicates
+    # (MinHash LSH estimate, 128 permutations).
+    threshold: float = Field(0.8, gt=0, le=1)
+    # Off: near duplicates inside one split are harmless (like augmentation) and are only
+    # reported; across splits they are leakage (see `leakage`). On: later copies are dropped.
+    drop: bool = False
+
+
+class OutlierConfig(Section):
+    # Off by default: on real data "outliers" are often the interesting rows; opt in.
+    method: Literal["none", "zscore", "iqr"] = "none"
+    # zscore: |x - mean| / std above this; 4 flags ~6e-5 of a normal sample.
+    # iqr: outside [q1 - k IQR, q3 + k IQR]; Tukey's fences use k = 1.5 (3 = "far out").
+    threshold: float = Field(4.0, gt=0)
+    # flag only counts them in cleaning.json; drop removes them from the training split
+    # (statistics are fitted on train; val/test keep every row, so metrics stay honest).
+    action: Literal["flag", "drop"] = "flag"
+
+
+class CleanConfig(Section):
+    # drop removes an invalid row and counts it by reason; fail stops at the first one with
+    # its row number and column (for data that must be clean).
+    invalid: Literal["drop", "fail"] = "drop"
+    # Declared value ranges, column -> [min, max] (null = open); "*" applies to every feature.
+    ranges: dict[str, tuple[float | None, float | None]] = {}
+    # Exact duplicates (same features) are removed before the split; the same features with
+    # different labels are reported as label noise and removed, not as duplicates.
+    duplicates: bool = True
+    near_duplicates: NearDuplicateConfig = NearDuplicateConfig()
+    # Rows of val/test that duplicate (or nearly duplicate) a training row, or a test row
+    # that duplicates a val row, are removed from the evaluation split: they inflate metrics.
+    leakage: bool = True
+    outliers: OutlierConfig = OutlierConfig()
+
+
+class _Aug(Section):
+    # Each augmentation fires per sample with probability p.
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class RotateAug(_Aug):
+    degrees: float = Field(10.0, gt=0, le=180)  # uniform in [-degrees, degrees]
+
+
+class TranslateAug(_Aug):
+    fraction: float = Field(0.1, gt=0, lt=1)  # shift up to this fraction of width/height
+
+
+class ScaleAug(_Aug):
+    range: tuple[float, float] = (0.9, 1.1)  # zoom factor range
+
+
+class ResizedCropAug(_Aug):
+    scale: tuple[float, float] = (0.8, 1.0)  # area fraction of the crop, resized back
+
+
+class HFlipAug(_Aug):
+    pass  # never for digits or text-like images: a flipped 2 is not a 2
+
+
+class JitterAug(_Aug):
+    brightness: float = Field(0.1, ge=0)  # raw-scale factor range [1 - b, 1 + b]
+    contrast: float = Field(0.1, ge=0)
+
+
+class EraseAug(_Aug):
+    scale: tuple[float, float] = (0.02, 0.1)  # area fraction erased (Zhong et al. 2017)
+
+
+class NoiseAug(_Aug):
+    std: float = Field(0.05, gt=0)  # Gaussian noise in units of each feature's std
+
+
+class MixupAug(_Aug):
+    alpha: float = Field(0.2, gt=0)  # Beta(alpha, alpha) mixing weight (Zhang et al. 2018)
+
+
+AUGMENTATIONS = {"rotate": RotateAug, "translate": TranslateAug, "scale": ScaleAug,
+                 "resized_crop": ResizedCropAug, "hflip": HFlipAug, "jitter": JitterAug,
+                 "erase": EraseAug, "noise": NoiseAug, "mixup": MixupAug}
+IMAGE_AUGMENTATIONS = ("rotate", "translate", "scale", "resized_crop", "hflip", "jitter", "erase")
+
+
+class AugmentStep(Section):
+    """One `{name: {params}}` item of preprocess.augment; exactly one name is set."""
+
+    rotate: RotateAug | None = None
+    translate: TranslateAug | None = None
+    scale: ScaleAug | None = None
+    resized_crop: ResizedCropAug | None = None
+    hflip: HFlipAug | None = None
+    jitter: JitterAug | None = None
+    erase: EraseAug | None = None
+    noise: NoiseAug | None = None
+    mixup: MixupAug | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name(cls, v: object) -> object:
+        if isinstance(v, str):  # `- hflip` means hflip with its defaults
+            v = {v: {}}
+        if isinstance(v, dict):
+            v = {k: ({} if p is None else p) for k, p in v.items() if p is not None or len(v) == 1}
+            for k in v:
+                if k not in AUGMENTATIONS:
+                    from danlu.registry import closest
+
+                    near = closest(str(k), list(AUGMENTATIONS))
+                    raise ValueError(f"{k!r} is not an augmentation"
+                                     + (f"; did you mean {near!r}?" if near else "")
+                                     + f" (one of: {', '.join(AUGMENTATIONS)})")
+            if len(v) != 1:
+                raise ValueError(f"each augment item names one augmentation, got {sorted(v)}; "
+                                 f"write one list item per step, e.g. - rotate: {{degrees: 10}}")
+        return v
+
+    @property
+    def name(self) -> str:
+        return next(k for k in AUGMENTATIONS if getattr(self, k) is not None)
+
+    @property
+    def params(self) -> _Aug:
+        return getattr(self, self.name)
+
+    @model_serializer(mode="wrap")
+    def _only_the_set_one(self, handler):  # the resolved recipe shows `- rotate: {...}`
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class PreprocessConfig(Section):
     # z-score is the safe default for gradient training; fitted on the training split only
     # and baked into the exported ONNX graph, so serving sees the same transformation.
-    normalize: Literal["zscore", "minmax", "none"] = "zscore"
+    # robust = (x - median) / IQR, for heavy-tailed features.
+    normalize: Literal["zscore", "minmax", "robust", "none"] = "zscore"
+    # feature: one shift/scale per column. channel: pooled over each image channel's pixels
+    # (needs image data), still written out as one shift/scale per feature for the graph.
+    per: Literal["feature", "channel"] = "feature"
+    clean: CleanConfig = CleanConfig()
+    # Applied in order, on the fly, to training batches only (seeded). Empty = none.
+    augment: list[AugmentStep] = []

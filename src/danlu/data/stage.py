@@ -1,8 +1,7 @@
-"""The data stage: read the source, split it, fit the normalizer on the training split."""
+"""The data stage: clean the source, split it, fit the normalizer on the training split."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,35 +9,23 @@ import numpy as np
 
 from danlu.data.config import DataConfig
 from danlu.data.normalize import Normalizer, make_normalizer
-from danlu.data.sources import load_source
-from danlu.data.split import split_indices
-from danlu.runs import Run, StageResult, atomic_write, read_json, write_json
+from danlu.data.prepare import LABEL, SPLIT, SPLITS, prepare
+from danlu.errors import RecipeError
+from danlu.runs import Run, StageResult, read_json
 
 __all__ = ["Splits", "data", "load_splits"]
 
 
 def data(run: Run, cfg: DataConfig) -> StageResult:
-    """Write data/dataset.npz, split.json, normalizer.json and info.json into the run."""
+    """Write data/clean.parquet, split.json, normalizer.json, info.json and cleaning.json."""
     recipe = run.recipe
-    table = load_source(cfg.source, cfg.target, cfg.image_shape)
-    parts = split_indices(table.y, cfg.split.val, cfg.split.test, recipe.seed, cfg.split.stratify)
-    norm = Normalizer(recipe.preprocess.normalize).fit(table.x[parts["train"]])
-    out = run.stage_dir("data")
-    buf = io.BytesIO()
-    np.savez_compressed(buf, x=table.x, y=table.y)  # plain arrays: loaded with allow_pickle=False
-    atomic_write(out / "dataset.npz", buf.getvalue())
-    write_json(out / "split.json", {k: v.tolist() for k, v in parts.items()})
-    write_json(out / "normalizer.json", norm.state_dict())
-    counts = {s: np.bincount(table.y[parts[s]], minlength=table.num_classes).tolist()
-              for s in ("train", "val", "test")}
-    info = {"source": cfg.source, "rows": len(table.y), "features": table.x.shape[1],
-            "feature_names": table.feature_names, "labels": table.label_names,
-            "image_shape": table.image_shape, "class_counts": counts,
-            "stratified": bool(parts["stratified"])}
-    write_json(out / "info.json", info)
-    sizes = {f"{s}_rows": len(parts[s]) for s in ("train", "val", "test")}
-    return StageResult(paths={"dataset": "data/dataset.npz", "info": "data/info.json",
-                              "normalizer": "data/normalizer.json"}, metrics=sizes)
+    res = prepare(run.stage_dir("data"), cfg, recipe.preprocess, recipe.seed)
+    cleaning = res["cleaning"]
+    metrics = {f"{s}_rows": n for s, n in res["sizes"].items()}
+    metrics.update(rows_in=cleaning["rows_in"], removed=cleaning["removed_total"])
+    return StageResult(paths={"dataset": "data/clean.parquet", "info": "data/info.json",
+                              "normalizer": "data/normalizer.json",
+                              "cleaning": "data/cleaning.json"}, metrics=metrics)
 
 
 @dataclass
@@ -56,12 +43,26 @@ class Splits:
 
 
 def load_splits(run: Run) -> Splits:
-    """What the data stage wrote, as arrays per split."""
+    """What the data stage wrote, as arrays per split (text sources: arrays of str)."""
+    import pyarrow.parquet as pq
+
     d = run.path("data")
-    with np.load(d / "dataset.npz", allow_pickle=False) as z:
-        x, y = z["x"], z["y"]
-    idx = read_json(d / "split.json")
-    return Splits(x={s: x[idx[s]] for s in ("train", "val", "test")},
-                  y={s: y[idx[s]] for s in ("train", "val", "test")},
-                  normalizer=make_normalizer(read_json(d / "normalizer.json")),
-                  info=read_json(d / "info.json"))
+    info = read_json(d / "info.json")
+    arch = getattr(getattr(run.recipe, "model", None), "arch", None)
+    if info.get("kind") == "text" and arch in ("mlp", "cnn"):
+        raise RecipeError("model.arch", got=arch, expected=f"a text model for the text source "
+                          f"{info['source']} (mlp and cnn take numeric features or images)",
+                          hint="text models are not in danlu yet; `danlu data prepare` already "
+                               "cleans and de-duplicates text, see data/cleaning.json")
+    t = pq.read_table(d / "clean.parquet")
+    split = t.column(SPLIT).to_numpy()
+    y = t.column(LABEL).to_numpy().astype(np.int64)
+    if info.get("kind") == "text":
+        x = np.array(t.column(info["feature_names"][0]).to_pylist(), dtype=object)
+    else:
+        x = np.empty((t.num_rows, len(info["feature_names"])), dtype=np.float32)
+        for j, name in enumerate(info["feature_names"]):
+            x[:, j] = t.column(name).to_numpy(zero_copy_only=False)
+    return Splits(x={s: x[split == i] for i, s in enumerate(SPLITS)},
+                  y={s: y[split == i] for i, s in enumerate(SPLITS)},
+                  normalizer=make_normalizer(read_json(d / "normalizer.json")), info=info)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from danlu.data.augment import build_augmenter
 from danlu.data.stage import load_splits
 from danlu.models import InputSpec, build_model, model_spec
 from danlu.runs import Run, StageResult, atomic_write, read_json, write_json
@@ -111,8 +112,11 @@ def train_here(run: Run, cfg: TrainConfig) -> dict:
             progress.update(task, advance=1, status=f"val acc {row['val_accuracy']:.4f} "
                                                     f"loss {row['val_loss']:.4f}")
 
+        augment = build_augmenter(recipe.preprocess.augment, norm, splits.num_classes, shape,
+                                  splits.x["train"], recipe.seed)
         result = fit(model, tensors("train"), tensors("val"), splits.info["labels"], cfg,
-                     recipe.seed, on_epoch, checkpoints=store if main else None, resume=resume)
+                     recipe.seed, on_epoch, checkpoints=store if main else None, resume=resume,
+                     augment=augment)
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
                "metric": cfg.early_stopping.metric, "epochs_run": len(result.history),
                "stopped_early": result.stopped_early, "resumed_from": result.resumed_from,

@@ -1,0 +1,87 @@
+"""The augmenter: recipe steps in order, seeded, on normalized batches; mixup gives soft targets.
+
+Where augmentation happens: fit() trains on normalized tensors, so each call maps the batch back
+to raw scale (x * scale + shift), rescales images to [0, 1] by the training split's pixel range
+(kornia's photometric ops clamp to [0, 1]; geometric ops and erasing fill with 0, i.e. the
+darkest training pixel: the background of digits), applies the steps, and normalizes again. So a
+recipe's degrees, shifts, brightness and erase fills mean the same thing whatever the normalizer.
+
+Targets: without mixup the labels pass through as class indices. Mixup (Zhang et al. 2018)
+returns soft targets, rows of class probabilities [N, C] (lam * onehot(y) + (1 - lam) *
+onehot(y[perm])); torch's CrossEntropyLoss takes either form, so the loss line does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from danlu.data.config import IMAGE_AUGMENTATIONS, AugmentStep
+from danlu.errors import RecipeError
+
+__all__ = ["Augmenter", "NoAugment", "build_augmenter"]
+
+
+class NoAugment:
+    """The identity: what fit() uses when the recipe lists no augmentation."""
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, y
+
+
+class Augmenter:
+    """Recipe steps applied in order to (normalized x, y); call k uses seed + k (reproducible)."""
+
+    def __init__(self, steps: Sequence[AugmentStep], shift: torch.Tensor, scale: torch.Tensor,
+                 num_classes: int, image_shape: Sequence[int] | None = None,
+                 pixel_range: tuple[float, float] = (0.0, 1.0), seed: int = 0):
+        from danlu.data.augment.image import image_op
+        from danlu.data.augment.table import mixup, noise
+
+        self.steps = list(steps)
+        self.shift, self.scale = shift.reshape(1, -1).float(), scale.reshape(1, -1).float()
+        self.num_classes, self.seed, self.calls = num_classes, seed, 0
+        self.image_shape = tuple(image_shape) if image_shape else None
+        lo, hi = pixel_range
+        self.lo, self.span = float(lo), float(hi - lo) or 1.0
+        self.ops = []
+        for i, step in enumerate(self.steps):
+            name, params = step.name, step.params
+            if name in IMAGE_AUGMENTATIONS:
+                if self.image_shape is None:
+                    raise RecipeError(f"preprocess.augment.{i}.{name}", got=name,
+                                      expected="image data for an image augmentation",
+                                      hint="for tables use noise or mixup")
+                self.ops.append(("image", image_op(name, params, self.image_shape)))
+            elif name == "noise":
+                self.ops.append(("table", noise(params)))
+            else:
+                self.ops.append(("table", mixup(params, num_classes)))
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        with torch.random.fork_rng(devices=[]):  # own stream: model init/dropout RNG untouched
+            torch.manual_seed(self.seed * 1_000_003 + self.calls)
+            for kind, op in self.ops:
+                if kind == "image":
+                    x = self._on_images(op, x)
+                else:
+                    x, y = op(x, y)
+        return x, y
+
+    def _on_images(self, op, x: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.shift.to(x.device), self.scale.to(x.device)
+        img = ((x * scale + shift - self.lo) / self.span).reshape(len(x), *self.image_shape)
+        img = op(img).reshape(len(x), -1)
+        return ((img * self.span + self.lo) - shift) / scale
+
+
+def build_augmenter(steps: Sequence[AugmentStep], normalizer, num_classes: int,
+                    image_shape: Sequence[int] | None, train_x, seed: int):
+    """The recipe's augmenter for a training split (raw rows `train_x`), or NoAugment."""
+    if not steps:
+        return NoAugment()
+    lo, hi = float(train_x.min()), float(train_x.max())
+    return Augmenter(steps, torch.as_tensor(normalizer.shift_), torch.as_tensor(normalizer.scale_),
+                     num_classes, image_shape, (lo, hi), seed)
