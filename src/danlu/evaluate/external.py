@@ -96,7 +96,10 @@ def evaluate_external(path: str | Path, data: str | None = None, target: str | N
         info = read_json(run.path("data", "info.json")) if run else None
         table = load_source(source, target)
         labels = info["labels"] if info else _package_labels(path)
-        table = _align(table, labels, info["feature_names"] if info else None, source)
+        # A run knows its feature names, so columns are matched by name; a package on its own
+        # (danlu-model.json has no names yet) takes the file's columns in order.
+        names = info["feature_names"] if info else _package_meta(path).get("feature_names")
+        table = _align(table, labels, names, source)
         x, y = table.x, table.y
 
     if is_package:
@@ -112,6 +115,12 @@ def evaluate_external(path: str | Path, data: str | None = None, target: str | N
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(source.partition(":")[2]).stem) or "data"
         written = write_json(run.stage_dir("eval") / f"external-{name}.json", doc)
     return ExternalResult(metrics, source, model, written)
+
+
+def _package_meta(path: Path) -> dict[str, Any]:
+    from danlu.serve.package import load_package
+
+    return load_package(path).meta
 
 
 def _package_labels(path: Path) -> list[str]:

@@ -307,7 +307,9 @@ def _mistakes(d: Path, info: dict[str, Any] | None) -> str:
     if shape:
         titles = [f"{labels[y[i]]} → {labels[pred[i]]} ({probs[i, pred[i]]:.2f})" for i in order]
         svg = plots.mistakes(x.reshape(len(order), *shape), titles)
-        return head + intro + _figure(svg, "true → predicted (probability of the prediction)") + "</section>"
+        width = min(8, len(order)) * 115  # ~115 px per digit, however few there are
+        return (head + intro + f'<div style="max-width:{width}px;margin:auto">'
+                + _figure(svg, "true → predicted (probability of the prediction)") + "</div></section>")
     names = info.get("feature_names") or [f"f{i}" for i in range(x.shape[1])]
     k = min(6, len(names))
     trows = [[_num(int(rows[i]) + 1), e(labels[y[i]]), e(labels[pred[i]]), f"{probs[i, pred[i]]:.3f}",
