@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from danlu.evaluate.metrics import classification_metrics
-from danlu.evaluate.stats import CI_METRICS, bootstrap_ci, confusion_metrics, mcnemar, paired_bootstrap
+from danlu.evaluate.stats import (
+    CI_METRICS,
+    bootstrap_ci,
+    confusion_metrics,
+    mcnemar,
+    paired_bootstrap,
+    weighted_roc_auc,
+)
 from tests.evaluate.test_metrics import _predictions
 
 
@@ -26,7 +33,7 @@ def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
     pred = probs.argmax(1)
     ci = bootstrap_ci(y, pred, probs, resamples=500, seed=7)
     point = confusion_metrics(np.bincount(y * 4 + pred, minlength=16).reshape(4, 4))
-    assert set(ci) == {*CI_METRICS, "log_loss"}
+    assert set(ci) == {*CI_METRICS, "log_loss", "roc_auc"}
     for k in CI_METRICS:
         lo, hi = ci[k]
         assert lo < float(point[k]) < hi and hi - lo < 0.2, k
@@ -85,3 +92,22 @@ def test_mcnemar_matches_hand_computed_values():
     assert r["statistic"] == pytest.approx(19 ** 2 / 60)
     assert r["p_value"] == pytest.approx(0.014171, abs=1e-6)
     assert mcnemar(y, y, y)["p_value"] == 1.0
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_weighted_roc_auc_matches_sklearn(n_classes):
+    from sklearn.metrics import roc_auc_score
+
+    probs, y = _predictions(n_classes, n=300, seed=9)
+    probs = np.round(probs, 2)  # ties, counted half as sklearn does
+    probs /= probs.sum(axis=1, keepdims=True)
+    rng = np.random.default_rng(0)
+    counts = np.stack([np.ones(300, int), rng.integers(0, 4, size=300)])
+    got = weighted_roc_auc(y, probs, counts)
+    if n_classes == 2:
+        want = [roc_auc_score(y, probs[:, 1], sample_weight=w) for w in counts]
+    else:
+        want = [np.mean([roc_auc_score(y == c, probs[:, c], sample_weight=w) for c in range(5)])
+                for w in counts]
+        assert want[0] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr"), abs=1e-12)
+    np.testing.assert_allclose(got, want, atol=1e-12)
