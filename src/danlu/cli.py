@@ -77,20 +77,76 @@ def run(
 def _print_result(result) -> None:
     table = Table(title="test metrics", show_header=True)
     table.add_column("metric")
-    table.add_column("value", justify="right")
     test = result.metrics.get("test", {})
-    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"):
-        if key in test:
-            table.add_row(key, f"{test[key]:.4f}")
+    table.add_column("value [95% CI]" if "ci" in test else "value", justify="right")
+    _metric_rows(table, test)
     exp = result.metrics.get("export", {})
     if exp:
         table.add_row("parity max |diff|", f"{exp['parity_max_abs_diff']:.2e}")
         table.add_row("parity label agreement", f"{exp['parity_label_agreement']:.2%}")
     out.print(table)
+    _print_warnings(test)
     out.print(f"run folder: {result.run_dir}", highlight=False, soft_wrap=True)
+    if (result.run_dir / "report.html").is_file():
+        out.print(f"report:     {result.run_dir / 'report.html'}", highlight=False, soft_wrap=True)
     if result.package_dir:
         out.print(f"package:    {result.package_dir}", highlight=False, soft_wrap=True)
         out.print(f"serve it:   danlu serve {result.run_dir}", highlight=False, soft_wrap=True)
+
+
+def _metric_rows(table: Table, split: dict) -> None:
+    """Headline metrics as `0.973 [0.958, 0.986]`, macro-F1 first when accuracy misleads."""
+    from danlu.evaluate.summary import headline_rows
+
+    for key, text in headline_rows(split):
+        table.add_row(key, text)
+
+
+def _print_warnings(split: dict) -> None:
+    for w in split.get("warnings", []):
+        out.print(f"[bold yellow]warning:[/] {w['message']}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def evaluate(
+    path: Annotated[Path, typer.Argument(help="A run folder, or a model package folder.")],
+    data: Annotated[str | None, typer.Option(
+        help="New labelled data: csv:PATH or parquet:PATH (default: the run's test split).")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="Label column of --data (default: the run recipe's data.target).")] = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Write the metrics JSON here (default for a run: "
+                      "RUN/eval/external-<data name>.json).")] = None,
+) -> None:
+    """Score a trained run (PyTorch) or a model package (ONNX Runtime) on labelled data."""
+    from danlu.evaluate.external import evaluate_external
+
+    try:
+        res = evaluate_external(path, data, target, out_file)
+    except DanluError as e:
+        raise _fail(e) from None
+    table = Table(title=f"{res.source}: {res.metrics['n']} rows, {res.model}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value [95% CI]" if "ci" in res.metrics else "value", justify="right")
+    _metric_rows(table, res.metrics)
+    out.print(table)
+    _print_warnings(res.metrics)
+    if res.written:
+        out.print(f"written: {res.written}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `danlu run`.")],
+) -> None:
+    """Write RUN/report.html: one self-contained page (inline SVG plots, no network)."""
+    from danlu.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except DanluError as e:
+        raise _fail(e) from None
+    out.print(f"report: {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()

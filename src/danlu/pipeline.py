@@ -38,6 +38,12 @@ def _export(run: Run, recipe: Recipe) -> StageResult:
     return export(run, recipe.export)
 
 
+def _report(run: Run, recipe: Recipe) -> StageResult:
+    from danlu.report import write_report
+
+    return StageResult(paths={"report": write_report(run.dir).name})
+
+
 # (stage, the recipe sections its result depends on, the function). Each stage's key also
 # folds in the key of the stage before it, so a changed upstream section reruns what follows.
 STAGES: list[tuple[str, tuple[str, ...], Callable[[Run, Recipe], StageResult]]] = [
@@ -45,7 +51,19 @@ STAGES: list[tuple[str, tuple[str, ...], Callable[[Run, Recipe], StageResult]]] 
     ("train", ("model", "train"), _train),
     ("evaluate", ("evaluate",), _evaluate),
     ("export", ("name", "export"), _export),
+    ("report", (), _report),
 ]
+
+
+def _report_after_failure(run: Run, error: BaseException) -> None:
+    """A run stopped by its gate still gets report.html: the metrics say why it stopped."""
+    from danlu.errors import GateError
+
+    if isinstance(error, GateError):
+        try:
+            _report(run, run.recipe)
+        except Exception:  # the gate's error is the one to show; a report is a bonus here
+            pass
 
 
 @dataclass
@@ -98,6 +116,7 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
             r.mark(name, "failed", key, error=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc(limit=5))
             on_stage(name, "failed")
+            _report_after_failure(r, e)
             raise
         r.mark(name, "finished", key, paths=res.paths, metrics=res.metrics)
         result.stages[name] = "ran"

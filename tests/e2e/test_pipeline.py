@@ -17,7 +17,7 @@ from tests.conftest import DIGITS
 
 def test_shipped_recipe_reaches_its_accuracy(digits_run):
     assert digits_run.metrics["test"]["accuracy"] >= 0.97
-    assert digits_run.stages == {s: "ran" for s in ("data", "train", "evaluate", "export")}
+    assert digits_run.stages == {s: "ran" for s in ("data", "train", "evaluate", "export", "report")}
 
 
 def test_run_folder_holds_every_stage_output(digits_run):
@@ -76,11 +76,13 @@ def test_gate_failure_stops_packaging_and_resume_continues(tmp_path):
         danlu.run(DIGITS, {"train.epochs": 1, "evaluate.gate": {"accuracy": 0.999}}, out=tmp_path)
     (run_dir,) = tmp_path.iterdir()
     assert not (run_dir / "package").exists()
+    assert "gate failed" in (run_dir / "report.html").read_text()  # the report shows why
     stages = read_json(run_dir / "manifest.json")["stages"]
     assert stages["evaluate"]["status"] == "failed" and "export" not in stages
     # Lower the gate: data and train are reused, evaluate and export run.
     result = danlu.run(None, {"evaluate.gate": {"accuracy": 0.3}}, resume=run_dir)
-    assert result.stages == {"data": "cached", "train": "cached", "evaluate": "ran", "export": "ran"}
+    assert result.stages == {"data": "cached", "train": "cached", "evaluate": "ran", "export": "ran",
+                             "report": "ran"}
     assert result.package_dir is not None
 
 

@@ -2,39 +2,79 @@
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
+import numpy as np
 import torch
 
 from danlu.data.stage import load_splits
 from danlu.errors import GateError, RecipeError
 from danlu.evaluate.config import EvaluateConfig
-from danlu.evaluate.metrics import classification_metrics
-from danlu.runs import Run, StageResult, write_json
+from danlu.evaluate.metrics import classification_metrics, curves
+from danlu.evaluate.stats import bootstrap_ci
+from danlu.evaluate.summary import imbalance_warnings
+from danlu.runs import Run, StageResult, atomic_write, read_json, write_json
 from danlu.train.checkpoint import load_packaged
 
-__all__ = ["check_gate", "evaluate"]
+__all__ = ["check_gate", "evaluate", "score"]
+
+
+def score(probs: np.ndarray, y: np.ndarray, labels: list[str], cfg: EvaluateConfig,
+          seed: int) -> dict[str, Any]:
+    """One split's metrics, their bootstrap intervals (`ci`) and imbalance `warnings`."""
+    probs, y = np.asarray(probs, dtype=np.float64), np.asarray(y, dtype=np.int64)
+    m = classification_metrics(torch.from_numpy(probs), torch.from_numpy(y), labels)
+    b = cfg.bootstrap
+    if b.resamples:
+        m["ci"] = bootstrap_ci(y, probs.argmax(axis=1), probs, resamples=b.resamples,
+                               confidence=b.confidence, seed=seed, n_classes=len(labels))
+        m["ci_method"] = {"kind": "percentile bootstrap", "resamples": b.resamples,
+                          "confidence": b.confidence, "seed": seed}
+    m["warnings"] = imbalance_warnings(m, labels, cfg.imbalance.majority_share,
+                                       cfg.imbalance.accuracy_gap)
+    return m
+
+
+def save_predictions(path, probs: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
+    """Per-row probabilities, labels and dataset row numbers (plain arrays, no pickle)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, probs=np.asarray(probs, np.float32), y=np.asarray(y, np.int64),
+                        rows=np.asarray(rows, np.int64))
+    atomic_write(path, buf.getvalue())
 
 
 def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
-    """Write eval/metrics.json ({"val": {...}, "test": {...}, "gate": {...}}); raise on a missed gate."""
+    """Write eval/metrics.json ({"val": {...}, "test": {...}, "gate": {...}}), the test split's
+    predictions.npz and curves.json; raise on a missed gate."""
     splits = load_splits(run)
     model = load_packaged(run)
     labels = splits.info["labels"]
-    metrics = {}
+    out = run.stage_dir("eval")
+    metrics: dict[str, Any] = {}
     for split in ("val", "test"):
         with torch.inference_mode():
             probs, _ = model(torch.from_numpy(splits.x[split]))
-        metrics[split] = classification_metrics(probs, torch.from_numpy(splits.y[split]), labels)
+        probs = probs.double().numpy()
+        metrics[split] = score(probs, splits.y[split], labels, cfg, run.recipe.seed)
+        if split == "test":
+            rows = np.asarray(read_json(run.path("data", "split.json"))["test"])
+            save_predictions(out / "predictions.npz", probs, splits.y[split], rows)
+            write_json(out / "curves.json", curves(torch.from_numpy(probs),
+                                                   torch.from_numpy(splits.y[split]), labels))
     gate = check_gate(metrics["test"], cfg.gate)
     metrics["gate"] = gate
-    write_json(run.stage_dir("eval") / "metrics.json", metrics)
+    metrics["warnings"] = metrics["test"]["warnings"]
+    write_json(out / "metrics.json", metrics)
     if not gate["passed"]:
         misses = ", ".join(f"{m} {r['value']:.4f} < {r['min']}" for m, r in gate["checks"].items()
                            if not r["passed"])
         raise GateError(f"evaluation gate failed on the test split: {misses}; the model is not "
                         f"packaged (metrics in {run.path('eval', 'metrics.json')})")
-    headline = {k: metrics["test"][k] for k in ("accuracy", "f1_macro", "precision_macro",
-                                                  "recall_macro")}
-    return StageResult(paths={"metrics": "eval/metrics.json"}, metrics=headline)
+    headline = {k: metrics["test"][k] for k in ("accuracy", "balanced_accuracy", "f1_macro",
+                                                  "precision_macro", "recall_macro")}
+    return StageResult(paths={"metrics": "eval/metrics.json", "predictions": "eval/predictions.npz",
+                              "curves": "eval/curves.json"}, metrics=headline)
 
 
 def check_gate(test: dict, gate: dict[str, float]) -> dict:

@@ -30,12 +30,19 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _interval(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "-"
+
+
 def model_card(meta: dict[str, Any], info: dict[str, Any]) -> str:
     """A short model card: what the model does, its data, its metrics and its limits."""
     test = meta["metrics"]["test"]
     inp = meta["inputs"][0]
-    rows = "\n".join(f"| {k} | {_fmt(test[k])} |" for k in
-                     ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"))
+    ci = test.get("ci", {})
+    rows = "\n".join(f"| {k} | {_fmt(test[k])} | {_interval(ci.get(k))} |" for k in
+                     ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
+                      "f1_weighted") if k in test)
+    warn = "".join(f"\n> **Warning:** {w['message']}\n" for w in test.get("warnings", []))
     per = "\n".join(f"| {lab} | {_fmt(v['precision'])} | {_fmt(v['recall'])} | {_fmt(v['f1'])} "
                     f"| {v['support']} |" for lab, v in test["per_class"].items())
     p = meta["parity"]
@@ -55,8 +62,9 @@ danlu serve .        # KServe v2 at http://127.0.0.1:8080/v2/models/{meta['name'
 ```
 
 ## Test metrics ({test['n']} held-out rows, never used for training or model selection)
-| metric | value |
-|---|---|
+{warn}
+| metric | value | 95% bootstrap interval |
+|---|---|---|
 {rows}
 
 | class | precision | recall | F1 | support |

@@ -1,0 +1,62 @@
+"""report.html: one self-contained page from the run folder; optional sections follow their files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+from danlu.report import write_report
+from danlu.runs import write_json
+
+HEADINGS = ("Summary", "Recipe", "Data", "Training", "Metrics", "Confusion matrix (test)",
+            "ROC and precision-recall curves (test)", "Calibration (test)", "Worst mistakes (test)",
+            "Package")
+
+
+def _headings(page: str) -> list[str]:
+    return re.findall(r"<h2>(.*?)</h2>", page)
+
+
+def test_run_writes_a_self_contained_report(digits_run):
+    page = (digits_run.run_dir / "report.html").read_text()
+    assert _headings(page) == list(HEADINGS)
+    # Offline: no scripts, no stylesheets or images fetched from anywhere.
+    assert "<script" not in page and "<link" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "url(http" not in page
+    assert page.count('<svg') == 5 and 'class="plot"' in page
+    # The mistakes grid holds the misclassified digits themselves (PNG inside the SVG).
+    assert "data:image/png;base64," in page
+    assert re.search(r"0\.9\d\d \[0\.9\d\d, [01]\.\d{3}\]", page)  # accuracy with its interval
+    assert "Tuning" not in _headings(page) and "Cleaning" not in page
+
+
+def test_optional_sections_render_when_their_files_exist(digits_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run.run_dir, run)
+    write_json(run / "data" / "cleaning.json", {"rows_in": 1797, "rows_out": 1790,
+                                                "dropped": {"duplicate": 5, "missing": 2}})
+    (run / "tune").mkdir()
+    trials = [{"number": i, "value": 0.9 + 0.01 * (i % 5), "state": "COMPLETE",
+               "params": {"train.optimizer.lr": 0.001 * (i + 1)}} for i in range(8)]
+    (run / "tune" / "trials.jsonl").write_text("".join(f"{__import__('json').dumps(t)}\n" for t in trials))
+    write_json(run / "tune" / "best.json", {"metric": "val.accuracy", "direction": "maximize",
+                                            "value": 0.94, "params": {"train.optimizer.lr": 0.005}})
+    write_json(run / "compress" / "pareto.json", {"variants": [
+        {"name": "fp32", "size_bytes": 230_000, "accuracy": 0.989, "pareto": True},
+        {"name": "int8", "size_bytes": 70_000, "accuracy": 0.986, "pareto": True},
+        {"name": "pruned-50", "size_bytes": 120_000, "accuracy": 0.97, "pareto": False}]})
+    page = write_report(run).read_text()
+    heads = _headings(page)
+    assert heads[-3:] == ["Tuning", "Compression", "Package"]
+    assert 'id="cleaning"' in page and "dropped.duplicate" in page
+    assert "pruned-50" in page and "train.optimizer.lr" in page
+    assert page.count("<svg") == 7  # + tuning trials and the Pareto plot
+
+
+def test_report_of_a_bare_run_folder_is_a_clear_error(tmp_path):
+    import pytest
+
+    from danlu.errors import DanluError
+
+    with pytest.raises(DanluError, match="not a danlu run folder"):
+        write_report(tmp_path)
