@@ -35,8 +35,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def train(run: Run, cfg: TrainConfig) -> StageResult:
-    """Write train/model.safetensors (best epoch), model.json and history.jsonl."""
+def train(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> StageResult:
+    """Write train/model.safetensors (best epoch), model.json and history.jsonl.
+
+    fit_on: the splits trained on; ("train", "val") retrains a tuned configuration on both.
+    """
     from safetensors.torch import save_file
 
     recipe = run.recipe
@@ -46,9 +49,9 @@ def train(run: Run, cfg: TrainConfig) -> StageResult:
     device = resolve_device(cfg.device)
     norm = splits.normalizer
 
-    def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.from_numpy(norm.transform(splits.x[split])).to(device),
-                torch.from_numpy(splits.y[split]).to(device))
+    def tensors(*names: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = (np.concatenate([part[s] for s in names]) for part in (splits.x, splits.y))
+        return torch.from_numpy(norm.transform(x)).to(device), torch.from_numpy(y).to(device)
 
     shape = splits.info["image_shape"]
     spec = InputSpec(features=int(splits.info["features"]),
@@ -66,7 +69,7 @@ def train(run: Run, cfg: TrainConfig) -> StageResult:
             progress.update(task, advance=1, status=f"val acc {row['val_accuracy']:.4f} "
                                                     f"loss {row['val_loss']:.4f}")
 
-        result = fit(model, tensors("train"), tensors("val"), splits.info["labels"], cfg,
+        result = fit(model, tensors(*fit_on), tensors("val"), splits.info["labels"], cfg,
                      recipe.seed, on_epoch)
     state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}
     save_file(state, str(out / "model.safetensors.tmp"))
@@ -74,7 +77,7 @@ def train(run: Run, cfg: TrainConfig) -> StageResult:
     write_json(out / "model.json", model_spec(recipe.model, spec, splits.num_classes))
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
                "metric": cfg.early_stopping.metric, "epochs_run": len(result.history),
-               "stopped_early": result.stopped_early,
+               "stopped_early": result.stopped_early, "fit_on": list(fit_on),
                "seconds": sum(r["seconds"] for r in result.history)}
     write_json(out / "summary.json", summary)
     atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in result.history))
