@@ -122,8 +122,8 @@ def split_objective(item: str) -> tuple[str, str]:
     """"val.accuracy:maximize" -> ("val.accuracy", "maximize"), checked."""
     metric, _, direction = item.rpartition(":")
     if not metric or direction not in ("maximize", "minimize") or metric not in OBJECTIVE_METRICS:
-        raise ValueError(f"{item!r}: expected 'metric:maximize' or 'metric:minimize' with a metric "
-                         f"from {', '.join(OBJECTIVE_METRICS)}")
+        raise ValueError(f"each item as 'metric:maximize' or 'metric:minimize' (not {item!r}), e.g. "
+                         f"val.accuracy:maximize; metrics: {', '.join(OBJECTIVE_METRICS)}")
     return metric, direction
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from danlu.tune.space import suggest
 __all__ = ["make_objective", "measure"]
 
 
-def make_objective(run: Run, cfg: TuneConfig) -> Callable[[optuna.Trial], Any]:
+def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optuna.Trial], Any]:
     """The function Optuna calls per trial; the data split is loaded once per worker."""
     base: Recipe = run.recipe
     base_dict = base.to_dict()
@@ -41,6 +43,7 @@ def make_objective(run: Run, cfg: TuneConfig) -> Callable[[optuna.Trial], Any]:
     def objective(trial: optuna.Trial) -> float | list[float]:
         overrides = suggest(trial, cfg.space, base_dict)
         trial.set_user_attr("overrides", overrides)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker}")
         recipe = load_recipe(base_dict, overrides)  # an invalid combination fails this trial
         seed_everything(recipe.seed)
         model = build_model(recipe.model, spec, splits.num_classes).to(device)

@@ -30,6 +30,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
             # A retry of a trial whose worker died names the trial it replaces.
             "retry_of": t.system_attrs.get("failed_trial"),
+            "worker": t.user_attrs.get("worker"),
             "started": t.datetime_start.isoformat() if t.datetime_start else None,
             "seconds": t.duration.total_seconds() if t.duration else None,
         })

@@ -84,7 +84,7 @@ def optimize(run: Run, cfg: TuneConfig, worker: int = 0) -> None:
             study.stop()
 
     timeout = cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
-    study.optimize(make_objective(run, cfg), timeout=timeout, catch=(RecipeError,),
+    study.optimize(make_objective(run, cfg, worker), timeout=timeout, catch=(RecipeError,),
                    callbacks=[MaxTrialsCallback(cfg.trials, states=FINISHED), report])
 
 

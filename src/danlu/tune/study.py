@@ -23,8 +23,6 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # A trial whose process died is retried this many times at most (then it stays failed).
 MAX_RETRY = 3
 
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
 
 def storage_url(run: Run, cfg: TuneConfig) -> str:
     """The study's storage: the recipe's URL, else a SQLite file in the run folder."""
@@ -59,11 +57,14 @@ def _storage(url: str, cfg: TuneConfig) -> optuna.storages.BaseStorage:
     else:
         engine_kwargs["pool_pre_ping"] = True
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=cfg.heartbeat_seconds,
-            grace_period=2 * cfg.heartbeat_seconds,
-            # Optuna 5 name of what older Optunas called failed_trial_callback=RetryFailedTrialCallback
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=cfg.heartbeat_seconds,
+                grace_period=2 * cfg.heartbeat_seconds,
+                # Optuna 5's name for what Optuna < 4.9 called failed_trial_callback=
+                # RetryFailedTrialCallback (deprecated there, removed in 6).
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
     except Exception as e:  # sqlalchemy raises many kinds; the URL is what the user can fix
         raise RecipeError("tune.storage", got=public_url(url),
                           expected=f"an Optuna storage URL that opens ({type(e).__name__}: {e})",
@@ -73,6 +74,12 @@ def _storage(url: str, cfg: TuneConfig) -> optuna.storages.BaseStorage:
 
 def make_sampler(cfg: TuneConfig, seed: int, workers: int = 1) -> optuna.samplers.BaseSampler:
     """Optuna's sampler named by tune.sampler."""
+    with warnings.catch_warnings():  # multivariate/group TPE and GP are "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _sampler(cfg, seed, workers)
+
+
+def _sampler(cfg: TuneConfig, seed: int, workers: int) -> optuna.samplers.BaseSampler:
     s = optuna.samplers
     startup = cfg.startup_trials
     if cfg.sampler == "grid":
