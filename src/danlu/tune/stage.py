@@ -35,7 +35,9 @@ def tune(run: Run, cfg: TuneConfig) -> StageResult:
     url = storage_url(run, cfg)
     write_json(out / "study.json", {"storage": public_url(url), "study": study_name(run, cfg),
                                     "dashboard": f"optuna-dashboard {public_url(url)}"})
-    open_study(run, cfg, run.recipe.seed)  # create it once, before any worker joins
+    # Create the study once, before any worker joins; trials a dead process left running are
+    # failed and queued again now, while no worker of this stage runs.
+    recover_stale(open_study(run, cfg, run.recipe.seed), cfg, log=_log)
     started = time.perf_counter()
     if cfg.workers == 1:
         optimize(run, cfg, worker=0)
@@ -59,7 +61,8 @@ def tune(run: Run, cfg: TuneConfig) -> StageResult:
 
 
 def optimize(run: Run, cfg: TuneConfig, worker: int = 0) -> None:
-    """One worker: recover trials of dead workers, then run trials until the study holds enough."""
+    """One worker: run trials until the study holds cfg.trials finished ones (Optuna also fails
+    stale trials of dead workers before each new trial)."""
     import torch
 
     from danlu.tune.objective import make_objective
@@ -67,7 +70,6 @@ def optimize(run: Run, cfg: TuneConfig, worker: int = 0) -> None:
     if cfg.workers > 1 and not run.recipe.train.threads:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     study = open_study(run, cfg, run.recipe.seed, worker)
-    recover_stale(study, cfg, log=_log)
     if _finished(study) >= cfg.trials and not _waiting(study):
         return
     failures = []

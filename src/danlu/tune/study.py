@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
@@ -44,6 +45,16 @@ def public_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _with_driver(url: str) -> str:
+    """postgresql:// means psycopg (v3) to SQLAlchemy 2.1; use psycopg2 when only it is installed."""
+    if url.startswith("postgresql://"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
 def _storage(url: str, cfg: TuneConfig) -> optuna.storages.BaseStorage:
     if url.startswith("journal:"):
         # Optuna's journal file: an append-only log many processes share (no heartbeat).
@@ -56,20 +67,25 @@ def _storage(url: str, cfg: TuneConfig) -> optuna.storages.BaseStorage:
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=cfg.heartbeat_seconds,
-                grace_period=2 * cfg.heartbeat_seconds,
-                # Optuna 5's name for what Optuna < 4.9 called failed_trial_callback=
-                # RetryFailedTrialCallback (deprecated there, removed in 6).
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
-    except Exception as e:  # sqlalchemy raises many kinds; the URL is what the user can fix
-        raise RecipeError("tune.storage", got=public_url(url),
-                          expected=f"an Optuna storage URL that opens ({type(e).__name__}: {e})",
-                          hint="e.g. sqlite:///study.db, postgresql://user:pw@host/db, "
-                               "journal:/path/study.log") from None
+    # Workers starting together race to create the tables: the loser retries (it then finds them).
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    _with_driver(url), engine_kwargs=engine_kwargs,
+                    heartbeat_interval=cfg.heartbeat_seconds, grace_period=2 * cfg.heartbeat_seconds,
+                    # Optuna 5's name for what Optuna < 4.9 called failed_trial_callback=
+                    # RetryFailedTrialCallback (deprecated there, removed in 6).
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                        max_retry=MAX_RETRY))
+        except Exception as e:  # sqlalchemy raises many kinds; the URL is what the user can fix
+            error = e
+            time.sleep(0.5 * (attempt + 1))
+    raise RecipeError("tune.storage", got=public_url(url),
+                      expected=f"an Optuna storage URL that opens ({type(error).__name__}: {error})",
+                      hint="e.g. sqlite:///study.db, postgresql://user:pw@host/db, "
+                           "journal:/path/study.log")
 
 
 def make_sampler(cfg: TuneConfig, seed: int, workers: int = 1) -> optuna.samplers.BaseSampler:
@@ -132,8 +148,8 @@ def open_study(run: Run, cfg: TuneConfig, seed: int, worker: int = 0) -> optuna.
 def recover_stale(study: optuna.Study, cfg: TuneConfig, log=print) -> int:
     """Mark trials whose worker died (no heartbeat for the grace period) failed; each is retried.
 
-    Runs before a worker starts. Trials of live workers keep beating and are left alone, so
-    this waits at most one grace period plus a beat, and only when some trial is running.
+    Runs before this stage's workers start. Trials of live workers elsewhere keep beating and
+    are left alone; this waits at most a grace period plus a beat, only when some trial runs.
     """
     if not is_heartbeat_enabled(study._storage):
         return 0
@@ -145,13 +161,54 @@ def recover_stale(study: optuna.Study, cfg: TuneConfig, log=print) -> int:
             f"{deadline - time.monotonic():.0f} s for their heartbeats")
     while running and time.monotonic() < deadline:
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
         failed += len(after - before)
         running = [t.number for t in study.get_trials(deepcopy=False,
                                                       states=(TrialState.RUNNING,))]
         if running:
             time.sleep(0.5)
+    failed += _fail_never_beaten(study, cfg)
     if failed:
         log(f"tune: {failed} trial(s) of a dead worker marked failed and queued again")
+    return failed
+
+
+def _fail_never_beaten(study: optuna.Study, cfg: TuneConfig) -> int:
+    """Fail (and retry) running trials that never wrote a heartbeat within the grace period.
+
+    Optuna's stale check skips a trial without a heartbeat row: a worker killed between
+    creating a trial and its first beat (a few ms) would leave it running forever. A live
+    worker beats as the trial starts, so no beat after the grace period means a dead one.
+    """
+    from optuna.storages._rdb import models
+
+    rdb = getattr(study._storage, "_backend", study._storage)
+    if not isinstance(rdb, optuna.storages.RDBStorage):
+        return 0
+    old = datetime.now() - timedelta(seconds=2 * cfg.heartbeat_seconds)  # optuna stores local time
+    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+               if t.datetime_start and t.datetime_start < old]
+    if not running:
+        return 0
+    session = rdb.scoped_session()
+    try:
+        beaten = {trial_id for (trial_id,) in session.query(models.TrialHeartbeatModel.trial_id)
+                  .filter(models.TrialHeartbeatModel.trial_id.in_([t._trial_id for t in running]))}
+    finally:
+        session.close()
+    callback = rdb.get_heartbeat_stale_trial_callback()
+    failed = 0
+    for t in running:
+        if t._trial_id in beaten:
+            continue
+        try:
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process got there first
+        failed += 1
+        if callback is not None:
+            callback(study, study._storage.get_trial(t._trial_id))
     return failed
