@@ -13,6 +13,7 @@ import optuna
 import torch
 
 from danlu.data.stage import Splits, load_splits
+from danlu.errors import RecipeError
 from danlu.evaluate.metrics import classification_metrics
 from danlu.models import InputSpec, build_model
 from danlu.recipe import Recipe, load_recipe
@@ -44,7 +45,11 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
         overrides = suggest(trial, cfg.space, base_dict)
         trial.set_user_attr("overrides", overrides)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker}")
-        recipe = load_recipe(base_dict, overrides)  # an invalid combination fails this trial
+        try:
+            recipe = load_recipe(base_dict, overrides)
+        except RecipeError as e:  # an invalid combination fails this trial, with the reason kept
+            trial.set_user_attr("error", str(e))
+            raise
         seed_everything(recipe.seed)
         model = build_model(recipe.model, spec, splits.num_classes).to(device)
 

@@ -31,6 +31,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             # A retry of a trial whose worker died names the trial it replaces.
             "retry_of": t.system_attrs.get("failed_trial"),
             "worker": t.user_attrs.get("worker"),
+            "error": t.user_attrs.get("error"),
             "started": t.datetime_start.isoformat() if t.datetime_start else None,
             "seconds": t.duration.total_seconds() if t.duration else None,
         })

@@ -79,7 +79,7 @@ def optimize(run: Run, cfg: TuneConfig, worker: int = 0) -> None:
         extra = f" {trial.user_attrs.get('epochs', 0)} epochs"
         if trial.state == TrialState.FAIL:
             failures.append(trial.number)
-            extra += f" ({trial.system_attrs.get('fail_reason', 'see trials.jsonl')})"
+            extra += f" ({trial.user_attrs.get('error', 'see the traceback above')})"
         _log(f"tune[{worker}]: trial {trial.number} {trial.state.name.lower()} {values}{extra}"
              f" | {_finished(study)}/{cfg.trials} finished")
         if len(failures) > max(3, cfg.trials):  # every trial fails: stop, do not loop forever
