@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ def run(
         help="A run folder to continue: finished stages whose recipe sections are unchanged "
              "are skipped.")] = None,
 ) -> None:
-    """Run a recipe end to end: data -> train -> evaluate (gate) -> ONNX export -> package."""
+    """Run a recipe end to end: data -> [tune] -> train -> evaluate (gate) -> ONNX export -> package."""
     from danlu.pipeline import run as run_pipeline
 
     overrides = list(overrides or [])
@@ -72,6 +73,30 @@ def run(
     except DanluError as e:
         raise _fail(e) from None
     _print_result(result)
+
+
+@app.command()
+def tune(
+    recipe: Annotated[Path | None, typer.Argument(
+        help="Recipe YAML with a `tune` section (optional with --resume).")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Dotted overrides KEY=VALUE, e.g. tune.sampler=gp train.epochs=3.")] = None,
+    trials: Annotated[int | None, typer.Option(help="Finished trials the study should hold.")] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage URL (sqlite:///..., postgresql://..., journal:PATH); "
+             "default: RUN/tune/study.db.")] = None,
+    study: Annotated[str | None, typer.Option(
+        help="Study name; workers with the same --storage and --study share one study.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local worker processes.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that holds run folders.")] = Path("runs"),
+    resume: Annotated[Path | None, typer.Option(
+        help="A run folder whose study to continue (e.g. after a crash or kill).")] = None,
+) -> None:
+    """Search hyperparameters with Optuna, then train, evaluate and package the best configuration."""
+    opts = {"tune.trials": trials, "tune.storage": storage, "tune.study": study,
+            "tune.workers": workers}
+    extra = [f"{k}={json.dumps(v)}" for k, v in opts.items() if v is not None]  # JSON: stays a str
+    run(recipe, [*(overrides or []), "tune.enabled=true", *extra], out_dir, resume)
 
 
 def _print_result(result) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,10 +21,30 @@ def _data(run: Run, recipe: Recipe) -> StageResult:
     return data(run, recipe.data)
 
 
+def _tune(run: Run, recipe: Recipe) -> StageResult:
+    from danlu.tune.stage import tune
+
+    return tune(run, recipe.tune)
+
+
+def _tuning(recipe: Recipe) -> bool:
+    return recipe.tune is not None and recipe.tune.enabled
+
+
+def _after(name: str, run: Run) -> Run:
+    """The run as the next stages see it: after `tune`, its recipe holds the best configuration."""
+    if name != "tune":
+        return run
+    from danlu.tune.apply import tuned_recipe
+
+    return dataclasses.replace(run, recipe=tuned_recipe(run))
+
+
 def _train(run: Run, recipe: Recipe) -> StageResult:
     from danlu.train.stage import train
+    from danlu.tune.apply import fit_splits
 
-    return train(run, recipe.train)
+    return train(run, recipe.train, fit_on=fit_splits(recipe))
 
 
 def _evaluate(run: Run, recipe: Recipe) -> StageResult:
@@ -48,6 +69,8 @@ def _report(run: Run, recipe: Recipe) -> StageResult:
 # folds in the key of the stage before it, so a changed upstream section reruns what follows.
 STAGES: list[tuple[str, tuple[str, ...], Callable[[Run, Recipe], StageResult]]] = [
     ("data", ("seed", "data", "preprocess"), _data),
+    # Only when the recipe enables it; later stages then key on the tuned model/train sections.
+    ("tune", ("tune", "model", "train"), _tune),
     ("train", ("model", "train"), _train),
     ("evaluate", ("evaluate",), _evaluate),
     ("export", ("name", "export"), _export),
@@ -99,19 +122,23 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         r = Run.create(load_recipe(recipe, overrides), out)
     result = RunResult(r.dir)
     key = ""
+    cur = r  # the run as each stage sees it (after `tune`: the best configuration applied)
     for name, sections, fn in STAGES:
-        key = cache_key(key, r.recipe.section_hash(*sections))
+        if name == "tune" and not _tuning(r.recipe):
+            continue  # no tune stage: the other stages' keys are what they were without one
+        key = cache_key(key, cur.recipe.section_hash(*sections))
         if r.is_done(name, key):
             result.stages[name] = "cached"
             result.metrics[name] = r.stage_entry(name).get("metrics", {})
             on_stage(name, "cached")
+            cur = _after(name, cur)
             if name == until:
                 break
             continue
         on_stage(name, "running")
         r.mark(name, "running", key)
         try:
-            res = fn(r, r.recipe)
+            res = fn(cur, cur.recipe)
         except BaseException as e:
             r.mark(name, "failed", key, error=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc(limit=5))
@@ -122,6 +149,7 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         result.stages[name] = "ran"
         result.metrics[name] = res.metrics
         on_stage(name, "finished")
+        cur = _after(name, cur)
         if name == until:
             break
     metrics_file = r.path("eval", "metrics.json")

@@ -18,6 +18,7 @@ from danlu.models.config import CNNConfig, MLPConfig, ModelConfig
 from danlu.registry import closest
 from danlu.serve.config import ServeConfig
 from danlu.train.config import TrainConfig
+from danlu.tune.config import TuneConfig
 
 __all__ = ["CURRENT_VERSION", "Recipe", "load_recipe", "parse_overrides"]
 
@@ -38,6 +39,8 @@ class Recipe(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
     serve: ServeConfig = ServeConfig()
+    # Hyperparameter search (optional): absent or `enabled: false` = no tune stage in `danlu run`.
+    tune: TuneConfig | None = None
 
     @field_validator("version", mode="before")
     @classmethod

@@ -57,22 +57,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def train(run: Run, cfg: TrainConfig) -> StageResult:
+def train(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> StageResult:
     """Write train/model.safetensors (best epoch), model.json and history.jsonl.
 
     Checkpoints go to train/checkpoints/; when one made by the same recipe is there (a crashed
     or killed run), training continues from it exactly. With train.nproc > 1 the training runs
-    in that many DDP processes under torchrun; rank 0 writes the files."""
+    in that many DDP processes under torchrun; rank 0 writes the files.
+    fit_on: the splits trained on; ("train", "val") retrains a tuned configuration on both."""
     if cfg.nproc > 1 and world_size() == 1:
         launch(run.dir, cfg.nproc)
         summary = read_json(run.path("train", "summary.json"))
     else:
-        summary = train_here(run, cfg)
+        summary = train_here(run, cfg, fit_on)
     return StageResult(paths={"weights": "train/model.safetensors", "model": "train/model.json",
                               "history": "train/history.jsonl"}, metrics=summary)
 
 
-def train_here(run: Run, cfg: TrainConfig) -> dict:
+def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> dict:
     """The train stage in this process (one rank of many under torchrun); returns the summary."""
     from safetensors.torch import save_file
 
@@ -84,9 +85,9 @@ def train_here(run: Run, cfg: TrainConfig) -> dict:
     device = resolve_device(cfg.device)
     norm = splits.normalizer
 
-    def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.from_numpy(norm.transform(splits.x[split])).to(device),
-                torch.from_numpy(splits.y[split]).to(device))
+    def tensors(*names: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = (np.concatenate([part[s] for s in names]) for part in (splits.x, splits.y))
+        return torch.from_numpy(norm.transform(x)).to(device), torch.from_numpy(y).to(device)
 
     shape = splits.info["image_shape"]
     spec = InputSpec(features=int(splits.info["features"]),
@@ -114,13 +115,13 @@ def train_here(run: Run, cfg: TrainConfig) -> dict:
 
         augment = build_augmenter(recipe.preprocess.augment, norm, splits.num_classes, shape,
                                   splits.x["train"], recipe.seed)
-        result = fit(model, tensors("train"), tensors("val"), splits.info["labels"], cfg,
+        result = fit(model, tensors(*fit_on), tensors("val"), splits.info["labels"], cfg,
                      recipe.seed, on_epoch, checkpoints=store if main else None, resume=resume,
                      augment=augment)
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
                "metric": cfg.early_stopping.metric, "epochs_run": len(result.history),
                "stopped_early": result.stopped_early, "resumed_from": result.resumed_from,
-               "processes": world_size(),
+               "processes": world_size(), "fit_on": list(fit_on),
                "seconds": sum(r["seconds"] for r in result.history)}
     if main:
         state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}

@@ -1,0 +1,98 @@
+"""One trial: the base recipe + the trial's overrides, trained and scored with the train/evaluate code."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import torch
+
+from danlu.data.stage import Splits, load_splits
+from danlu.errors import RecipeError
+from danlu.evaluate.metrics import classification_metrics
+from danlu.models import InputSpec, build_model
+from danlu.recipe import Recipe, load_recipe
+from danlu.runs import Run
+from danlu.train.loop import fit, predict_proba
+from danlu.train.stage import resolve_device, seed_everything
+from danlu.tune.config import TuneConfig
+from danlu.tune.space import suggest
+
+__all__ = ["make_objective", "measure"]
+
+
+def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optuna.Trial], Any]:
+    """The function Optuna calls per trial; the data split is loaded once per worker."""
+    base: Recipe = run.recipe
+    base_dict = base.to_dict()
+    splits = load_splits(run)
+    device = resolve_device(base.train.device)
+    shape = splits.info["image_shape"]
+    spec = InputSpec(features=int(splits.info["features"]),
+                     image_shape=tuple(shape) if shape else None)
+    data = {s: _tensors(splits, s, device) for s in ("train", "val")}
+    goals = cfg.goals
+    # Pruning needs the objective each epoch: fit() reports val loss, accuracy and macro F1.
+    reported = f"val_{goals[0][0].removeprefix('val.')}"
+    prunable = len(goals) == 1 and goals[0][0] in ("val.loss", "val.accuracy", "val.f1_macro")
+
+    def objective(trial: optuna.Trial) -> float | list[float]:
+        overrides = suggest(trial, cfg.space, base_dict)
+        trial.set_user_attr("overrides", overrides)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker}")
+        try:
+            recipe = load_recipe(base_dict, overrides)
+        except RecipeError as e:  # an invalid combination fails this trial, with the reason kept
+            trial.set_user_attr("error", str(e))
+            raise
+        seed_everything(recipe.seed)
+        model = build_model(recipe.model, spec, splits.num_classes).to(device)
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            trial.set_user_attr("epochs", row["epoch"])
+            if prunable:
+                trial.report(row[reported], row["epoch"])
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
+
+        result = fit(model, data["train"], data["val"], splits.info["labels"], recipe.train,
+                     recipe.seed, on_epoch)
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        values = [measure(model, metric, data["val"], splits.info["labels"]) for metric, _ in goals]
+        return values[0] if len(values) == 1 else values
+
+    return objective
+
+
+def _tensors(splits: Splits, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.from_numpy(splits.normalizer.transform(splits.x[split])).to(device),
+            torch.from_numpy(splits.y[split]).to(device))
+
+
+def measure(model: torch.nn.Module, metric: str, val: tuple[torch.Tensor, torch.Tensor],
+            labels: list[str]) -> float:
+    """One objective value of a trained network: a val.* metric, latency_ms or params."""
+    if metric == "params":
+        return float(sum(p.numel() for p in model.parameters()))
+    if metric == "latency_ms":
+        return _latency_ms(model, val[0][:1])
+    scores = classification_metrics(predict_proba(model, val[0]), val[1], labels)
+    return float(scores[metric.removeprefix("val.")])
+
+
+def _latency_ms(model: torch.nn.Module, row: torch.Tensor, repeats: int = 30) -> float:
+    """Median ms of one single-row forward pass (eager, no grad), after 5 warm-up calls."""
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 5):
+            t0 = time.perf_counter()
+            model(row)
+            if i >= 5:
+                times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
