@@ -123,7 +123,8 @@ def test_serve_config_defaults_are_safe() -> None:
 
 
 @pytest.mark.parametrize("changes", [{"port": 0}, {"port": 65536}, {"intra_op_threads": -1},
-                                     {"workers": 2}])
+                                     {"no_such_field": 2}, {"max_batch_size": 0},
+                                     {"max_queue_size": 0}, {"request_timeout_s": 0}])
 def test_serve_config_refuses_bad_values(changes: dict) -> None:
     with pytest.raises(ValidationError):
         ServeConfig(**changes)
