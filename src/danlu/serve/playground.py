@@ -25,8 +25,17 @@ def model_card(package: Package) -> dict[str, Any]:
             "inputs": [s.to_json() for s in package.inputs],
             "outputs": [s.name for s in package.outputs],
             "labels": package.labels, "image_shape": image_shape,
-            # sklearn digits are 0..16 (ink = 16); other image packages may say otherwise.
-            "pixel_max": package.meta.get("pixel_max", 16 if image_shape else None)}
+            "pixel_max": pixel_max(package) if image_shape else None}
+
+
+def pixel_max(package: Package) -> float:
+    """The ink value of a pixel: danlu-model.json's `pixel_max`, else guessed from the fitted
+    normalization means (sklearn digits: means up to ~12 -> 0..16; 8-bit images -> 255)."""
+    if isinstance(package.meta.get("pixel_max"), (int, float)):
+        return float(package.meta["pixel_max"])
+    shift = (package.meta.get("preprocessing") or {}).get("normalize", {}).get("shift") or [1.0]
+    top = max(float(v) for v in shift) if isinstance(shift, list) and shift else 1.0
+    return 1.0 if top <= 1.0 else 16.0 if top <= 16.0 else 255.0
 
 
 def playground_html(packages: list[Package]) -> str:
