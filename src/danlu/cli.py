@@ -100,7 +100,7 @@ def serve(
                                            "to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     batching: Annotated[bool, typer.Option(help="Dynamic batching of concurrent requests.")] = True,
-    max_batch_size: Annotated[int, typer.Option(help="Rows per ONNX Runtime call.")] = 32,
+    max_batch_size: Annotated[int, typer.Option(help="Rows per ONNX Runtime call.")] = 8,
     max_queue_delay_ms: Annotated[float, typer.Option(
         help="How long a batch waits for more requests (0 = never waits).")] = 0.0,
     max_queue_size: Annotated[int, typer.Option(
