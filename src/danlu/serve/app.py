@@ -26,6 +26,7 @@ from danlu.serve.auth import BearerAuth
 from danlu.serve.batching import Batcher
 from danlu.serve.config import ServeConfig
 from danlu.serve.metrics import CONTENT_TYPE_LATEST, Metrics
+from danlu.serve.openapi import V1_PREDICT, V2_INFER
 from danlu.serve.package import Package, load_package
 from danlu.serve.playground import playground_html
 from danlu.serve.protocols import KServeV2, Protocol, ProtocolError, TFServingV1
@@ -194,13 +195,13 @@ def _add_kserve_routes(app: FastAPI, models: dict[str, Model]) -> None:
         """Whether this model version can take requests."""
         return {"name": _lookup(models, name, version).package.name, "ready": True}
 
-    @app.post("/v2/models/{name}/infer")
+    @app.post("/v2/models/{name}/infer", openapi_extra=V2_INFER)
     async def infer(name: str, request: Request) -> Response:
         """Inference: JSON tensors, or binary tensor data after Inference-Header-Content-Length
         bytes of JSON. No Content-Type needed."""
         return await _infer(KSERVE, _lookup(models, name), request)
 
-    @app.post("/v2/models/{name}/versions/{version}/infer")
+    @app.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=V2_INFER)
     async def version_infer(name: str, version: str, request: Request) -> Response:
         """Inference on one model version."""
         return await _infer(KSERVE, _lookup(models, name, version), request)
@@ -211,13 +212,13 @@ def _add_tfserving_routes(app: FastAPI, models: dict[str, Model]) -> None:
     # `{target}` is "name:predict": a path param stops at '/' but not at ':', so the verb is
     # split off in the handler, where an unknown verb or a missing one gets a clear answer.
 
-    @app.post("/v1/models/{target}")
+    @app.post("/v1/models/{target}", openapi_extra=V1_PREDICT)
     async def predict(target: str, request: Request) -> Response:
         """TF-Serving predict: POST /v1/models/{name}:predict with instances or inputs."""
         name = _predict_target(target, request)
         return await _infer(TFSERVING, _lookup(models, name), request)
 
-    @app.post("/v1/models/{name}/versions/{target}")
+    @app.post("/v1/models/{name}/versions/{target}", openapi_extra=V1_PREDICT)
     async def version_predict(name: str, target: str, request: Request) -> Response:
         """TF-Serving predict on one version: /v1/models/{name}/versions/{v}:predict."""
         version = _predict_target(target, request)
