@@ -88,3 +88,11 @@ def test_draw_a_digit_and_read_the_label(digits_package: Path, tmp_path: Path) -
         browser.close()
     # ...and the drawing pipeline (crop, centre, shrink to 8x8 of 0..16) keeps digits readable.
     assert right >= 3, f"drew 0, 1, 4, 7; the page showed {shown}"
+
+
+def test_page_lists_every_model_and_its_contract(server: str) -> None:
+    html = httpx.get(f"{server}/").text
+    assert "danlu playground" in html and "/*__MODELS__*/" not in html
+    for name in ("toy", "fragile", "pair"):
+        assert f'"name": "{name}"' in html
+    assert '"labels": ["cat", "dog", "bird"]' in html
