@@ -42,10 +42,10 @@ def test_client_retries_429_until_the_queue_drains(slow_package: Path) -> None:
     args = ("--inference-workers", "1", "--max-batch-size", "8192", "--max-queue-size", "1",
             "--threads", "1")
     with running_server([slow_package], *args) as (url, _):
-        x = np.full((4000, 1), 0.5, np.float32)
+        x = np.full((8000, 1), 0.5, np.float32)  # about 2 s of ORT on one thread
         busy = threading.Thread(target=lambda: httpx.post(
             f"{url}/v2/models/slow/infer", timeout=60, json={"inputs": [
-                {"name": "x", "shape": [4000, 1], "datatype": "FP32", "data": x.ravel().tolist()}]}))
+                {"name": "x", "shape": [8000, 1], "datatype": "FP32", "data": x.ravel().tolist()}]}))
         busy.start()
         time.sleep(0.3)
         filler = threading.Thread(target=lambda: Client(url).infer("slow", x[:1]))

@@ -232,7 +232,7 @@ BAD_REQUESTS = [  # (id, path, body bytes, status, words the error must contain)
     ("unknown-model", "/v2/models/nope/infer", GOOD, 404, ["nope", "toy"]),
     ("unknown-version", "/v2/models/toy/versions/9/infer", GOOD, 404, ["9"]),
     ("classification-extension", INFER, {**GOOD, "outputs": [
-        {"name": "label", "parameters": {"classification": 2}}]}, 501, ["classification"]),
+        {"name": "label", "parameters": {"classification": 2}}]}, 400, ["classification"]),
     ("tf-both-forms", PREDICT, {"instances": ROWS[:1].tolist(), "inputs": ROWS[:1].tolist()},
      400, ["not both"]),
     ("tf-neither-form", PREDICT, {"rows": []}, 400, ["instances"]),
@@ -244,7 +244,7 @@ BAD_REQUESTS = [  # (id, path, body bytes, status, words the error must contain)
     ("tf-missing-key", "/v1/models/pair:predict", {"instances": [{"a": [1, 2]}]}, 400, ["b"]),
     ("tf-unknown-model", "/v1/models/nope:predict", {"instances": [[1, 2, 3, 4]]}, 404,
      ["nope"]),
-    ("tf-unknown-verb", "/v1/models/toy:classify", {"instances": [[1, 2, 3, 4]]}, 501,
+    ("tf-unknown-verb", "/v1/models/toy:classify", {"instances": [[1, 2, 3, 4]]}, 404,
      [":predict"]),
     ("tf-no-verb", "/v1/models/toy", {"instances": [[1, 2, 3, 4]]}, 404, [":predict"]),
     ("runtime-refuses-input", "/v2/models/fragile/infer", {"inputs": [

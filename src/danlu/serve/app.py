@@ -358,8 +358,8 @@ def _predict_target(target: str, request: Request) -> str:
     name, sep, verb = target.rpartition(":")
     if sep and verb == "predict":
         return name
-    if sep:
-        raise ProtocolError(501, f"':{verb}' is not supported; use ':predict'")
+    if sep:  # (TF-Serving's :classify/:regress included) no such endpoint here: a 404
+        raise ProtocolError(404, f"':{verb}' is not supported; use ':predict'")
     raise ProtocolError(404, f"POST {request.url.path}: add the verb, e.g. "
                              f"POST {request.url.path}:predict")
 

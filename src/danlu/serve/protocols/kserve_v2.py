@@ -207,7 +207,7 @@ def _requested_outputs(raw: Any, package: Package,
             raise ProtocolError(400, f"outputs[{j}].parameters: got {params!r}, expected an "
                                      "object")
         if params.get("classification"):
-            raise ProtocolError(501, "the classification extension is not supported; "
+            raise ProtocolError(400, "the classification extension is not supported; "
                                      "ask for the 'label' and 'probabilities' outputs")
         if name not in declared:
             raise ProtocolError(400, f"outputs[{j}]: unknown output {name!r}; the model has "
