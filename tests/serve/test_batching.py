@@ -32,6 +32,14 @@ ONE_BATCH = ("--max-batch-size", "8192")
 SLOW_ROWS = 6000  # about 1.5 s of ONNX Runtime on one thread here
 
 
+def wait_metric(url: str, name: str, value: float, timeout: float = 30.0, **labels: str) -> None:
+    """Poll /metrics until the sample equals `value` (a state, not a sleep, under any load)."""
+    deadline = time.monotonic() + timeout
+    while metric(url, name, **labels) != value:
+        assert time.monotonic() < deadline, f"{name}{labels} never reached {value}"
+        time.sleep(0.02)
+
+
 def slow_body(rows: int) -> dict:
     return {"inputs": [{"name": "x", "shape": [rows, 1], "datatype": "FP32",
                         "data": [0.5] * rows}]}
@@ -90,14 +98,14 @@ def _in_background(fn) -> tuple[threading.Thread, list]:
 
 
 def test_full_queue_is_429_with_retry_after(slow_package: Path) -> None:
-    with running_server([slow_package], "--inference-workers", "1", *ONE_BATCH, "--max-queue-size", "1",
-                        "--threads", "1") as (url, _):
+    with running_server([slow_package], "--inference-workers", "1", *ONE_BATCH,
+                        "--max-queue-size", "1", "--threads", "1") as (url, _):
         busy, first = _in_background(lambda: httpx.post(f"{url}/v2/models/slow/infer",
                                                         json=slow_body(SLOW_ROWS), timeout=60))
-        time.sleep(0.4)  # the slow batch is running; the queue is empty
+        wait_metric(url, "danlu_running_batches", 1, model="slow")  # the slow batch runs
         queued, second = _in_background(lambda: httpx.post(f"{url}/v2/models/slow/infer",
                                                            json=slow_body(1), timeout=60))
-        time.sleep(0.2)  # now one request waits: the queue is full
+        wait_metric(url, "danlu_queue_size", 1, model="slow")  # one waits: the queue is full
         resp = httpx.post(f"{url}/v2/models/slow/infer", json=slow_body(1), timeout=60)
         assert resp.status_code == 429 and resp.headers["Retry-After"] == "1"
         assert "max_queue_size" in resp.json()["error"]
@@ -112,7 +120,7 @@ def test_request_timeout_is_504_and_the_queued_job_is_dropped(slow_package: Path
                         "--request-timeout", "0.3", "--threads", "1") as (url, _):
         busy, first = _in_background(lambda: httpx.post(f"{url}/v2/models/slow/infer",
                                                         json=slow_body(SLOW_ROWS), timeout=60))
-        time.sleep(0.1)
+        wait_metric(url, "danlu_running_batches", 1, model="slow")
         resp = httpx.post(f"{url}/v2/models/slow/infer", json=slow_body(3), timeout=60)
         assert resp.status_code == 504 and "request_timeout_s" in resp.json()["error"]
         busy.join()
@@ -129,10 +137,11 @@ def test_request_timeout_is_504_and_the_queued_job_is_dropped(slow_package: Path
 
 
 def test_client_disconnect_drops_its_queued_work(slow_package: Path) -> None:
-    with running_server([slow_package], "--inference-workers", "1", *ONE_BATCH, "--threads", "1") as (url, _):
+    with running_server([slow_package], "--inference-workers", "1", *ONE_BATCH,
+                        "--threads", "1") as (url, _):
         busy, _box = _in_background(lambda: httpx.post(f"{url}/v2/models/slow/infer",
                                                        json=slow_body(SLOW_ROWS), timeout=60))
-        time.sleep(0.2)
+        wait_metric(url, "danlu_running_batches", 1, model="slow")
         with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes the socket
             httpx.post(f"{url}/v2/models/slow/infer", json=slow_body(5), timeout=0.3)
         busy.join()
@@ -190,14 +199,14 @@ def test_bearer_token_guards_models_but_not_health(packages: dict) -> None:
 
 
 def test_sigterm_finishes_queued_requests_and_exits_0(slow_package: Path) -> None:
-    with running_server([slow_package], "--inference-workers", "1", *ONE_BATCH, "--threads", "1") as \
-            (url, proc):
+    with running_server([slow_package], "--inference-workers", "1", *ONE_BATCH,
+                        "--threads", "1") as (url, proc):
         busy, first = _in_background(lambda: httpx.post(f"{url}/v2/models/slow/infer",
                                                         json=slow_body(SLOW_ROWS), timeout=60))
-        time.sleep(0.2)
+        wait_metric(url, "danlu_running_batches", 1, model="slow")
         queued, second = _in_background(lambda: httpx.post(f"{url}/v2/models/slow/infer",
                                                            json=slow_body(500), timeout=60))
-        time.sleep(0.2)
+        wait_metric(url, "danlu_queue_size", 1, model="slow")
         proc.send_signal(signal.SIGTERM)
         busy.join()
         queued.join()

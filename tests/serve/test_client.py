@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 from danlu.serve import Client, ServerError
 
 from .conftest import running_server
+from .test_batching import wait_metric
 from .test_server import ROWS, oracle
 
 
@@ -47,19 +47,21 @@ def test_client_retries_429_until_the_queue_drains(slow_package: Path) -> None:
             f"{url}/v2/models/slow/infer", timeout=60, json={"inputs": [
                 {"name": "x", "shape": [8000, 1], "datatype": "FP32", "data": x.ravel().tolist()}]}))
         busy.start()
-        time.sleep(0.3)
+        wait_metric(url, "danlu_running_batches", 1, model="slow")
         filler = threading.Thread(target=lambda: Client(url).infer("slow", x[:1]))
         filler.start()
-        time.sleep(0.2)  # queue full now: the next call gets 429 and must retry
+        wait_metric(url, "danlu_queue_size", 1, model="slow")  # full: the next call gets 429
         with Client(url, retries=20, backoff_s=0.05) as c:
             assert c.infer("slow", {"x": x[:3]})["y"].shape == (3, 1)
         with Client(url, retries=0) as c:  # and without retries, the 429 is the error
             busy2 = threading.Thread(target=lambda: Client(url).infer("slow", x))
+            wait_metric(url, "danlu_running_batches", 0, model="slow")
+            wait_metric(url, "danlu_queue_size", 0, model="slow")
             busy2.start()
-            time.sleep(0.3)
+            wait_metric(url, "danlu_running_batches", 1, model="slow")
             filler2 = threading.Thread(target=lambda: Client(url).infer("slow", x[:1]))
             filler2.start()
-            time.sleep(0.2)
+            wait_metric(url, "danlu_queue_size", 1, model="slow")
             with pytest.raises(ServerError) as info:
                 c.infer("slow", {"x": x[:3]})
             assert info.value.status == 429 and "max_queue_size" in info.value.message

@@ -173,7 +173,12 @@ class Batcher:
         """One runtime call in the pool (ORT releases the GIL); timed for the metrics."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        outputs = await loop.run_in_executor(self.executor, self.runtime.run, inputs, None)
+        running = self.metrics.running.labels(self.name)
+        running.inc()
+        try:
+            outputs = await loop.run_in_executor(self.executor, self.runtime.run, inputs, None)
+        finally:
+            running.dec()
         self.metrics.compute.labels(self.name).observe(time.perf_counter() - t0)
         self.metrics.batch_rows.labels(self.name).observe(_rows(inputs))
         self.metrics.batch_requests.labels(self.name).observe(requests)

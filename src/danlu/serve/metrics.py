@@ -38,6 +38,8 @@ class Metrics:
                                         ["model"], buckets=_ROWS, registry=r)
         self.inflight = Gauge("danlu_inflight_requests", "Inference requests being handled",
                               ["model"], registry=r)
+        self.running = Gauge("danlu_running_batches", "ONNX Runtime calls in progress",
+                             ["model"], registry=r)
         self.queued = Gauge("danlu_queue_size", "Requests waiting in the batching queue",
                             ["model"], registry=r)
 
