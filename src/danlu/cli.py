@@ -250,13 +250,33 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server "
                                            "to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    batching: Annotated[bool, typer.Option(help="Dynamic batching of concurrent requests.")] = True,
+    max_batch_size: Annotated[int, typer.Option(help="Rows per ONNX Runtime call.")] = 8,
+    max_queue_delay_ms: Annotated[float, typer.Option(
+        help="How long a batch waits for more requests (0 = never waits).")] = 0.0,
+    max_queue_size: Annotated[int, typer.Option(
+        help="Queued requests per model before 429.")] = 256,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads (0 = auto).")] = 0,
+    request_timeout: Annotated[float, typer.Option(help="Seconds before 504.")] = 30.0,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 16 << 20,
+    token: Annotated[str | None, typer.Option(
+        envvar="DANLU_TOKEN", help="Bearer token for the model endpoints (or DANLU_TOKEN).")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes on one port.")] = 1,
 ) -> None:
     """Serve model packages over HTTP: KServe v2 (/v2/...) and /v1/models/NAME:predict."""
+    from pydantic import ValidationError
+
     from danlu.serve.app import serve as serve_packages
     from danlu.serve.config import ServeConfig
 
     try:
-        serve_packages(paths, ServeConfig(host=host, port=port))
+        serve_packages(paths, ServeConfig(
+            host=host, port=port, batching=batching, max_batch_size=max_batch_size,
+            max_queue_delay_ms=max_queue_delay_ms, max_queue_size=max_queue_size,
+            intra_op_threads=threads, request_timeout_s=request_timeout,
+            max_body_bytes=max_body_bytes, token=token, workers=workers))
+    except ValidationError as e:
+        raise _fail(DanluError(f"serve options: {e}")) from None
     except DanluError as e:
         raise _fail(e) from None
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,6 +128,57 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def slow_model(layers: int = 40, width: int = 512) -> onnx.ModelProto:
+    """x FP32 [N, 1] -> `layers` x (MatMul width x width, Tanh) -> y [N, 1]: time grows with N."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.05, (1, width)).astype(np.float32), "w0"),
+             numpy_helper.from_array(rng.normal(0, 0.05, (width, 1)).astype(np.float32), "wn")]
+    nodes, prev = [helper.make_node("MatMul", ["x", "w0"], ["h0"])], "h0"
+    for i in range(layers):
+        inits.append(numpy_helper.from_array(
+            rng.normal(0, 0.05, (width, width)).astype(np.float32), f"w{i + 1}"))
+        nodes += [helper.make_node("MatMul", [prev, f"w{i + 1}"], [f"m{i}"]),
+                  helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"])]
+        prev = f"h{i + 1}"
+    nodes.append(helper.make_node("MatMul", [prev, "wn"], ["y"]))
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])], inits)
+
+
+@pytest.fixture(scope="session")
+def slow_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A package whose run time is set by the rows sent (about 1 s for 2,000 rows here)."""
+    meta = toy_meta(name="slow", task="regression", labels=None,
+                    inputs=[{"name": "x", "datatype": "FP32", "shape": [-1, 1]}],
+                    outputs=[{"name": "y", "datatype": "FP32", "shape": [-1, 1]}])
+    return write_package(tmp_path_factory.mktemp("slow"), slow_model(), meta)
+
+
+@contextlib.contextmanager
+def running_server(paths: list[Path], *args: str, env: dict[str, str] | None = None,
+                   logs: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real `python -m danlu.serve PATHS ARGS` on a free port; stopped (SIGTERM) at exit."""
+    port = free_port()
+    logs = logs or Path(tempfile.mkdtemp(prefix="danlu-serve-"))
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
+        [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    cmd = [sys.executable, "-m", "danlu.serve", *map(str, paths), "--port", str(port), *args]
+    with open(logs / "out.txt", "wb") as out, open(logs / "err.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=full_env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, url, logs)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -123,7 +123,8 @@ def test_serve_config_defaults_are_safe() -> None:
 
 
 @pytest.mark.parametrize("changes", [{"port": 0}, {"port": 65536}, {"intra_op_threads": -1},
-                                     {"workers": 2}])
+                                     {"no_such_field": 2}, {"max_batch_size": 0},
+                                     {"max_queue_size": 0}, {"request_timeout_s": 0}])
 def test_serve_config_refuses_bad_values(changes: dict) -> None:
     with pytest.raises(ValidationError):
         ServeConfig(**changes)
@@ -132,3 +133,13 @@ def test_serve_config_refuses_bad_values(changes: dict) -> None:
 def test_serve_config_round_trips_as_data() -> None:
     cfg = ServeConfig(host="0.0.0.0", port=9000, intra_op_threads=2)
     assert ServeConfig(**json.loads(cfg.model_dump_json())) == cfg
+
+
+def test_session_optimization_level_comes_from_the_package(package_factory) -> None:
+    pkg = load_package(package_factory("basic", session={"graph_optimization_level": "basic"}))
+    runtime = load_runtime(pkg)
+    assert runtime.session.get_session_options().graph_optimization_level.name == \
+        "ORT_ENABLE_BASIC"
+    bad = load_package(package_factory("bad", session={"graph_optimization_level": "max"}))
+    with pytest.raises(DanluError, match="graph_optimization_level.*'max'.*basic"):
+        load_runtime(bad)

@@ -42,10 +42,10 @@ def test_health_endpoints_answer(client: httpx.Client) -> None:
     assert ready.status_code == 200 and ready.json() == {"ready": True}
 
 
-def test_server_metadata_names_danlu_and_claims_no_binary_extension(client: httpx.Client) -> None:
+def test_server_metadata_names_danlu_and_its_binary_extension(client: httpx.Client) -> None:
     body = client.get("/v2").json()
     assert body["name"] == "danlu" and isinstance(body["version"], str)
-    assert isinstance(body["extensions"], list) and "binary_tensor_data" not in body["extensions"]
+    assert body["extensions"] == ["binary_tensor_data"]
 
 
 def test_server_prints_its_url_once(server_process: tuple[str, Path]) -> None:
@@ -231,9 +231,8 @@ BAD_REQUESTS = [  # (id, path, body bytes, status, words the error must contain)
     ("id-not-string", INFER, {**GOOD, "id": 5}, 400, ["id"]),
     ("unknown-model", "/v2/models/nope/infer", GOOD, 404, ["nope", "toy"]),
     ("unknown-version", "/v2/models/toy/versions/9/infer", GOOD, 404, ["9"]),
-    ("binary-output", INFER, {**GOOD, "outputs": [{"name": "label",
-                                                   "parameters": {"binary_data": True}}]},
-     501, ["binary"]),
+    ("classification-extension", INFER, {**GOOD, "outputs": [
+        {"name": "label", "parameters": {"classification": 2}}]}, 400, ["classification"]),
     ("tf-both-forms", PREDICT, {"instances": ROWS[:1].tolist(), "inputs": ROWS[:1].tolist()},
      400, ["not both"]),
     ("tf-neither-form", PREDICT, {"rows": []}, 400, ["instances"]),
@@ -245,7 +244,7 @@ BAD_REQUESTS = [  # (id, path, body bytes, status, words the error must contain)
     ("tf-missing-key", "/v1/models/pair:predict", {"instances": [{"a": [1, 2]}]}, 400, ["b"]),
     ("tf-unknown-model", "/v1/models/nope:predict", {"instances": [[1, 2, 3, 4]]}, 404,
      ["nope"]),
-    ("tf-unknown-verb", "/v1/models/toy:classify", {"instances": [[1, 2, 3, 4]]}, 501,
+    ("tf-unknown-verb", "/v1/models/toy:classify", {"instances": [[1, 2, 3, 4]]}, 404,
      [":predict"]),
     ("tf-no-verb", "/v1/models/toy", {"instances": [[1, 2, 3, 4]]}, 404, [":predict"]),
     ("runtime-refuses-input", "/v2/models/fragile/infer", {"inputs": [
@@ -266,10 +265,12 @@ def test_client_mistakes_get_4xx_json_error(client: httpx.Client, path: str, bod
     assert client.get("/v2/health/live").status_code == 200
 
 
-def test_binary_request_header_is_501(client: httpx.Client) -> None:
+@pytest.mark.parametrize("length,words", [("10", "malformed JSON"), ("99999", "only"),
+                                          ("ten", "Inference-Header-Content-Length")])
+def test_wrong_binary_header_is_400(client: httpx.Client, length: str, words: str) -> None:
     resp = client.post(INFER, content=json.dumps(GOOD).encode(),
-                       headers={"Inference-Header-Content-Length": "10"})
-    assert resp.status_code == 501 and "binary" in resp.json()["error"]
+                       headers={"Inference-Header-Content-Length": length})
+    assert resp.status_code == 400 and words in resp.json()["error"]
 
 
 @pytest.mark.parametrize("method,path,status", [

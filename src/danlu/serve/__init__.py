@@ -6,7 +6,9 @@ Imports no torch: an ONNX package needs only onnxruntime to serve.
 from __future__ import annotations
 
 from danlu.serve.app import create_app, serve
+from danlu.serve.client import Client, ServerError
 from danlu.serve.config import ServeConfig
 from danlu.serve.package import Package, load_package
 
-__all__ = ["Package", "ServeConfig", "create_app", "load_package", "serve"]
+__all__ = ["Client", "Package", "ServeConfig", "ServerError", "create_app", "load_package",
+           "serve"]

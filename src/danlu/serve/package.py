@@ -61,6 +61,8 @@ class Package:
     task: str = "classification"
     runtime: str = "onnxruntime"
     artifacts: dict[str, str] = field(default_factory=dict)
+    # danlu-model.json "allow_nonfinite": true lets NaN/Infinity inputs through (default 400).
+    allow_nonfinite: bool = False
 
     def artifact(self, key: str) -> Path:
         """Path of the artifact named `key` in danlu-model.json's `artifacts` (e.g. "onnx")."""
@@ -122,7 +124,8 @@ def _parse_meta(folder: Path, meta: Any) -> Package:
     labels = _parse_labels(where, meta.get("labels"), outputs)
     return Package(dir=folder, meta=meta, name=name, version=str(version), inputs=inputs,
                    outputs=outputs, labels=labels, task=str(meta.get("task", "classification")),
-                   runtime=str(meta.get("runtime", "onnxruntime")), artifacts=dict(artifacts))
+                   runtime=str(meta.get("runtime", "onnxruntime")), artifacts=dict(artifacts),
+                   allow_nonfinite=meta.get("allow_nonfinite") is True)
 
 
 def _parse_specs(where: Path, key: str, raw: Any) -> list[TensorSpec]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +14,10 @@ import numpy as np
 from danlu.serve.package import DATATYPES, Package, TensorSpec
 
 __all__ = ["InferRequest", "Protocol", "ProtocolError", "as_array", "check_count",
-           "check_finite", "check_shape", "convert", "datatype_of", "json_values", "parse_json",
-           "tensor_from_json"]
+           "check_finite", "check_shape", "convert", "datatype_of", "dump_json", "finish_tensor",
+           "json_values", "parse_json", "tensor_from_json"]
 
+JSON_HEADERS = {"content-type": "application/json"}
 FLOATS = frozenset({"FP16", "FP32", "FP64", "BF16"})
 INTS = frozenset({"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"})
 # What each kind of target accepts, said as the fix a client can apply.
@@ -37,12 +39,14 @@ class ProtocolError(Exception):
 
 @dataclass
 class InferRequest:
-    """A decoded request: input arrays by name, output names wanted (None = all), id, form."""
+    """A decoded request: input arrays by name, output names wanted (None = all), id, form,
+    and which outputs go back as binary tensor data (KServe v2 only)."""
 
     inputs: dict[str, np.ndarray]
     outputs: list[str] | None = None
     id: str | None = None
     form: str = ""
+    binary_outputs: frozenset[str] = frozenset()
 
 
 class Protocol(ABC):
@@ -59,6 +63,15 @@ class Protocol(ABC):
                package: Package) -> dict[str, Any]:
         """The JSON-ready response for `outputs` (numpy arrays by output name)."""
 
+    def decode_body(self, raw: bytes, headers: Mapping[str, str], package: Package) -> InferRequest:
+        """The raw HTTP body (any Content-Type) -> InferRequest; JSON unless overridden."""
+        return self.decode(parse_json(raw), package)
+
+    def encode_body(self, request: InferRequest, outputs: dict[str, np.ndarray],
+                    package: Package) -> tuple[bytes, dict[str, str]]:
+        """(body bytes, headers) for the HTTP response; JSON unless overridden."""
+        return dump_json(self.encode(request, outputs, package)), JSON_HEADERS
+
 
 def parse_json(body: bytes) -> Any:
     """Parse a raw request body; bare NaN/Infinity are accepted here and refused per tensor."""
@@ -71,6 +84,11 @@ def parse_json(body: bytes) -> Any:
                                  f"{e.msg}") from e
     except (ValueError, RecursionError) as e:  # not UTF-8/16/32, or absurdly deep nesting
         raise ProtocolError(400, f"malformed JSON: {e}") from e
+
+
+def dump_json(obj: Any) -> bytes:
+    """Compact JSON bytes; a NaN/inf output (the model's fault) raises ValueError -> 500."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
 def as_array(data: Any, what: str) -> np.ndarray:
@@ -140,15 +158,21 @@ def convert(arr: np.ndarray, datatype: str, what: str, source: str | None = None
 
 
 def tensor_from_json(data: Any, shape: list[int], datatype: str, spec: TensorSpec,
-                     what: str) -> np.ndarray:
+                     what: str, allow_nonfinite: bool = False) -> np.ndarray:
     """One KServe-style tensor (data, shape, datatype) checked and converted for `spec`."""
     check_shape(shape, spec, what)
-    arr = as_array(data, what)
+    return finish_tensor(as_array(data, what), shape, datatype, spec, what, allow_nonfinite)
+
+
+def finish_tensor(arr: np.ndarray, shape: list[int], datatype: str, spec: TensorSpec,
+                  what: str, allow_nonfinite: bool = False) -> np.ndarray:
+    """Values as sent (JSON or binary) -> counted, converted to `spec`, finite, shaped."""
     check_count(arr, shape, what)
     arr = convert(arr, datatype, what)
     if datatype != spec.datatype:
         arr = convert(arr, spec.datatype, what, source=datatype)
-    check_finite(arr, what)
+    if not allow_nonfinite:
+        check_finite(arr, what)
     return arr.reshape(shape)
 
 

@@ -1,28 +1,32 @@
-"""Open Inference Protocol v2 (KServe, Triton) over JSON: request decoding, response encoding."""
+"""Open Inference Protocol v2 (KServe, Triton): JSON tensors and the binary tensor extension."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from danlu.serve.package import DATATYPES, Package, TensorSpec
 from danlu.serve.protocols.base import (
+    JSON_HEADERS,
     InferRequest,
     Protocol,
     ProtocolError,
+    check_shape,
     datatype_of,
+    dump_json,
+    finish_tensor,
     json_values,
+    parse_json,
     tensor_from_json,
 )
+from danlu.serve.protocols.binary import HEADER, decode_tensor, encode_tensor, split_body
 
 __all__ = ["KServeV2", "decode_request", "encode_response", "model_metadata"]
 
 # danlu-model.json `runtime` -> the platform name Triton/KServe clients know.
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "torch": "pytorch_libtorch"}
-_BINARY = ("binary tensor data is not supported yet; send JSON tensors "
-           "(tritonclient.http: InferInput.set_data_from_numpy(x, binary_data=False) and "
-           "InferRequestedOutput(name, binary_data=False))")
 
 
 def model_metadata(package: Package) -> dict[str, Any]:
@@ -33,7 +37,27 @@ def model_metadata(package: Package) -> dict[str, Any]:
             "outputs": [s.to_json() for s in package.outputs]}
 
 
-def decode_request(body: Any, package: Package) -> InferRequest:
+class _Binary:
+    """The binary part of a request, consumed input by input in order."""
+
+    def __init__(self, buf: memoryview | None):
+        self.buf, self.offset = buf, 0
+
+    def take(self, size: Any, what: str) -> memoryview:
+        if self.buf is None:
+            raise ProtocolError(400, f"{what}: binary_data_size given but the request has no "
+                                     "Inference-Header-Content-Length header (no binary part)")
+        if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+            raise ProtocolError(400, f"{what}: binary_data_size: got {size!r}, expected bytes")
+        if self.offset + size > len(self.buf):
+            raise ProtocolError(400, f"{what}: binary_data_size {size} runs past the end of the "
+                                     f"body ({len(self.buf) - self.offset} bytes left)")
+        part = self.buf[self.offset:self.offset + size]
+        self.offset += size
+        return part
+
+
+def decode_request(body: Any, package: Package, binary: memoryview | None = None) -> InferRequest:
     """Check an inference request against `package` and turn its inputs into numpy arrays."""
     if not isinstance(body, dict):
         raise ProtocolError(400, 'expected a JSON object {"inputs": [...]}')
@@ -43,24 +67,28 @@ def decode_request(body: Any, package: Package) -> InferRequest:
     params = body.get("parameters") or {}
     if not isinstance(params, dict):
         raise ProtocolError(400, f"parameters: got {params!r}, expected an object")
-    if params.get("binary_data_output"):
-        raise ProtocolError(501, _BINARY)
     raw = body.get("inputs")
     if not (isinstance(raw, list) and raw):
         raise ProtocolError(400, 'inputs: expected a non-empty list of {"name", "shape", '
                                  f'"datatype", "data"}}; the model takes {_expected(package)}')
     specs = {s.name: s for s in package.inputs}
     tensors: dict[str, np.ndarray] = {}
+    reader = _Binary(binary)
     for i, item in enumerate(raw):
-        name, arr = _decode_input(i, item, specs, package)
+        name, arr = _decode_input(i, item, specs, package, reader)
         if name in tensors:
             raise ProtocolError(400, f"input {name!r} is given twice")
         tensors[name] = arr
+    if binary is not None and reader.offset != len(binary):
+        raise ProtocolError(400, f"the binary part has {len(binary)} bytes but the inputs' "
+                                 f"binary_data_size add up to {reader.offset}")
     for spec in package.inputs:
         if spec.name not in tensors:
             raise ProtocolError(400, f"missing input {spec.describe()}; the model takes "
                                      f"{_expected(package)}")
-    return InferRequest(tensors, _requested_outputs(body.get("outputs"), package), rid, "kserve_v2")
+    outputs, binary_outputs = _requested_outputs(body.get("outputs"), package,
+                                                 params.get("binary_data_output") is True)
+    return InferRequest(tensors, outputs, rid, "kserve_v2", binary_outputs)
 
 
 def encode_response(request: InferRequest, outputs: dict[str, np.ndarray],
@@ -72,6 +100,29 @@ def encode_response(request: InferRequest, outputs: dict[str, np.ndarray],
     resp["outputs"] = [{"name": name, "datatype": datatype_of(arr), "shape": list(arr.shape),
                         "data": json_values(arr)} for name, arr in outputs.items()]
     return resp
+
+
+def encode_binary(request: InferRequest, outputs: dict[str, np.ndarray],
+                  package: Package) -> tuple[bytes, dict[str, str]]:
+    """JSON header + raw bytes for the outputs asked for in binary, as tritonclient reads it."""
+    resp: dict[str, Any] = {"model_name": package.name, "model_version": package.version}
+    if request.id is not None:
+        resp["id"] = request.id
+    entries, blobs = [], []
+    for name, arr in outputs.items():
+        entry: dict[str, Any] = {"name": name, "datatype": datatype_of(arr),
+                                 "shape": list(arr.shape)}
+        if name in request.binary_outputs:
+            blob = encode_tensor(arr)
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = json_values(arr)
+        entries.append(entry)
+    resp["outputs"] = entries
+    head = dump_json(resp)
+    return b"".join([head, *blobs]), {"content-type": "application/octet-stream",
+                                      "inference-header-content-length": str(len(head))}
 
 
 class KServeV2(Protocol):
@@ -88,10 +139,25 @@ class KServeV2(Protocol):
         """See encode_response."""
         return encode_response(request, outputs, package)
 
+    def decode_body(self, raw: bytes, headers: Mapping[str, str], package: Package) -> InferRequest:
+        """JSON, or JSON + binary tensors when Inference-Header-Content-Length is present."""
+        length = headers.get(HEADER)
+        if length is None:
+            return decode_request(parse_json(raw), package)
+        head, binary = split_body(raw, length.strip())
+        return decode_request(parse_json(head), package, binary)
 
-def _decode_input(i: int, item: Any, specs: dict[str, TensorSpec],
-                  package: Package) -> tuple[str, np.ndarray]:
-    """One entry of `inputs`: its name and the converted array."""
+    def encode_body(self, request: InferRequest, outputs: dict[str, np.ndarray],
+                    package: Package) -> tuple[bytes, dict[str, str]]:
+        """Plain JSON unless some output was asked for in binary."""
+        if request.binary_outputs & outputs.keys():
+            return encode_binary(request, outputs, package)
+        return dump_json(encode_response(request, outputs, package)), JSON_HEADERS
+
+
+def _decode_input(i: int, item: Any, specs: dict[str, TensorSpec], package: Package,
+                  binary: _Binary) -> tuple[str, np.ndarray]:
+    """One entry of `inputs`: its name and the converted array (JSON data or binary bytes)."""
     if not isinstance(item, dict):
         raise ProtocolError(400, f'inputs[{i}]: expected an object {{"name", "shape", '
                                  f'"datatype", "data"}}, got {type(item).__name__}')
@@ -109,37 +175,48 @@ def _decode_input(i: int, item: Any, specs: dict[str, TensorSpec],
     if datatype not in DATATYPES:
         raise ProtocolError(400, f"{what}: datatype: got {datatype!r}, expected one of "
                                  f"{', '.join(DATATYPES)} (the model takes {spec.datatype})")
-    if "data" not in item:
-        if (item.get("parameters") or {}).get("binary_data_size") is not None:
-            raise ProtocolError(501, _BINARY)
-        raise ProtocolError(400, f"{what}: no data; send the values as \"data\" (flat or nested)")
-    return name, tensor_from_json(item["data"], shape, datatype, spec, what)
+    allow = package.allow_nonfinite
+    if "data" in item:
+        return name, tensor_from_json(item["data"], shape, datatype, spec, what, allow)
+    params = item.get("parameters") or {}
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    if size is None:
+        raise ProtocolError(400, f"{what}: no data; send the values as \"data\" (flat or "
+                                 "nested) or as binary tensor data (binary_data_size)")
+    check_shape(shape, spec, what)  # shape before bytes, so a wrong rank is named as such
+    arr = decode_tensor(binary.take(size, what), datatype, shape, what)
+    return name, finish_tensor(arr, shape, datatype, spec, what, allow)
 
 
-def _requested_outputs(raw: Any, package: Package) -> list[str] | None:
-    """Output names asked for, in order and without repeats; None when all are wanted."""
-    if raw is None or raw == []:
-        return None
+def _requested_outputs(raw: Any, package: Package,
+                       binary_all: bool) -> tuple[list[str] | None, frozenset[str]]:
+    """Output names asked for (None = all) and those wanted as binary tensor data."""
     declared = [s.name for s in package.outputs]
+    if raw is None or raw == []:
+        return None, frozenset(declared if binary_all else ())
     if not isinstance(raw, list):
         raise ProtocolError(400, f'outputs: expected a list like [{{"name": "{declared[0]}"}}]')
     names: list[str] = []
+    binary: set[str] = set()
     for j, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str):
             raise ProtocolError(400, f'outputs[{j}]: expected {{"name": ...}}, got {item!r}')
         params = item.get("parameters") or {}
-        if isinstance(params, dict) and params.get("binary_data"):
-            raise ProtocolError(501, _BINARY)
-        if isinstance(params, dict) and params.get("classification"):
-            raise ProtocolError(501, "the classification extension is not supported; "
+        if not isinstance(params, dict):
+            raise ProtocolError(400, f"outputs[{j}].parameters: got {params!r}, expected an "
+                                     "object")
+        if params.get("classification"):
+            raise ProtocolError(400, "the classification extension is not supported; "
                                      "ask for the 'label' and 'probabilities' outputs")
         if name not in declared:
             raise ProtocolError(400, f"outputs[{j}]: unknown output {name!r}; the model has "
                                      f"{', '.join(declared)}")
+        if params.get("binary_data", binary_all) is True:
+            binary.add(name)
         if name not in names:
             names.append(name)
-    return names
+    return names, frozenset(binary)
 
 
 def _expected(package: Package) -> str:

@@ -87,7 +87,8 @@ def _decode_instances(instances: Any, package: Package) -> dict[str, np.ndarray]
     if not (isinstance(instances, list) and instances):
         raise ProtocolError(400, "instances: expected a non-empty list, one entry per row")
     if all(isinstance(x, dict) for x in instances):
-        return {s.name: _rows_to_tensor(_column(instances, s, package), s, f"input {s.name!r}")
+        return {s.name: _rows_to_tensor(_column(instances, s, package), s, f"input {s.name!r}",
+                                    package.allow_nonfinite)
                 for s in package.inputs}
     if any(isinstance(x, dict) for x in instances):
         raise ProtocolError(400, "instances: mix of objects and plain rows; use one form")
@@ -96,14 +97,15 @@ def _decode_instances(instances: Any, package: Package) -> dict[str, np.ndarray]
         raise ProtocolError(400, f"this model takes {len(package.inputs)} inputs: send each "
                                  f"instance as an object {{{names}}}")
     spec = package.inputs[0]
-    return {spec.name: _rows_to_tensor(instances, spec, "instances")}
+    return {spec.name: _rows_to_tensor(instances, spec, "instances", package.allow_nonfinite)}
 
 
 def _decode_columns(columns: Any, package: Package) -> dict[str, np.ndarray]:
     """Column form: {input name: rows}, or bare rows for a single-input model."""
     if isinstance(columns, list) and len(package.inputs) == 1:
         spec = package.inputs[0]
-        return {spec.name: _rows_to_tensor(columns, spec, f"input {spec.name!r}")}
+        return {spec.name: _rows_to_tensor(columns, spec, f"input {spec.name!r}",
+                                           package.allow_nonfinite)}
     if not isinstance(columns, dict):
         raise ProtocolError(400, f"inputs: expected an object {{input name: rows}} with "
                                  f"{_names(package)}")
@@ -115,7 +117,8 @@ def _decode_columns(columns: Any, package: Package) -> dict[str, np.ndarray]:
     for spec in package.inputs:
         if spec.name not in columns:
             raise ProtocolError(400, f"inputs: missing input {spec.describe()}")
-        tensors[spec.name] = _rows_to_tensor(columns[spec.name], spec, f"input {spec.name!r}")
+        tensors[spec.name] = _rows_to_tensor(columns[spec.name], spec, f"input {spec.name!r}",
+                                             package.allow_nonfinite)
     return tensors
 
 
@@ -132,7 +135,8 @@ def _column(instances: list[dict], spec: TensorSpec, package: Package) -> list[A
     return [inst[spec.name] for inst in instances]
 
 
-def _rows_to_tensor(rows: Any, spec: TensorSpec, what: str) -> np.ndarray:
+def _rows_to_tensor(rows: Any, spec: TensorSpec, what: str,
+                    allow_nonfinite: bool = False) -> np.ndarray:
     """A list of rows (each flat or nested) as one batch array of `spec`'s shape and type."""
     if not (isinstance(rows, list) and rows):
         raise ProtocolError(400, f"{what}: expected a non-empty list, one entry per row")
@@ -146,7 +150,8 @@ def _rows_to_tensor(rows: Any, spec: TensorSpec, what: str) -> np.ndarray:
         arr = arr.reshape((n, *per_row))
     check_shape(arr.shape, spec, what)
     arr = convert(arr, spec.datatype, what)
-    check_finite(arr, what)
+    if not allow_nonfinite:
+        check_finite(arr, what)
     return arr
 
 

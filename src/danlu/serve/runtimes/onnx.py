@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,10 @@ class OnnxRuntime(Runtime):
     def __init__(self, package: Package, cfg: ServeConfig | None = None):
         cfg = cfg or ServeConfig()
         path = package.artifact("onnx")
-        self.session = _session(path, cfg.intra_op_threads)
+        # 0 = share the cores among the batches that run at once (inference_workers), so two
+        # concurrent ORT calls do not each start a thread per core and fight over them.
+        threads = cfg.intra_op_threads or max(1, (os.cpu_count() or 1) // cfg.inference_workers)
+        self.session = _session(path, threads, _optimization_level(package))
         self.inputs, self.outputs = package.inputs, package.outputs
         _check_contract(path, "input", package.inputs, self.session.get_inputs())
         _check_contract(path, "output", package.outputs, self.session.get_outputs())
@@ -49,11 +53,34 @@ class OnnxRuntime(Runtime):
         return dict(zip(names, arrays, strict=True))
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
-    """A CPU InferenceSession with ORT_ENABLE_ALL (convolutions need it; see ENV.md)."""
+# danlu-model.json "session": {"graph_optimization_level": ...} -> ORT's enum.
+LEVELS = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+          "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+          "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+          "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
+def _optimization_level(package: Package) -> ort.GraphOptimizationLevel:
+    """The package's graph optimization level; "all" (the default) is what convolutions need."""
+    session = package.meta.get("session") or {}
+    level = session.get("graph_optimization_level", "all") if isinstance(session, dict) else None
+    if level not in LEVELS:
+        raise DanluError(f"{package.dir}: session.graph_optimization_level: got {level!r}, "
+                         f"expected one of {', '.join(LEVELS)}")
+    return LEVELS[level]
+
+
+def _session(path: Path, threads: int,
+             level: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+             ) -> ort.InferenceSession:
+    """A CPU InferenceSession, ORT_ENABLE_ALL unless the package says otherwise (ENV.md)."""
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = level
     opts.intra_op_num_threads = threads
+    # No busy-waiting between calls: idle ORT threads would spin on the cores that the event
+    # loop needs to parse the next requests (measured: throughput drops on 2 cores).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=opts,
                                     providers=["CPUExecutionProvider"])

@@ -1,0 +1,348 @@
+"""Serving under load: danlu serve (batching on / off) vs FastAPI + pydantic + PyTorch eager.
+
+One run, loopback only. The load generator is Debian's `wrk` (C, its own process) with a Lua
+script that POSTs a KServe v2 JSON body; it reports requests/s and p50/p95/p99 latency. Two
+models: the digits CNN (the shipped recipe, 8x8 inputs: HTTP and JSON dominate) and a wide
+CNN on 1x64x64 (compute dominates). Then a soak: danlu serve at concurrency 32 with 1% malformed
+requests, watching for 5xx, crashes and RSS growth.
+
+    python benchmarks/serving.py                    # full: ~8 s per point, 5-minute soak
+    python benchmarks/serving.py --seconds 4 --soak-seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "serving.json"
+TABLE = HERE / "RESULTS.md"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+CONCURRENCY = (1, 8, 32, 64)
+
+# wrk Lua: a fixed body (or 1 in `bad_every` malformed), per-thread status counts, and a JSON
+# summary line with the percentiles wrk's own report lacks (p95).
+LUA = r"""
+local good = io.open("%(good)s"):read("*a")
+local bad = io.open("%(bad)s"):read("*a")
+local bad_every = %(bad_every)d
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) n = 0; s2 = 0; s4 = 0; s5 = 0; sother = 0 end
+function request()
+  n = n + 1
+  if bad_every > 0 and n %% bad_every == 0 then return wrk.format(nil, nil, nil, bad) end
+  return wrk.format(nil, nil, nil, good)
+end
+function response(status, headers, body)
+  if status >= 500 then s5 = s5 + 1 elseif status >= 400 then s4 = s4 + 1
+  elseif status >= 200 and status < 300 then s2 = s2 + 1 else sother = sother + 1 end
+end
+function done(summary, latency, requests)
+  local c = {s2 = 0, s4 = 0, s5 = 0, sother = 0}
+  for _, t in ipairs(threads) do
+    for k, _ in pairs(c) do c[k] = c[k] + (t:get(k) or 0) end
+  end
+  io.write(string.format(
+    'WRKJSON {"requests": %%d, "duration_us": %%d, "connect_errors": %%d, "read_errors": %%d, ' ..
+    '"write_errors": %%d, "timeouts": %%d, "p50_us": %%d, "p95_us": %%d, "p99_us": %%d, ' ..
+    '"max_us": %%d, "status_2xx": %%d, "status_4xx": %%d, "status_5xx": %%d, "status_other": %%d}\n',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.timeout, latency:percentile(50),
+    latency:percentile(95), latency:percentile(99), latency.max, c.s2, c.s4, c.s5, c.sother))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def start(cmd: list[str], url: str, log: Path) -> subprocess.Popen:
+    """Start a server process and wait until /v2/health/ready answers 200."""
+    import httpx
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd} died:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{cmd} not ready in 120 s")
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.terminate()
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def wrk(url: str, good: Path, bad: Path, concurrency: int, seconds: float,
+        bad_every: int = 0) -> dict:
+    """One wrk run; returns its JSON summary plus requests/s."""
+    script = good.with_suffix(f".{bad_every}.lua")
+    script.write_text(LUA % {"good": good, "bad": bad, "bad_every": bad_every})
+    threads = max(1, min(2, concurrency))
+    cmd = [WRK, "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds:g}s",
+           "--timeout", "30s", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    res = json.loads(line[len("WRKJSON "):])
+    res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
+    for k in ("p50", "p95", "p99", "max"):
+        res[f"{k}_ms"] = res.pop(f"{k}_us") / 1000
+    return res
+
+
+# ---- the models -------------------------------------------------------------------------------
+
+def build_models(work: Path) -> dict[str, dict]:
+    """{name: {"package": dir, "torch": dir, "features": n}} for digits and the wide CNN."""
+    import torch
+    from safetensors.torch import save_file
+
+    import danlu
+    from danlu.export.onnx import export_onnx
+    from danlu.models.cnn import CNN
+    from danlu.models.config import CNNConfig
+    from danlu.models.packaged import Packaged
+    from danlu.runs import Run
+    from danlu.train.checkpoint import load_packaged
+
+    models = {}
+    run = danlu.run(ROOT / "recipes" / "digits.yaml", overrides={"train.epochs": 5},
+                    out=work / "runs")
+    torch_dir = work / "digits-torch"
+    torch_dir.mkdir()
+    shutil.copy(Path(run.run_dir) / "train" / "model.json", torch_dir / "model.json")
+    save_file(load_packaged(Run.open(run.run_dir)).state_dict(), str(torch_dir / "model.safetensors"))
+    models["digits"] = {"package": Path(run.run_dir) / "package", "torch": torch_dir, "features": 64,
+                        "input": "pixels"}
+
+    # The compute-heavy one: three conv blocks (32, 64, 128 channels) on a 64x64 image, random
+    # weights (speed does not depend on them), exported with danlu's own exporter.
+    torch.manual_seed(0)
+    cfg = CNNConfig(channels=[32, 64, 128], hidden=256, dropout=0.0)
+    module = Packaged(CNN(cfg, (1, 64, 64), 10), torch.zeros(4096), torch.ones(4096)).eval()
+    pkg, tdir = work / "wide-package", work / "wide-torch"
+    pkg.mkdir()
+    tdir.mkdir()
+    export_onnx(module, 4096, pkg / "model.onnx", "pixels")
+    (pkg / "danlu-model.json").write_text(json.dumps({
+        "format": "danlu-model/1", "name": "wide", "version": "1", "task": "classification",
+        "runtime": "onnxruntime", "artifacts": {"onnx": "model.onnx"},
+        "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 4096]}],
+        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+                    {"name": "label", "datatype": "INT64", "shape": [-1]}],
+        "labels": [str(i) for i in range(10)], "image_shape": [1, 64, 64]}))
+    (tdir / "model.json").write_text(json.dumps({
+        "model": cfg.model_dump(), "features": 4096, "image_shape": [1, 64, 64],
+        "num_classes": 10}))
+    save_file(module.state_dict(), str(tdir / "model.safetensors"))
+    models["wide"] = {"package": pkg, "torch": tdir, "features": 4096, "input": "pixels"}
+    return models
+
+
+def bodies(work: Path, name: str, features: int) -> tuple[Path, Path]:
+    """A one-row KServe v2 JSON body with realistic values, and a malformed one."""
+    import numpy as np
+
+    values = np.random.default_rng(0).integers(0, 17, features).astype(float).tolist()
+    good = work / f"{name}.json"
+    good.write_text(json.dumps({"inputs": [{"name": "pixels", "shape": [1, features],
+                                            "datatype": "FP32", "data": values}]}))
+    bad = work / f"{name}.bad.json"
+    bad.write_text('{"inputs": [{"name": "pixels", "shape": [1, 3], "datatype": "FP32", '
+                   '"data": [1, 2')  # truncated JSON
+    return good, bad
+
+
+# ---- the soak ---------------------------------------------------------------------------------
+
+def soak(url: str, pid: int, good: Path, bad: Path, seconds: float, concurrency: int = 32,
+         warmup: float = 5.0) -> dict:
+    """wrk with 1% malformed bodies; RSS after a warm-up vs at the end; 5xx and liveness."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    wrk(url, good, bad, concurrency, warmup, bad_every=100)  # allocator and caches settle
+    rss_start = proc.memory_info().rss
+    samples: list[int] = []
+    stop_flag = threading.Event()
+
+    def sample() -> None:
+        while not stop_flag.wait(1.0):
+            try:
+                samples.append(proc.memory_info().rss)
+            except psutil.NoSuchProcess:
+                return
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    res = wrk(url, good, bad, concurrency, seconds, bad_every=100)
+    stop_flag.set()
+    watcher.join()
+    alive = proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    rss_end = proc.memory_info().rss if alive else 0
+    res.update(seconds=seconds, concurrency=concurrency, alive=alive,
+               rss_start_mb=rss_start / 2**20, rss_end_mb=rss_end / 2**20,
+               rss_max_mb=max(samples, default=rss_end) / 2**20,
+               rss_growth=(rss_end - rss_start) / rss_start,
+               malformed_fraction=res["status_4xx"] / max(res["requests"], 1))
+    return res
+
+
+# ---- main -------------------------------------------------------------------------------------
+
+def servers(models: dict, name: str, port: int) -> dict[str, list[str]]:
+    py = sys.executable
+    pkg = str(models[name]["package"])
+    return {"danlu_batching": [py, "-m", "danlu.serve", pkg, "--port", str(port)],
+            "danlu_no_batching": [py, "-m", "danlu.serve", pkg, "--port", str(port),
+                                  "--no-batching"],
+            "baseline_fastapi_torch": [py, str(HERE / "baseline_fastapi_torch.py"),
+                                       str(models[name]["torch"]), str(port)]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="wrk duration per point")
+    ap.add_argument("--soak-seconds", type=float, default=300.0)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    ap.add_argument("--models", nargs="+", default=["digits", "wide"])
+    ap.add_argument("--servers", nargs="+", default=["danlu_batching", "danlu_no_batching",
+                                                     "baseline_fastapi_torch"])
+    ap.add_argument("--extra", default="", help='extra danlu serve options, e.g. "--threads 1"')
+    ap.add_argument("--no-write", action="store_true", help="print only (for tuning runs)")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="danlu-bench-serving-"))
+    models = build_models(work)
+    load_before = os.getloadavg()
+    results: dict = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                     "seconds_per_point": args.seconds, "load": {}, "soak": {}}
+    for name, m in models.items():
+        if name not in args.models:
+            continue
+        good, bad = bodies(work, name, m["features"])
+        port = free_port()
+        base, url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/v2/models/{name}/infer"
+        for server, cmd in servers(models, name, port).items():
+            if server not in args.servers:
+                continue
+            if server.startswith("danlu"):
+                cmd = cmd + args.extra.split()
+            proc = start(cmd, base, work / f"{name}-{server}.log")
+            try:
+                wrk(url, good, bad, 8, 2.0)  # warm-up
+                for c in args.concurrency:
+                    r = wrk(url, good, bad, c, args.seconds)
+                    results["load"].setdefault(name, {}).setdefault(server, {})[str(c)] = r
+                    print(f"{name:7s} {server:24s} c={c:<3d} {r['rps']:8.1f} req/s  "
+                          f"p50 {r['p50_ms']:7.2f}  p95 {r['p95_ms']:7.2f}  "
+                          f"p99 {r['p99_ms']:7.2f} ms  non-2xx {r['status_4xx'] + r['status_5xx']}",
+                          flush=True)
+            finally:
+                stop(proc)
+    # Soak: danlu serve, batching on, the digits model, concurrency 32, 1% malformed.
+    good, bad = bodies(work, "digits", 64)
+    port = free_port()
+    cmd = servers(models, "digits", port)["danlu_batching"]
+    proc = start(cmd, f"http://127.0.0.1:{port}", work / "soak.log")
+    try:
+        s = soak(f"http://127.0.0.1:{port}/v2/models/digits/infer", proc.pid, good, bad,
+                 args.soak_seconds)
+    finally:
+        s_exit = stop(proc)
+    s["exit_code_after_sigterm"] = s_exit
+    results["soak"] = s
+    print(f"soak {s['seconds']:.0f}s c=32: {s['requests']} requests, 5xx {s['status_5xx']}, "
+          f"4xx {s['status_4xx']} ({100 * s['malformed_fraction']:.2f}%), alive {s['alive']}, "
+          f"RSS {s['rss_start_mb']:.1f} -> {s['rss_end_mb']:.1f} MB "
+          f"({100 * s['rss_growth']:+.1f}%), exit {s_exit}", flush=True)
+    results["load_average_before_after"] = [load_before, os.getloadavg()]
+    if args.no_write:
+        return
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_table(results)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def machine() -> str:
+    return (f"{os.cpu_count()} cores {platform.machine()}, {platform.system()}, shared with "
+            "other engineers' jobs during the run")
+
+
+def write_table(results: dict) -> None:
+    """Append this run's rows to benchmarks/RESULTS.md (header made if absent)."""
+    head = "| benchmark | ours | baseline | ratio | machine | date |\n|---|---|---|---|---|---|\n"
+    text = TABLE.read_text() if TABLE.exists() else "# Benchmark results\n\n" + head
+    if "| benchmark | ours |" not in text:
+        text += "\n" + head
+    date, mach = results["date"], "2 cores, shared with other engineers' jobs (noisy)"
+    rows = []
+    for name, per in results["load"].items():
+        ours = per.get("danlu_batching", {}).get("32")
+        base = per.get("baseline_fastapi_torch", {}).get("32")
+        if not (ours and base):
+            continue
+        rows.append(f"| serving {name}, c=32, req/s (p99 ms) | {ours['rps']:.0f} "
+                    f"({ours['p99_ms']:.0f}) | {base['rps']:.0f} ({base['p99_ms']:.0f}) | "
+                    f"{ours['rps'] / base['rps']:.1f}x | {mach} | {date} |")
+    s = results["soak"]
+    rows.append(f"| serving soak {s['seconds']:.0f} s, c=32, 1% malformed | 5xx {s['status_5xx']}, "
+                f"alive {s['alive']}, RSS {100 * s['rss_growth']:+.1f}% | - | - | {mach} | {date} |")
+    text = text.rstrip("\n") + "\n" + "\n".join(rows) + "\n"
+    text += "\n" + detail_table(results) + "\n"
+    TABLE.write_text(text)
+
+
+def detail_table(results: dict) -> str:
+    """The full load table: every model, server and concurrency."""
+    lines = [f"### serving.py, {results['date']} ({results['machine']}; load generator wrk "
+             "on the same 2 cores)", "",
+             "| model | server | concurrency | req/s | p50 ms | p95 ms | p99 ms | non-2xx |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, per in results["load"].items():
+        for server, points in per.items():
+            for c, r in points.items():
+                lines.append(f"| {name} | {server} | {c} | {r['rps']:.0f} | {r['p50_ms']:.1f} | "
+                             f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+                             f"{r['status_4xx'] + r['status_5xx'] + r['status_other']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""GET / in headless Chromium (Debian's): draw a digit, submit, read the label shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from .conftest import running_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def digits_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real digits package from the shipped recipe (3 epochs, no gate): about 7 s."""
+    import danlu
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path_factory.mktemp("digits-runs")
+    result = danlu.run(root / "recipes" / "digits.yaml",
+                       overrides={"train.epochs": 3, "evaluate.gate": {}}, out=out)
+    return Path(result.run_dir)
+
+
+def _runs(line: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """(first, last) index of each run of inked cells along one row or column."""
+    runs, start = [], None
+    for i, v in enumerate([*line, 0.0]):
+        if v > threshold and start is None:
+            start = i
+        elif v <= threshold and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    return runs
+
+
+def _cells_to_strokes(image: np.ndarray, box: dict, threshold: float = 6.0) -> list[list]:
+    """Mouse strokes along every horizontal and vertical run of inked 8x8 cells."""
+    h, w = image.shape
+    cw, ch = box["width"] / w, box["height"] / h
+    at = lambda r, c: (box["x"] + (c + 0.5) * cw, box["y"] + (r + 0.5) * ch)  # noqa: E731
+    strokes = [[at(r, a), at(r, b)] for r in range(h) for a, b in _runs(image[r], threshold)]
+    strokes += [[at(a, c), at(b, c)] for c in range(w) for a, b in _runs(image[:, c], threshold)]
+    return strokes
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)")
+def test_draw_a_digit_and_read_the_label(digits_package: Path, tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    with running_server([digits_package]) as (url, _), sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 760})
+        page.goto(url + "/")
+        assert page.title() == "danlu playground"
+        box = page.locator("#draw").bounding_box()
+        shown, right = [], 0
+        for digit in (0, 1, 4, 7):
+            page.click("#clear")
+            image = digits.images[np.flatnonzero(digits.target == digit)[0]]
+            for (x0, y0), (x1, y1) in _cells_to_strokes(image, box):
+                page.mouse.move(x0, y0)
+                page.mouse.down()
+                page.mouse.move(x1, y1, steps=4)
+                page.mouse.up()
+            page.click("#predict")
+            page.wait_for_function("document.querySelector('#label').textContent !== '–'")
+            label = page.locator("#label").inner_text()
+            pixels = page.evaluate("window.playground.pixels")
+            assert len(pixels) == 64 and 8 < max(pixels) <= 16  # ink, on the 0..16 scale
+            # The label shown is the API's answer for exactly what the page sent...
+            answer = httpx.post(f"{url}/v2/models/digits/infer", json={"inputs": [
+                {"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": pixels}]})
+            api_label = answer.json()["outputs"][1]["data"][0]
+            assert label == str(api_label)
+            bars = page.locator(".bar").count()
+            assert bars == 10
+            shown.append(label)
+            right += label == str(digit)
+        page.screenshot(path=str(tmp_path / "playground.png"))
+        browser.close()
+    # ...and the drawing pipeline (crop, centre, shrink to 8x8 of 0..16) keeps digits readable.
+    assert right >= 3, f"drew 0, 1, 4, 7; the page showed {shown}"
+
+
+def test_page_lists_every_model_and_its_contract(server: str) -> None:
+    html = httpx.get(f"{server}/").text
+    assert "danlu playground" in html and "/*__MODELS__*/" not in html
+    for name in ("toy", "fragile", "pair"):
+        assert f'"name": "{name}"' in html
+    assert '"labels": ["cat", "dog", "bird"]' in html
