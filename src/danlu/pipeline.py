@@ -38,6 +38,12 @@ def _export(run: Run, recipe: Recipe) -> StageResult:
     return export(run, recipe.export)
 
 
+def _compress(run: Run, recipe: Recipe) -> StageResult:
+    from danlu.compress.stage import compress
+
+    return compress(run, recipe.compress)
+
+
 # (stage, the recipe sections its result depends on, the function). Each stage's key also
 # folds in the key of the stage before it, so a changed upstream section reruns what follows.
 STAGES: list[tuple[str, tuple[str, ...], Callable[[Run, Recipe], StageResult]]] = [
@@ -45,7 +51,10 @@ STAGES: list[tuple[str, tuple[str, ...], Callable[[Run, Recipe], StageResult]]] 
     ("train", ("model", "train"), _train),
     ("evaluate", ("evaluate",), _evaluate),
     ("export", ("name", "export"), _export),
+    ("compress", ("compress",), _compress),
 ]
+# Stages that run only when the recipe has their section.
+OPTIONAL = {"compress"}
 
 
 @dataclass
@@ -78,6 +87,8 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
     result = RunResult(r.dir)
     key = ""
     for name, sections, fn in STAGES:
+        if name in OPTIONAL and getattr(r.recipe, name) is None:
+            continue
         key = cache_key(key, r.recipe.section_hash(*sections))
         if r.is_done(name, key):
             result.stages[name] = "cached"

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from danlu.compress.config import CompressConfig
 from danlu.data.config import DataConfig, PreprocessConfig, Section
 from danlu.errors import RecipeError
 from danlu.evaluate.config import EvaluateConfig
@@ -38,6 +39,8 @@ class Recipe(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
     serve: ServeConfig = ServeConfig()
+    # Optional: compression variants of the trained model (absent = no compress stage).
+    compress: CompressConfig | None = None
 
     @field_validator("version", mode="before")
     @classmethod
