@@ -13,6 +13,8 @@ from danlu.compress.config import QuantizeConfig
 
 __all__ = ["quantize_onnx"]
 
+WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
+
 
 class _Rows:
     """CalibrationDataReader over raw rows (normalization is inside the graph), 32 rows a batch."""
@@ -58,9 +60,11 @@ def quantize_onnx(src: Path, dst: Path, mode: str, cfg: QuantizeConfig, input_na
             raise ValueError("static quantization needs calibration rows")
         method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                   "percentile": q.CalibrationMethod.Percentile}[cfg.calibration]
-        # S8S8 QDQ: ORT's recommended default on x86 with VNNI.
+        # S8S8 QDQ: ORT's recommended default on x86 with VNNI. Only the weight-bearing ops are
+        # quantized: a quantized Softmax would serve probabilities in steps of 1/255.
         q.quantize_static(str(pre), str(dst), _Rows(input_name, calibration),
                           quant_format=q.QuantFormat.QDQ, per_channel=cfg.per_channel,
+                          op_types_to_quantize=list(WEIGHT_OPS),
                           activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
                           calibrate_method=method,
                           extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
