@@ -360,6 +360,38 @@ def init(
         if line.startswith("# WARNING"):
             err.print(f"[bold yellow]{line[2:]}[/]", highlight=False, soft_wrap=True)
     out.print(f"recipe: {recipe_out}  (next: danlu run {recipe_out})", highlight=False, soft_wrap=True)
+@app.command()
+def compress(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder, e.g. runs/digits-...")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Dotted overrides KEY=VALUE, e.g. compress.promote=true.")] = None,
+    search: Annotated[bool, typer.Option("--search", help="Search compression recipes with "
+                                         "Optuna (multi-objective) instead of the listed variants.")] = False,
+    trials: Annotated[int | None, typer.Option(help="Trials for --search.")] = None,
+) -> None:
+    """Prune, quantize and distill the run's model; measure and gate each; write compress/pareto.json."""
+    from danlu.compress.stage import compress_run
+    from danlu.runs import read_json
+
+    try:
+        result = compress_run(run_dir, list(overrides or []), search=search, trials=trials)
+    except DanluError as e:
+        raise _fail(e) from None
+    report = read_json(run_dir / result.paths["pareto"])
+    table = Table(title="compression variants (test split; ORT latency, median)")
+    for col in ("variant", "status", "accuracy", "params", "non-zero", "zip KB", "b1 ms", "b32 ms"):
+        table.add_column(col, justify="left" if col in ("variant", "status") else "right")
+    for r in report["variants"]:
+        table.add_row(r["name"] + (" *" if r["name"] == report["chosen"] else ""), r["status"],
+                      f"{r['accuracy']:.4f}", f"{r['params']:,}", f"{r['nonzero_params']:,}",
+                      f"{r['deflated_bytes'] / 1e3:.1f}", f"{r['b1_ms']:.3f}", f"{r['b32_ms']:.3f}")
+    out.print(table)
+    for r in report["variants"]:
+        for reason in r["reasons"]:
+            err.print(f"[yellow]{r['name']} rejected:[/] {reason}", highlight=False, soft_wrap=True)
+    promoted = " (promoted to package/, original in package.orig/)" if report["promoted"] else ""
+    out.print(f"chosen: {report['chosen']}{promoted}", highlight=False)
+    out.print(f"report: {run_dir / result.paths['pareto']}", highlight=False, soft_wrap=True)
 
 
 def _fail(e: DanluError) -> typer.Exit:

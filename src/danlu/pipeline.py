@@ -59,6 +59,12 @@ def _export(run: Run, recipe: Recipe) -> StageResult:
     return export(run, recipe.export)
 
 
+def _compress(run: Run, recipe: Recipe) -> StageResult:
+    from danlu.compress.stage import compress
+
+    return compress(run, recipe.compress)
+
+
 def _report(run: Run, recipe: Recipe) -> StageResult:
     from danlu.report import write_report
 
@@ -74,8 +80,11 @@ STAGES: list[tuple[str, tuple[str, ...], Callable[[Run, Recipe], StageResult]]] 
     ("train", ("model", "train"), _train),
     ("evaluate", ("evaluate",), _evaluate),
     ("export", ("name", "export"), _export),
+    ("compress", ("compress",), _compress),
     ("report", (), _report),
 ]
+# Stages that run only when the recipe has their section.
+OPTIONAL = {"compress"}
 
 
 def _report_after_failure(run: Run, error: BaseException) -> None:
@@ -126,6 +135,8 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
     for name, sections, fn in STAGES:
         if name == "tune" and not _tuning(r.recipe):
             continue  # no tune stage: the other stages' keys are what they were without one
+        if name in OPTIONAL and getattr(r.recipe, name) is None:
+            continue  # an optional stage the recipe does not ask for
         key = cache_key(key, cur.recipe.section_hash(*sections))
         if r.is_done(name, key):
             result.stages[name] = "cached"

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from danlu.compress.config import CompressConfig
 from danlu.data.config import DataConfig, PreprocessConfig, Section
 from danlu.errors import RecipeError
 from danlu.evaluate.config import EvaluateConfig
@@ -41,6 +42,8 @@ class Recipe(Section):
     serve: ServeConfig = ServeConfig()
     # Hyperparameter search (optional): absent or `enabled: false` = no tune stage in `danlu run`.
     tune: TuneConfig | None = None
+    # Optional: compression variants of the trained model (absent = no compress stage).
+    compress: CompressConfig | None = None
 
     @field_validator("version", mode="before")
     @classmethod

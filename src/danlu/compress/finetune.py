@@ -1,0 +1,73 @@
+"""One short training loop shared by pruning (fine-tuning) and distillation; the loop is visible."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from danlu.train.loop import predict_proba
+
+__all__ = ["FinetuneResult", "finetune"]
+
+# loss(logits, batch indices into the training split, labels) -> scalar
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(logits, y)
+
+
+@dataclass
+class FinetuneResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_accuracy: float = float("nan")
+    steps: int = 0
+
+
+def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
+             val: tuple[torch.Tensor, torch.Tensor], *, epochs: int, lr: float, batch_size: int,
+             seed: int, loss_fn: LossFn = cross_entropy,
+             on_step: Callable[[int], None] = lambda step: None, select_from_step: int = 0
+             ) -> FinetuneResult:
+    """Adam on (x, y); keep the best-val-accuracy epoch among those ending at/after select_from_step.
+
+    `on_step(step)` runs before each optimizer step (the pruning schedule hooks in there).
+    """
+    result = FinetuneResult()
+    if epochs == 0:
+        on_step(0)
+        return result
+    x, y = train
+    gen = torch.Generator().manual_seed(seed)  # batch order depends on the seed alone
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    best: dict[str, torch.Tensor] | None = None
+    step = 0
+    for epoch in range(1, epochs + 1):
+        t0, total, seen = time.perf_counter(), 0.0, 0
+        net.train()
+        for idx in torch.randperm(len(x), generator=gen).split(batch_size):
+            on_step(step)
+            loss = loss_fn(net(x[idx]), idx, y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            total += loss.item() * len(idx)
+            seen += len(idx)
+        acc = float((predict_proba(net, val[0]).argmax(1) == val[1]).float().mean())
+        result.history.append({"epoch": epoch, "train_loss": total / seen, "val_accuracy": acc,
+                               "seconds": time.perf_counter() - t0})
+        if step >= select_from_step and (best is None or acc > result.best_val_accuracy):
+            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            result.best_epoch, result.best_val_accuracy = epoch, acc
+    result.steps = step
+    if best is not None:
+        net.load_state_dict(best)
+    net.eval()
+    return result

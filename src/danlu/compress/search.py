@@ -1,0 +1,80 @@
+"""Compression under a budget: an Optuna multi-objective study over compression recipes.
+
+Each trial is a variant (distill/prune/quantize settings) built and measured like any other;
+the objectives are validation accuracy (up), ORT latency at batch 32 (down) and deflated size
+(down). The trials on the study's Pareto front are then rebuilt as ordinary variants, gated on
+the test split, and the budget chooses among them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from danlu.compress.config import CompressConfig, DistillConfig, PruneConfig, QuantizeConfig, VariantConfig
+from danlu.runs import Run, write_json
+
+__all__ = ["search", "trial_variant"]
+
+
+def trial_variant(trial: Any, cfg: CompressConfig) -> VariantConfig:
+    """The variant one trial proposes: a shrinking step (or none), then quantization (or none)."""
+    s = cfg.search
+    method = trial.suggest_categorical("method", ["none", "magnitude", "structured", "distill"])
+    spec: dict[str, Any] = {"name": f"trial-{trial.number}"}
+    if method == "magnitude":
+        spec["prune"] = PruneConfig(sparsity=trial.suggest_float("sparsity", 0.3, 0.95, step=0.05),
+                                    finetune_epochs=s.finetune_epochs)
+    elif method == "structured":
+        spec["prune"] = PruneConfig(method="structured", finetune_epochs=s.finetune_epochs,
+                                    ratio=trial.suggest_float("ratio", 0.25, 0.75, step=0.125))
+    elif method == "distill":
+        spec["distill"] = DistillConfig(width=trial.suggest_float("width", 0.25, 0.75, step=0.125),
+                                        epochs=s.distill_epochs)
+    choices = ["static", "dynamic"] if method == "none" else ["none", "static", "dynamic"]
+    mode = trial.suggest_categorical(f"quantize_after_{method}", choices)
+    if mode != "none":
+        calib = (trial.suggest_categorical("calibration", ["minmax", "entropy", "percentile"])
+                 if mode == "static" else "minmax")
+        spec["quantize"] = QuantizeConfig(mode=mode, calibration=calib)
+    return VariantConfig(**spec)
+
+
+def search(run: Run, cfg: CompressConfig, trials: int | None = None) -> list[VariantConfig]:
+    """Run the study (compress/search/study.db, resumable); return the front's variants."""
+    import optuna
+
+    from danlu.compress.stage import make_context, measure_variant
+    from danlu.compress.variants import Built, build_variant, export_torch
+    from danlu.train.checkpoint import load_model
+
+    folder = run.stage_dir("compress") / "search"
+    folder.mkdir(parents=True, exist_ok=True)
+    ctx = make_context(run, cfg)
+    base = Built("baseline", folder / "baseline", load_model(run), run.recipe.model)
+    shutil.rmtree(base.dir, ignore_errors=True)
+    base.dir.mkdir(parents=True)
+    export_torch(ctx, base)
+    sampler = (optuna.samplers.NSGAIISampler(seed=run.recipe.seed) if cfg.search.sampler == "nsga2"
+               else optuna.samplers.TPESampler(seed=run.recipe.seed, multivariate=True))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="compress", storage=f"sqlite:///{folder / 'study.db'}",
+                                directions=["maximize", "minimize", "minimize"], sampler=sampler,
+                                load_if_exists=True)
+    variants: dict[int, VariantConfig] = {}
+
+    def objective(trial: optuna.Trial) -> tuple[float, float, float]:
+        v = trial_variant(trial, cfg)
+        variants[trial.number] = v
+        trial.set_user_attr("variant", v.model_dump(mode="json"))
+        b = build_variant(ctx, v, base, folder / v.name)
+        m = measure_variant(ctx, b, cfg)
+        shutil.rmtree(b.dir, ignore_errors=True)  # trials are measured, not kept
+        return m["val_accuracy"], m["latency"]["b32_ms"], float(m["deflated_bytes"])
+
+    study.optimize(objective, n_trials=trials or cfg.search.trials)
+    front = sorted(study.best_trials, key=lambda t: t.number)
+    write_json(folder / "trials.json", [
+        {"number": t.number, "state": t.state.name, "values": t.values, "params": t.params,
+         "variant": t.user_attrs.get("variant"), "on_front": t in front} for t in study.trials])
+    return [VariantConfig.model_validate(t.user_attrs["variant"]) for t in front]
