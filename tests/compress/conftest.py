@@ -11,7 +11,8 @@ from tests.conftest import DIGITS
 def small_run(tmp_path_factory):
     import danlu
 
-    return danlu.run(DIGITS, overrides={"train.epochs": 8}, out=tmp_path_factory.mktemp("c-runs"))
+    return danlu.run(DIGITS, overrides={"train.epochs": 8, "evaluate.gate": {},
+                                        "preprocess.augment": []}, out=tmp_path_factory.mktemp("c-runs"))
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,8 @@ def test_search_returns_a_pareto_front_of_gated_variants(tmp_path):
     import danlu
     from danlu.compress.stage import compress_run
 
-    run = danlu.run(DIGITS, overrides={"train.epochs": 5}, out=tmp_path)
+    run = danlu.run(DIGITS, overrides={"train.epochs": 5, "evaluate.gate": {},
+                                                "preprocess.augment": []}, out=tmp_path)
     res = compress_run(run.run_dir, ["compress.search.finetune_epochs=1",
                                      "compress.search.distill_epochs=1"], search=True, trials=3)
     folder = run.run_dir / "compress"

@@ -27,7 +27,8 @@ def small_run(tmp_path_factory):
     import danlu
     from tests.conftest import DIGITS
 
-    return danlu.run(DIGITS, overrides={"train.epochs": 8}, out=tmp_path_factory.mktemp("runs"))
+    return danlu.run(DIGITS, overrides={"train.epochs": 8, "evaluate.gate": {},
+                                        "preprocess.augment": []}, out=tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")

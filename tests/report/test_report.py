@@ -27,14 +27,16 @@ def test_run_writes_a_self_contained_report(digits_run):
     # The mistakes grid holds the misclassified digits themselves (PNG inside the SVG).
     assert "data:image/png;base64," in page
     assert re.search(r"0\.9\d\d \[0\.9\d\d, [01]\.\d{3}\]", page)  # accuracy with its interval
-    assert "Tuning" not in _headings(page) and "Cleaning" not in page
+    assert "Tuning" not in _headings(page)
+    # digits holds one near-duplicate pair across splits: cleaning removes it and says so.
+    assert '<h3 id="cleaning">Cleaning</h3>' in page and "removed: leakage" in page
 
 
 def test_optional_sections_render_when_their_files_exist(digits_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(digits_run.run_dir, run)
     write_json(run / "data" / "cleaning.json", {"rows_in": 1797, "rows_out": 1790,
-                                                "dropped": {"duplicate": 5, "missing": 2}})
+                                                "removed": {"duplicate": 5, "invalid": 2}})
     (run / "tune").mkdir()
     trials = [{"number": i, "value": 0.9 + 0.01 * (i % 5), "state": "COMPLETE",
                "params": {"train.optimizer.lr": 0.001 * (i + 1)}} for i in range(8)]
@@ -48,7 +50,7 @@ def test_optional_sections_render_when_their_files_exist(digits_run, tmp_path):
     page = write_report(run).read_text()
     heads = _headings(page)
     assert heads[-3:] == ["Tuning", "Compression", "Package"]
-    assert 'id="cleaning"' in page and "dropped.duplicate" in page
+    assert 'id="cleaning"' in page and "removed: duplicate" in page
     assert "pruned-50" in page and "train.optimizer.lr" in page
     assert page.count("<svg") == 7  # + tuning trials and the Pareto plot
 

@@ -88,7 +88,7 @@ def test_run_with_tune_enabled_packages_the_best_configuration(tmp_path):
     tune_cfg = tune_section(trials=3, space={"model.dropout": {"float": [0.0, 0.4]},
                                              "model.hidden": {"choice": [16, 48]}})
     result = danlu.run(DIGITS, {**SMALL, "tune": tune_cfg}, out=tmp_path)
-    assert result.stages == {s: "ran" for s in ("data", "tune", "train", "evaluate", "export")}
+    assert result.stages == {s: "ran" for s in ("data", "tune", "train", "evaluate", "export", "report")}
     best = read_json(result.run_dir / "tune/best.json")
     trained = read_json(result.run_dir / "train/model.json")["model"]
     assert trained["dropout"] == best["overrides"]["model.dropout"]

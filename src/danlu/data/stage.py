@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from danlu.data.config import DataConfig
 from danlu.data.normalize import Normalizer, make_normalizer
-from danlu.data.prepare import LABEL, SPLIT, SPLITS, prepare
+from danlu.data.prepare import LABEL, ROW, SPLIT, SPLITS, prepare
 from danlu.errors import RecipeError
 from danlu.runs import Run, StageResult, read_json
 
@@ -36,6 +36,8 @@ class Splits:
     y: dict[str, np.ndarray]
     normalizer: Normalizer
     info: dict[str, Any]
+    # 1-based row numbers in the source, per split (what cleaning reports and errors name).
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -57,6 +59,7 @@ def load_splits(run: Run) -> Splits:
     t = pq.read_table(d / "clean.parquet")
     split = t.column(SPLIT).to_numpy()
     y = t.column(LABEL).to_numpy().astype(np.int64)
+    rows = t.column(ROW).to_numpy().astype(np.int64)
     if info.get("kind") == "text":
         x = np.array(t.column(info["feature_names"][0]).to_pylist(), dtype=object)
     else:
@@ -65,4 +68,5 @@ def load_splits(run: Run) -> Splits:
             x[:, j] = t.column(name).to_numpy(zero_copy_only=False)
     return Splits(x={s: x[split == i] for i, s in enumerate(SPLITS)},
                   y={s: y[split == i] for i, s in enumerate(SPLITS)},
-                  normalizer=make_normalizer(read_json(d / "normalizer.json")), info=info)
+                  normalizer=make_normalizer(read_json(d / "normalizer.json")), info=info,
+                  rows={s: rows[split == i] for i, s in enumerate(SPLITS)})

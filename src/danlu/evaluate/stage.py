@@ -14,7 +14,7 @@ from danlu.evaluate.config import EvaluateConfig
 from danlu.evaluate.metrics import classification_metrics, curves
 from danlu.evaluate.stats import bootstrap_ci
 from danlu.evaluate.summary import imbalance_warnings
-from danlu.runs import Run, StageResult, atomic_write, read_json, write_json
+from danlu.runs import Run, StageResult, atomic_write, write_json
 from danlu.train.checkpoint import load_packaged
 
 __all__ = ["check_gate", "evaluate", "score"]
@@ -36,11 +36,14 @@ def score(probs: np.ndarray, y: np.ndarray, labels: list[str], cfg: EvaluateConf
     return m
 
 
-def save_predictions(path, probs: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
-    """Per-row probabilities, labels and dataset row numbers (plain arrays, no pickle)."""
+def save_predictions(path, probs: np.ndarray, y: np.ndarray, rows: np.ndarray,
+                     x: np.ndarray | None = None) -> None:
+    """Per-row probabilities, labels, 1-based source row numbers and (numeric data) the raw
+    features, so the report can show mistakes without the model (plain arrays, no pickle)."""
     buf = io.BytesIO()
+    extra = {"x": np.asarray(x, np.float32)} if x is not None and x.dtype != object else {}
     np.savez_compressed(buf, probs=np.asarray(probs, np.float32), y=np.asarray(y, np.int64),
-                        rows=np.asarray(rows, np.int64))
+                        rows=np.asarray(rows, np.int64), **extra)
     atomic_write(path, buf.getvalue())
 
 
@@ -58,8 +61,8 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
         probs = probs.double().numpy()
         metrics[split] = score(probs, splits.y[split], labels, cfg, run.recipe.seed)
         if split == "test":
-            rows = np.asarray(read_json(run.path("data", "split.json"))["test"])
-            save_predictions(out / "predictions.npz", probs, splits.y[split], rows)
+            save_predictions(out / "predictions.npz", probs, splits.y[split], splits.rows[split],
+                             splits.x[split])
             write_json(out / "curves.json", curves(torch.from_numpy(probs),
                                                    torch.from_numpy(splits.y[split]), labels))
     gate = check_gate(metrics["test"], cfg.gate)

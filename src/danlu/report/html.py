@@ -197,9 +197,29 @@ def _data(d: Path, info: dict[str, Any] | None) -> str:
            f'{", stratified split" if info.get("stratified") else ""}.</p>'
            f'<h3>Rows per class and split</h3>{_table(("class", *splits, "total"), rows, "num")}')
     cleaning = _load(d / "data" / "cleaning.json")
-    if cleaning:
-        out += f'<h3 id="cleaning">Cleaning</h3>{_kv(cleaning) if isinstance(cleaning, dict) else ""}'
+    if isinstance(cleaning, dict) and "rows_in" in cleaning:
+        out += _cleaning(cleaning)
     return out + "</section>"
+
+
+def _cleaning(c: dict[str, Any]) -> str:
+    """What cleaning removed or flagged, by reason (data/cleaning.json)."""
+    rows = [["read", _num(c["rows_in"])]]
+    rows += [[f"removed: {e(r)}", _num(n)] for r, n in c.get("removed", {}).items()]
+    rows += [[f"flagged: {e(r)}", _num(n)] for r, n in c.get("flagged", {}).items()]
+    rows.append(["<b>kept</b>", f"<b>{c.get('rows_out', 0):,}</b>"])
+    notes = []
+    conflicts = c.get("label_conflicts", {})
+    if conflicts.get("rows"):
+        notes.append(f"{conflicts['rows']} rows share features but not labels (label noise, reported "
+                     "separately from duplicates)")
+    leak = c.get("leakage", {})
+    if any(leak.values()):
+        notes.append("rows duplicating a training row were removed from evaluation splits: "
+                     + ", ".join(f"{s} {n}" for s, n in leak.items()))
+    note = "".join(f'<p class="note">{e(n)}.</p>' for n in notes)
+    return f'<h3 id="cleaning">Cleaning</h3>{_table(("rows", "count"), rows, "num")}{note}'
+
 
 
 def _training(d: Path) -> str:
@@ -291,6 +311,7 @@ def _mistakes(d: Path, info: dict[str, Any] | None) -> str:
         return ""
     with np.load(pred_file, allow_pickle=False) as z:
         probs, y, rows = z["probs"], z["y"], z["rows"]
+        xs = z["x"] if "x" in z.files else None
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != y)
     head = '<section id="mistakes"><h2>Worst mistakes (test)</h2>'
@@ -301,8 +322,9 @@ def _mistakes(d: Path, info: dict[str, Any] | None) -> str:
     labels = info["labels"]
     intro = (f"<p>{len(wrong)} of {len(y)} test rows are misclassified; the "
              f"{len(order)} the model was most sure of are shown, most confident first.</p>")
-    with np.load(d / "data" / "dataset.npz", allow_pickle=False) as z:
-        x = z["x"][rows[order]]
+    if xs is None:
+        return head + intro + "</section>"
+    x = xs[order]
     shape = info.get("image_shape")
     if shape:
         titles = [f"{labels[y[i]]} → {labels[pred[i]]} ({probs[i, pred[i]]:.2f})" for i in order]
@@ -312,7 +334,7 @@ def _mistakes(d: Path, info: dict[str, Any] | None) -> str:
                 + _figure(svg, "true → predicted (probability of the prediction)") + "</div></section>")
     names = info.get("feature_names") or [f"f{i}" for i in range(x.shape[1])]
     k = min(6, len(names))
-    trows = [[_num(int(rows[i]) + 1), e(labels[y[i]]), e(labels[pred[i]]), f"{probs[i, pred[i]]:.3f}",
+    trows = [[_num(int(rows[i])), e(labels[y[i]]), e(labels[pred[i]]), f"{probs[i, pred[i]]:.3f}",
               *(_num(float(v)) for v in x[j, :k])] for j, i in enumerate(order)]
     return (head + intro + _table(("row", "true", "predicted", "p", *names[:k]), trows, "num")
             + "</section>")

@@ -53,7 +53,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor], labels: list[str], cfg: TrainConfig, seed: int,
         on_epoch: Callable[[dict[str, Any]], None] = lambda row: None,
         checkpoints: CheckpointStore | None = None, resume: Checkpoint | None = None,
-        augment: Callable[..., tuple[torch.Tensor, torch.Tensor]] = lambda x, y: (x, y)) -> FitResult:
+        augment: Callable[..., tuple[torch.Tensor, torch.Tensor]] = lambda x, y, step: (x, y),
+        ) -> FitResult:
     """Train on (x, y) tensors; keep the weights of the best validation epoch.
 
     With `checkpoints`, state is saved as the recipe's train.checkpoint says; with `resume`,
@@ -76,7 +77,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         batches = epoch_batches(state, len(x), cfg.batch_size)
         for batch in batches[state.batch:]:
             idx, share = shard(batch)  # this rank's rows of the global batch (all of them alone)
-            xb, yb = augment(x[idx], y[idx])  # training batches only; mixup gives soft targets
+            # training batches only; seeded by position (exact resume); mixup gives soft targets
+            xb, yb = augment(x[idx], y[idx], step=(state.epoch, state.batch))
             with precision.autocast():
                 loss = loss_fn(net(xb), yb)
             precision.backward(loss * share / cfg.accumulate)

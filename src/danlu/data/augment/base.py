@@ -26,12 +26,14 @@ __all__ = ["Augmenter", "NoAugment", "build_augmenter"]
 class NoAugment:
     """The identity: what fit() uses when the recipe lists no augmentation."""
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 step: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return x, y
 
 
 class Augmenter:
-    """Recipe steps applied in order to (normalized x, y); call k uses seed + k (reproducible)."""
+    """Recipe steps applied in order to (normalized x, y), seeded by the batch's position
+    (epoch, batch) when given, so a resumed run draws what an uninterrupted one would."""
 
     def __init__(self, steps: Sequence[AugmentStep], shift: torch.Tensor, scale: torch.Tensor,
                  num_classes: int, image_shape: Sequence[int] | None = None,
@@ -59,10 +61,12 @@ class Augmenter:
             else:
                 self.ops.append(("table", mixup(params, num_classes)))
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 step: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
+        epoch, batch = step if step is not None else (0, self.calls)
         with torch.random.fork_rng(devices=[]):  # own stream: model init/dropout RNG untouched
-            torch.manual_seed(self.seed * 1_000_003 + self.calls)
+            torch.manual_seed((self.seed * 1_000_003 + epoch) * 1_000_003 + batch)
             for kind, op in self.ops:
                 if kind == "image":
                     x = self._on_images(op, x)
