@@ -71,6 +71,12 @@ def test_compress_makes_every_variant_with_measurements(compressed):
         assert acc["passed"] == (acc["drop"] <= acc["max_accuracy_drop"] + 1e-12
                                  and acc["label_agreement_with_parent"] >= acc["min_label_agreement"])
         assert rows[name]["passed"] == (speed["passed"] and acc["passed"])
+        # The difference to the baseline comes with a paired interval and McNemar's test.
+        vs = rows[name]["vs_baseline"]
+        assert vs["accuracy_diff"] == pytest.approx(rows[name]["accuracy"] - rows["baseline"]["accuracy"],
+                                                 abs=1e-6)
+        assert vs["ci"][0] <= vs["accuracy_diff"] <= vs["ci"][1] and 0 <= vs["mcnemar_p"] <= 1
+        assert vs["significantly_worse"] == (vs["ci"][1] < 0)
         if not rows[name]["passed"]:
             assert report["chosen"] != name and f"{name} rejected" in proc.stderr
     distill = json.loads((run_dir / "compress" / "student" / "compression.json").read_text())["distill"]

@@ -23,6 +23,21 @@ def speed_gate(parent_ms: float, child_ms: float, tolerance: float) -> dict[str,
     return out
 
 
+def compare_to_baseline(y: np.ndarray, labels: np.ndarray, baseline_labels: np.ndarray,
+                        seed: int = 0) -> dict[str, Any]:
+    """The accuracy difference to the baseline on the same test rows, with a paired bootstrap
+    95% interval and McNemar's test (danlu.evaluate.stats), so "no worse" is a statement."""
+    from danlu.evaluate.stats import mcnemar, paired_bootstrap
+
+    n = int(max(y.max(), labels.max(), baseline_labels.max())) + 1
+    diff = paired_bootstrap(y, baseline_labels, labels, "accuracy", seed=seed, n_classes=n)
+    test = mcnemar(y, baseline_labels, labels)
+    return {"accuracy_diff": diff["diff"], "ci": diff["ci"], "bootstrap_p": diff["p_value"],
+            "mcnemar_p": test["p_value"], "mcnemar": test,
+            # significantly worse: the whole interval lies below zero
+            "significantly_worse": diff["ci"][1] < 0}
+
+
 def accuracy_gate(y: np.ndarray, labels: np.ndarray, parent_labels: np.ndarray,
                   baseline_labels: np.ndarray, budget: BudgetConfig) -> dict[str, Any]:
     """Label agreement with the parent and the test-accuracy drop vs the baseline, both hard."""
@@ -38,6 +53,7 @@ def accuracy_gate(y: np.ndarray, labels: np.ndarray, parent_labels: np.ndarray,
         reasons.append(f"gives its parent's label on {agree:.2%} of {len(y)} test rows "
                        f"(budget: min_label_agreement {budget.min_label_agreement:.0%})")
     out = {"passed": not reasons, "accuracy": acc, "baseline_accuracy": base, "drop": drop,
+           "vs_baseline": compare_to_baseline(y, labels, baseline_labels),
            "label_agreement_with_parent": agree,
            "label_agreement_with_baseline": float((labels == baseline_labels).mean()),
            "max_accuracy_drop": budget.max_accuracy_drop,

@@ -148,6 +148,7 @@ def _row(name: str, m: dict[str, Any], gates: dict[str, Any], b: Built) -> dict[
     reasons = [g["reason"] for g in gates.values() if not g["passed"]]
     return {"name": name, "passed": not reasons, "status": "rejected" if reasons else "passed",
             "reasons": reasons, "accuracy": m["accuracy"], "f1_macro": m["metrics"]["f1_macro"],
+            "vs_baseline": gates.get("accuracy", {}).get("vs_baseline"),
             "val_accuracy": m["val_accuracy"], "params": m["params"], "nonzero_params": m["nonzero_params"],
             "size_bytes": m["size_bytes"], "deflated_bytes": m["deflated_bytes"],
             "b1_ms": m["latency"]["b1_ms"], "b32_ms": m["latency"]["b32_ms"],
