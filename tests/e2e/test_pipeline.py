@@ -62,6 +62,7 @@ def test_package_meta_records_parity_and_contract(digits_run):
     assert meta["parity"]["label_agreement"] == 1.0 and meta["parity"]["rows"] == 360
     assert meta["inputs"] == [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}]
     assert meta["labels"] == [str(i) for i in range(10)]
+    assert meta["feature_names"][:2] == ["pixel_0_0", "pixel_0_1"] and len(meta["feature_names"]) == 64
     assert meta["preprocessing"]["in_graph"] and meta["metrics"]["test"]["accuracy"] >= 0.97
 
 

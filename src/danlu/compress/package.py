@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from danlu.export.package import sha256, write_package_meta
+from danlu.export.package import package_meta, write_package_meta
 from danlu.runs import Run, atomic_write, read_json
 
 __all__ = ["PACKAGE_FILES", "promote", "write_variant_package"]
@@ -18,24 +18,11 @@ def write_variant_package(run: Run, folder: Path, name: str, metrics: dict[str, 
                           parity: dict[str, Any], compression: dict[str, Any],
                           zipped: bool) -> dict[str, Any]:
     """danlu-model.json and a model card for the variant in `folder` (model.onnx already there)."""
-    recipe, info = run.recipe, read_json(run.path("data", "info.json"))
-    n = len(info["labels"])
-    input_name = "pixels" if info["image_shape"] else "features"
-    artifacts = {"onnx": "model.onnx", **({"onnx_zip": "model.onnx.zip"} if zipped else {})}
-    meta = {
-        "name": recipe.name, "version": f"{recipe.export.version}-{name}", "task": "classification",
-        "runtime": "onnxruntime", "artifacts": artifacts,
-        "inputs": [{"name": input_name, "datatype": "FP32", "shape": [-1, info["features"]]}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, n]},
-                    {"name": "label", "datatype": "INT64", "shape": [-1]}],
-        "labels": info["labels"], "image_shape": info["image_shape"],
-        "preprocessing": {"normalize": read_json(run.path("data", "normalizer.json")),
-                          "in_graph": True},
-        "metrics": metrics, "parity": parity, "compression": compression,
-        "provenance": {"recipe_sha256": recipe.section_hash(*recipe.to_dict()),
-                       "onnx_sha256": sha256(folder / "model.onnx"), "run": run.dir.name,
-                       "variant": name, "versions": run.manifest["versions"]},
-    }
+    info = read_json(run.path("data", "info.json"))
+    meta = package_meta(run, folder / "model.onnx", f"{run.recipe.export.version}-{name}", metrics,
+                        parity, compression=compression, provenance={"variant": name})
+    if zipped:
+        meta["artifacts"]["onnx_zip"] = "model.onnx.zip"
     write_package_meta(folder, meta)
     atomic_write(folder / "README.md", _card(meta, info))
     return meta

@@ -6,11 +6,36 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from danlu.runs import atomic_write, write_json
+from danlu.runs import Run, atomic_write, read_json, write_json
 
-__all__ = ["FORMAT", "model_card", "write_package_meta"]
+__all__ = ["FORMAT", "model_card", "package_meta", "write_package_meta"]
 
 FORMAT = "danlu-model/1"
+
+
+def package_meta(run: Run, onnx_path: Path, version: str, metrics: dict[str, Any],
+                 parity: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """danlu-model.json's content for an ONNX classifier made from `run`'s data and recipe
+    (the run's package and every compression variant share it); `extra` adds keys."""
+    recipe, info = run.recipe, read_json(run.path("data", "info.json"))
+    n = len(info["labels"])
+    provenance = {"recipe_sha256": recipe.section_hash(*recipe.to_dict()),
+                  "onnx_sha256": sha256(onnx_path), "run": run.dir.name,
+                  "versions": run.manifest["versions"], **extra.pop("provenance", {})}
+    return {
+        "name": recipe.name, "version": version, "task": "classification",
+        "runtime": "onnxruntime", "artifacts": {"onnx": onnx_path.name},
+        "inputs": [{"name": "pixels" if info["image_shape"] else "features", "datatype": "FP32",
+                    "shape": [-1, info["features"]]}],
+        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, n]},
+                    {"name": "label", "datatype": "INT64", "shape": [-1]}],
+        # Column names in input order: `danlu evaluate PACKAGE --data csv:...` matches by name.
+        "labels": info["labels"], "feature_names": info.get("feature_names"),
+        "image_shape": info["image_shape"],
+        "preprocessing": {"normalize": read_json(run.path("data", "normalizer.json")),
+                          "in_graph": True},
+        "metrics": metrics, "parity": parity, "provenance": provenance, **extra,
+    }
 
 
 def write_package_meta(pkg: Path, meta: dict[str, Any]) -> Path:

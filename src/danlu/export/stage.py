@@ -7,7 +7,7 @@ import shutil
 from danlu.data.stage import load_splits
 from danlu.export.config import ExportConfig
 from danlu.export.onnx import export_onnx
-from danlu.export.package import sha256, write_model_card, write_package_meta
+from danlu.export.package import package_meta, write_model_card, write_package_meta
 from danlu.export.parity import check_parity
 from danlu.runs import Run, StageResult, read_json
 from danlu.train.checkpoint import load_packaged
@@ -17,7 +17,6 @@ __all__ = ["export"]
 
 def export(run: Run, cfg: ExportConfig) -> StageResult:
     """Write package/ (model.onnx, danlu-model.json, README.md) from the trained run."""
-    recipe = run.recipe
     splits = load_splits(run)
     info = splits.info
     metrics = read_json(run.path("eval", "metrics.json"))
@@ -28,22 +27,8 @@ def export(run: Run, cfg: ExportConfig) -> StageResult:
     staging.mkdir(parents=True)
     onnx_path = export_onnx(module, info["features"], staging / "model.onnx", input_name, cfg.opset)
     parity = check_parity(module, onnx_path, splits.x["test"], input_name, cfg.parity_atol)
-    n = len(info["labels"])
-    meta = {
-        "name": recipe.name, "version": cfg.version, "task": "classification",
-        "runtime": "onnxruntime", "artifacts": {"onnx": "model.onnx"},
-        "inputs": [{"name": input_name, "datatype": "FP32", "shape": [-1, info["features"]]}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, n]},
-                    {"name": "label", "datatype": "INT64", "shape": [-1]}],
-        "labels": info["labels"], "image_shape": info["image_shape"],
-        "preprocessing": {"normalize": read_json(run.path("data", "normalizer.json")),
-                          "in_graph": True},
-        "metrics": {"test": metrics["test"], "gate": metrics["gate"]},
-        "parity": parity,
-        "provenance": {"recipe_sha256": recipe.section_hash(*recipe.to_dict()),
-                       "onnx_sha256": sha256(onnx_path), "run": run.dir.name,
-                       "versions": run.manifest["versions"]},
-    }
+    meta = package_meta(run, onnx_path, cfg.version,
+                        {"test": metrics["test"], "gate": metrics["gate"]}, parity)
     write_package_meta(staging, meta)
     write_model_card(staging, meta, info)
     pkg = run.path("package")
