@@ -17,6 +17,10 @@ __all__ = ["export"]
 
 def export(run: Run, cfg: ExportConfig) -> StageResult:
     """Write package/ (model.onnx, danlu-model.json, README.md) from the trained run."""
+    if getattr(run.recipe.model, "arch", None) == "transformer":  # runtimes chosen by measurement
+        from danlu.export.text import export_text
+
+        return export_text(run, cfg)
     splits = load_splits(run)
     info = splits.info
     metrics = read_json(run.path("eval", "metrics.json"))
