@@ -50,8 +50,8 @@ def tiny_classifier(folder: Path, layers: int = 2, max_length: int = 64, steps: 
     for _ in range(steps):
         idx = gen.choice(len(texts), 16, replace=False)
         e = enc.encode([texts[i] for i in idx])
-        out = model(input_ids=torch.from_numpy(e.input_ids), attention_mask=torch.from_numpy(e.attention_mask),
-                    labels=torch.from_numpy(y[idx]))
+        out = model(input_ids=torch.from_numpy(e.input_ids),
+                    attention_mask=torch.from_numpy(e.attention_mask), labels=torch.from_numpy(y[idx]))
         opt.zero_grad()
         out.loss.backward()
         opt.step()

@@ -73,7 +73,7 @@ def test_torch_runtime_dtype_follows_the_cpu(package):
     _, meta = package
     assert meta["runtimes"]["torch"]["dtype"] == ("bfloat16" if bf16_supported() else "float32")
     flags = open("/proc/cpuinfo").read()
-    assert bf16_supported() == (("amx_bf16" in flags or "avx512_bf16" in flags))
+    assert bf16_supported() == ("amx_bf16" in flags or "avx512_bf16" in flags)
 
 
 def test_onnx_has_dynamic_batch_and_sequence(package, tiny_folder, test_texts):

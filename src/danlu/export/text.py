@@ -441,7 +441,7 @@ danlu serve . --runtime onnxruntime  # any runtime below
 |---|---|---|
 {rows}
 
-## Runtimes (measured at export on this machine, {ref['threads']} threads, sequence {ref['latency_ms'].get('seq')})
+## Runtimes (measured at export here: {ref['threads']} threads, sequence {ref['latency_ms'].get('seq')})
 Float32 PyTorch eager (the reference): {ref['latency_ms']['b1']:.1f} ms at batch 1,
 {ref['latency_ms']['b32']:.1f} ms at batch 32. Parity is against it on every test text.
 
