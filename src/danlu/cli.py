@@ -44,6 +44,8 @@ def run(
     resume: Annotated[Path | None, typer.Option(
         help="A run folder to continue: finished stages whose recipe sections are unchanged "
              "are skipped.")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Stop after this stage (data, tune, train, evaluate, export, compress, report).")] = None,
 ) -> None:
     """Run a recipe end to end: data -> [tune] -> train -> evaluate (gate) -> ONNX export -> package."""
     from danlu.pipeline import run as run_pipeline
@@ -69,10 +71,21 @@ def run(
             err.print(f"[bold]{stage}[/] {status} in {secs:.1f} s", highlight=False)
 
     try:
-        result = run_pipeline(recipe, overrides, out=out_dir, resume=resume, on_stage=on_stage)
+        result = run_pipeline(recipe, overrides, out=out_dir, resume=resume, on_stage=on_stage,
+                              until=_stage_name(until))
     except DanluError as e:
         raise _fail(e) from None
     _print_result(result)
+
+
+def _stage_name(name: str | None) -> str | None:
+    """A --until value checked against the pipeline's stages."""
+    from danlu.pipeline import STAGES
+
+    names = [n for n, _, _ in STAGES]
+    if name is not None and name not in names:
+        raise _fail(RecipeError("--until", got=name, expected=f"a stage: one of {', '.join(names)}"))
+    return name
 
 
 @app.command()

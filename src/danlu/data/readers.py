@@ -87,19 +87,27 @@ class Reader:
         return out
 
 
-def open_reader(source: str, target: str | None = None, text_field: str = "text",
+def open_reader(source: str, target: str | None = None, text_field: str | None = None,
                 chunk_rows: int = 100_000, image_shape: list[int] | None = None,
                 drop: list[str] | None = None) -> Reader:
     """The reader for `sklearn:NAME`, `csv:PATH`, `parquet:PATH`, `folder:PATH` or `jsonl:PATH`."""
     kind, _, rest = source.partition(":")
     if kind == "sklearn":
         reader: Reader = SklearnReader(rest)
+    elif kind == "corpus":
+        from danlu.data.text_sources import CorpusReader
+
+        reader = CorpusReader(rest, chunk_rows)
+    elif kind in ("csv", "parquet") and text_field:
+        from danlu.data.text_sources import TableTextReader
+
+        reader = TableTextReader(kind, Path(rest), target or "label", text_field, chunk_rows)
     elif kind in ("csv", "parquet"):
         reader = ArrowReader(kind, Path(rest), target, chunk_rows, drop or [])
     elif kind == "folder":
         reader = FolderReader(Path(rest), chunk_rows)
     elif kind == "jsonl":
-        reader = JsonlReader(Path(rest), target or "label", text_field, chunk_rows)
+        reader = JsonlReader(Path(rest), target or "label", text_field or "text", chunk_rows)
     else:
         raise RecipeError("data.source", got=source,
                           expected="sklearn:NAME, csv:PATH, parquet:PATH, folder:PATH or jsonl:PATH")

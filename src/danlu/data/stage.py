@@ -54,8 +54,11 @@ def load_splits(run: Run) -> Splits:
     if info.get("kind") == "text" and arch in ("mlp", "cnn"):
         raise RecipeError("model.arch", got=arch, expected=f"a text model for the text source "
                           f"{info['source']} (mlp and cnn take numeric features or images)",
-                          hint="text models are not in danlu yet; `danlu data prepare` already "
-                               "cleans and de-duplicates text, see data/cleaning.json")
+                          hint="use model: {arch: transformer, pretrained: minilm} "
+                               "(docs/text.md)")
+    if info.get("kind") != "text" and arch == "transformer":
+        raise RecipeError("model.arch", got=arch, expected=f"mlp or cnn for the {info.get('kind')} "
+                          f"source {info['source']} (a transformer reads text)")
     t = pq.read_table(d / "clean.parquet")
     split = t.column(SPLIT).to_numpy()
     y = t.column(LABEL).to_numpy().astype(np.int64)

@@ -41,7 +41,11 @@ def save_predictions(path, probs: np.ndarray, y: np.ndarray, rows: np.ndarray,
     """Per-row probabilities, labels, 1-based source row numbers and (numeric data) the raw
     features, so the report can show mistakes without the model (plain arrays, no pickle)."""
     buf = io.BytesIO()
-    extra = {"x": np.asarray(x, np.float32)} if x is not None and x.dtype != object else {}
+    extra = {}
+    if x is not None and x.dtype.kind == "U":  # text, cut: fixed-width strings load without pickle
+        extra = {"x": x}
+    elif x is not None and x.dtype != object:
+        extra = {"x": np.asarray(x, np.float32)}
     np.savez_compressed(buf, probs=np.asarray(probs, np.float32), y=np.asarray(y, np.int64),
                         rows=np.asarray(rows, np.int64), **extra)
     atomic_write(path, buf.getvalue())
@@ -55,14 +59,18 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
     labels = splits.info["labels"]
     out = run.stage_dir("eval")
     metrics: dict[str, Any] = {}
+    text = splits.info.get("kind") == "text"
     for split in ("val", "test"):
-        with torch.inference_mode():
-            probs, _ = model(torch.from_numpy(splits.x[split]))
-        probs = probs.double().numpy()
+        if text:  # tokenized by TextEncoder, batches of similar length (danlu.models.text)
+            probs = text_probs(run, model, splits.x[split])
+        else:
+            with torch.inference_mode():
+                probs, _ = model(torch.from_numpy(splits.x[split]))
+            probs = probs.double().numpy()
         metrics[split] = score(probs, splits.y[split], labels, cfg, run.recipe.seed)
         if split == "test":
             save_predictions(out / "predictions.npz", probs, splits.y[split], splits.rows[split],
-                             splits.x[split])
+                             cut_texts(splits.x[split]) if text else splits.x[split])
             write_json(out / "curves.json", curves(torch.from_numpy(probs),
                                                    torch.from_numpy(splits.y[split]), labels))
     gate = check_gate(metrics["test"], cfg.gate)
@@ -78,6 +86,26 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
                                                   "precision_macro", "recall_macro")}
     return StageResult(paths={"metrics": "eval/metrics.json", "predictions": "eval/predictions.npz",
                               "curves": "eval/curves.json"}, metrics=headline)
+
+
+# Characters of each test text kept in predictions.npz for the report's worst mistakes.
+TEXT_CHARS = 300
+
+
+def cut_texts(texts: np.ndarray) -> np.ndarray:
+    """Texts as a fixed-width unicode array of their first TEXT_CHARS characters."""
+    return np.array([str(t)[:TEXT_CHARS] for t in texts], dtype=f"<U{TEXT_CHARS}")
+
+
+def text_probs(run: Run, model, texts: np.ndarray) -> np.ndarray:
+    """Probabilities of a text model for `texts`, tokenized with the saved tokenizer."""
+    from danlu.data.tokenize import TextEncoder
+    from danlu.models.text import predict_texts
+    from danlu.runs import read_json
+
+    spec = read_json(run.path("train", "model.json"))
+    encoder = TextEncoder.from_folder(run.path("train", spec["folder"]), spec["max_length"])
+    return predict_texts(model, encoder, texts)
 
 
 def check_gate(test: dict, gate: dict[str, float]) -> dict:

@@ -27,7 +27,7 @@ models: Registry[Callable[..., nn.Module]] = Registry("model", "model.arch")
 
 def _load_builders() -> None:
     # Importing the modules runs their @models.register decorators (torch is imported here).
-    from danlu.models import cnn, mlp  # noqa: F401
+    from danlu.models import cnn, mlp, text  # noqa: F401
 
 
 def build_model(cfg: Any, spec: InputSpec, num_classes: int) -> nn.Module:

@@ -43,8 +43,13 @@ def load_model(run: Run) -> nn.Module:
     return net.eval()
 
 
-def load_packaged(run: Run) -> Packaged:
-    """The trained network with the run's normalizer in front: raw rows in, (probs, label) out."""
+def load_packaged(run: Run) -> nn.Module:
+    """The trained network with the run's normalizer in front: raw rows in, (probs, label) out.
+    Text runs: `TextPackaged` over train/model/, (input_ids, attention_mask) in."""
+    if read_json(run.path("train", "model.json")).get("arch") == "transformer":
+        from danlu.models.text import TextPackaged, load_text_classifier
+
+        return TextPackaged(load_text_classifier(run.path("train", "model"))).eval()
     norm = read_json(run.path("data", "normalizer.json"))
     return Packaged(load_model(run), torch.tensor(norm["shift"]), torch.tensor(norm["scale"])).eval()
 

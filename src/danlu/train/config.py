@@ -8,15 +8,15 @@ from pydantic import Field, field_validator
 
 from danlu.data.config import Section
 
-__all__ = ["CheckpointConfig", "EarlyStoppingConfig", "OptimizerConfig", "ScheduleConfig",
-           "TrainConfig"]
+__all__ = ["CheckpointConfig", "EarlyStoppingConfig", "LoraConfig", "OptimizerConfig",
+           "ScheduleConfig", "TrainConfig"]
 
 # Validation metrics early stopping may watch (names as in eval/metrics.json, with "val.").
 VAL_METRICS = ("val.loss", "val.accuracy", *(f"val.{m}_{a}" for m in ("precision", "recall", "f1")
                                              for a in ("macro", "micro", "weighted")))
 
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "adam", "adamw", "rmsprop"]
-ScheduleName = Literal["constant", "step", "cosine", "onecycle", "plateau"]
+ScheduleName = Literal["constant", "step", "cosine", "onecycle", "plateau", "linear"]
 
 
 class OptimizerConfig(Section):
@@ -47,7 +47,8 @@ class ScheduleConfig(Section):
     # constant keeps lr fixed, the least surprising default; cosine with warmup is the usual
     # choice for long runs, onecycle for short fixed budgets (Smith & Topin 2017).
     name: ScheduleName = "constant"
-    # cosine: epochs of linear warmup from 0 to lr (may be fractional); 0 = none.
+    # cosine, linear: epochs of linear warmup from 0 to lr (may be fractional); 0 = none.
+    # linear = warmup then a straight line down to min_lr_ratio (BERT's fine-tuning schedule).
     warmup_epochs: float = Field(0.0, ge=0)
     # cosine: the lr the curve ends at, as a fraction of lr (0 = decay to zero, SGDR's choice).
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
@@ -87,6 +88,18 @@ class EarlyStoppingConfig(Section):
         return v
 
 
+class LoraConfig(Section):
+    """LoRA adapters (Hu et al. 2021) via peft, merged into the weights when training ends."""
+
+    # Rank of each adapter's update; 8 is the paper's sweet spot for attention projections.
+    r: int = Field(8, ge=1)
+    # The update is scaled by alpha / r; alpha = 2r is the common choice.
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    # Names of the Linear modules to adapt (BERT-style encoders: query, key, value, dense).
+    targets: list[str] = Field(["query", "value"], min_length=1)
+
+
 class TrainConfig(Section):
     epochs: int = Field(30, ge=1)
     # 64 keeps the 2-core CPU busy without hurting generalization on small sets.
@@ -114,3 +127,9 @@ class TrainConfig(Section):
     # Processes on this machine (DDP under torchrun; gloo on CPU, nccl on GPU). batch_size
     # stays the global batch, so results match one process. 1 = no torch.distributed at all.
     nproc: int = Field(1, ge=1)
+    # Text models: LoRA adapters instead of full fine-tuning (null = train the weights
+    # themselves, minus what model.freeze holds).
+    lora: LoraConfig | None = None
+    # Text models: batches of similar lengths (shuffled pools of 50 batches sorted by length,
+    # batch order shuffled, all seeded), so dynamic padding cuts little. Off = plain shuffle.
+    length_bucketing: bool = True

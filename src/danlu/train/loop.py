@@ -54,11 +54,13 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         on_epoch: Callable[[dict[str, Any]], None] = lambda row: None,
         checkpoints: CheckpointStore | None = None, resume: Checkpoint | None = None,
         augment: Callable[..., tuple[torch.Tensor, torch.Tensor]] = lambda x, y, step: (x, y),
+        lengths: torch.Tensor | None = None,
         ) -> FitResult:
     """Train on (x, y) tensors; keep the weights of the best validation epoch.
 
     With `checkpoints`, state is saved as the recipe's train.checkpoint says; with `resume`,
-    training continues exactly where that checkpoint left off."""
+    training continues exactly where that checkpoint left off. With `lengths` (tokens per
+    training row), batches hold rows of similar length (text: less padding)."""
     metric = cfg.early_stopping.metric.removeprefix("val.")
     maximize = metric != "loss"
     x, y = train
@@ -74,7 +76,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     while state.epoch < cfg.epochs and not state.stopped_early:
         t0 = time.perf_counter()
         model.train()
-        batches = epoch_batches(state, len(x), cfg.batch_size)
+        batches = epoch_batches(state, len(x), cfg.batch_size, lengths)
         for batch in batches[state.batch:]:
             idx, share = shard(batch)  # this rank's rows of the global batch (all of them alone)
             # training batches only; seeded by position (exact resume); mixup gives soft targets
@@ -88,7 +90,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 schedule.after_update()
                 state.update += 1
                 ckpt.after_update(state)
-        scores = classification_metrics(predict_proba(model, val[0]), val[1], labels)
+        scores = classification_metrics(
+            predict_proba(model, val[0], getattr(model, "predict_batch", 1024)), val[1], labels)
         seconds, lr = time.perf_counter() - t0, optimizer.param_groups[0]["lr"]
         row = {"epoch": state.epoch + 1, **state.end_epoch(), "val_loss": scores["loss"],
                **{f"val_{k}": scores[k] for k in ("accuracy", "f1_macro")},

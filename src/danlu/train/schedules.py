@@ -66,6 +66,23 @@ def _cosine(opt: torch.optim.Optimizer, c: ScheduleConfig, epochs: int, per_epoc
         opt, lambda step: warmup_cosine(step, warmup, total, c.min_lr_ratio)), "update")
 
 
+def warmup_linear(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """lr factor at update `step`: linear warmup to 1, then linear decay to min_ratio
+    (Devlin et al. 2019, the BERT fine-tuning schedule)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 1.0 - (1 - min_ratio) * progress
+
+
+@schedules.register("linear")
+def _linear(opt: torch.optim.Optimizer, c: ScheduleConfig, epochs: int, per_epoch: int,
+            maximize: bool) -> Schedule:
+    warmup, total = round(c.warmup_epochs * per_epoch), epochs * per_epoch
+    return Schedule(lr_scheduler.LambdaLR(
+        opt, lambda step: warmup_linear(step, warmup, total, c.min_lr_ratio)), "update")
+
+
 @schedules.register("step")
 def _step(opt: torch.optim.Optimizer, c: ScheduleConfig, epochs: int, per_epoch: int,
           maximize: bool) -> Schedule:

@@ -19,6 +19,7 @@ from danlu.train.checkpoint import CheckpointStore
 from danlu.train.config import TrainConfig
 from danlu.train.distributed import is_main, launch, world_size
 from danlu.train.loop import fit
+from danlu.train.text import prepare_text_model, save_text_run, text_tensors, token_lengths
 
 __all__ = ["checkpoint_key", "resolve_device", "seed_everything", "set_deterministic", "train",
            "train_here"]
@@ -69,7 +70,9 @@ def train(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> S
         summary = read_json(run.path("train", "summary.json"))
     else:
         summary = train_here(run, cfg, fit_on)
-    return StageResult(paths={"weights": "train/model.safetensors", "model": "train/model.json",
+    weights = ({"model_folder": "train/model"} if run.path("train", "model").is_dir()
+               else {"weights": "train/model.safetensors"})
+    return StageResult(paths={**weights, "model": "train/model.json",
                               "history": "train/history.jsonl"}, metrics=summary)
 
 
@@ -92,9 +95,14 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
     shape = splits.info["image_shape"]
     spec = InputSpec(features=int(splits.info["features"]),
                      image_shape=tuple(shape) if shape else None)
+    text = splits.info.get("kind") == "text"
+    if text:  # tokenized by TextEncoder, packed as [rows, 2, width] int64 (danlu.train.text)
+        tensors = text_tensors(recipe, splits, device)  # noqa: F811
     set_deterministic(cfg.deterministic)
     seed_everything(recipe.seed)
     model = build_model(recipe.model, spec, splits.num_classes).to(device)
+    if text:
+        model = prepare_text_model(model, cfg)
     out = run.stage_dir("train")
     store = CheckpointStore(out / "checkpoints", cfg.checkpoint, checkpoint_key(recipe))
     resume = store.latest()
@@ -113,21 +121,26 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
             progress.update(task, advance=1, status=f"val acc {row['val_accuracy']:.4f} "
                                                     f"loss {row['val_loss']:.4f}")
 
-        augment = build_augmenter(recipe.preprocess.augment, norm, splits.num_classes, shape,
-                                  splits.x["train"], recipe.seed)
-        result = fit(model, tensors(*fit_on), tensors("val"), splits.info["labels"], cfg,
+        augment = build_augmenter([] if text else recipe.preprocess.augment, norm,
+                                  splits.num_classes, shape, splits.x["train"], recipe.seed)
+        train_xy = tensors(*fit_on)
+        lengths = token_lengths(train_xy[0]) if text and cfg.length_bucketing else None
+        result = fit(model, train_xy, tensors("val"), splits.info["labels"], cfg,
                      recipe.seed, on_epoch, checkpoints=store if main else None, resume=resume,
-                     augment=augment)
+                     augment=augment, lengths=lengths)
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
                "metric": cfg.early_stopping.metric, "epochs_run": len(result.history),
                "stopped_early": result.stopped_early, "resumed_from": result.resumed_from,
                "processes": world_size(), "fit_on": list(fit_on),
                "seconds": sum(r["seconds"] for r in result.history)}
-    if main:
+    if main and text:  # train/model/ (HF folder, LoRA merged) + model.json, as docs/text.md
+        save_text_run(out, model, splits.info["labels"], recipe)
+    elif main:
         state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}
         save_file(state, str(out / "model.safetensors.tmp"))
         (out / "model.safetensors.tmp").replace(out / "model.safetensors")
         write_json(out / "model.json", model_spec(recipe.model, spec, splits.num_classes))
+    if main:
         write_json(out / "summary.json", summary)
         atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in result.history))
     return summary

@@ -52,11 +52,35 @@ class LoopState:
         return d
 
 
-def epoch_batches(state: LoopState, rows: int, batch_size: int) -> tuple[torch.Tensor, ...]:
+def epoch_batches(state: LoopState, rows: int, batch_size: int,
+                  lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """This epoch's shuffled batches of row indices. The generator's state at the epoch's start
-    is kept, so a run resumed mid-epoch rebuilds the very same order and skips what it did."""
+    is kept, so a run resumed mid-epoch rebuilds the very same order and skips what it did.
+    With `lengths`, batches are length-bucketed (see `bucketed`)."""
     if state.batch == 0:
         state.order_rng = state.gen.get_state()
     else:
         state.gen.set_state(state.order_rng)
-    return torch.randperm(rows, generator=state.gen).split(batch_size)
+    perm = torch.randperm(rows, generator=state.gen)
+    if lengths is None:
+        return perm.split(batch_size)
+    return bucketed(perm, lengths, batch_size, state.gen)
+
+
+# Rows sorted together: 50 batches' worth mixes lengths enough that each batch is nearly
+# uniform, while rows still meet different neighbours every epoch ("sortish" sampling,
+# as fairseq and fastai do).
+BUCKET_BATCHES = 50
+
+
+def bucketed(perm: torch.Tensor, lengths: torch.Tensor, batch_size: int,
+             gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Shuffled rows cut into pools of BUCKET_BATCHES batches, each pool sorted by length and
+    split into batches, then the batches shuffled (seeded by `gen`): similar lengths per batch,
+    so padding each batch to its longest member wastes little, with a random batch order."""
+    lengths = lengths.cpu()
+    batches: list[torch.Tensor] = []
+    for pool in perm.split(batch_size * BUCKET_BATCHES):
+        order = torch.sort(lengths[pool], stable=True).indices
+        batches.extend(pool[order].split(batch_size))
+    return tuple(batches[i] for i in torch.randperm(len(batches), generator=gen))
