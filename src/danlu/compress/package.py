@@ -11,7 +11,9 @@ from danlu.runs import Run, atomic_write, read_json
 
 __all__ = ["PACKAGE_FILES", "promote", "write_variant_package"]
 
-PACKAGE_FILES = ("model.onnx", "model.onnx.zip", "danlu-model.json", "README.md")
+PACKAGE_FILES = ("model.onnx", "model.onnx.zip", "danlu-model.json", "README.md",
+                 # text packages (export/text.py): int8 graph, tokenizer, torch/ HF folder
+                 "model.int8.onnx", "tokenizer.json", "torch")
 
 
 def write_variant_package(run: Run, folder: Path, name: str, metrics: dict[str, Any],
@@ -71,6 +73,8 @@ def promote(run: Run, folder: Path | None) -> Path:
     for f in PACKAGE_FILES:
         if (folder / f).is_file():
             shutil.copy2(folder / f, staging / f)
+        elif (folder / f).is_dir():
+            shutil.copytree(folder / f, staging / f)
     pkg.rename(orig)
     staging.rename(pkg)
     return pkg

@@ -88,6 +88,10 @@ def _pick_quantized(ctx: Context, cfg: CompressConfig, baseline_labels: np.ndarr
 
 def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None = None) -> StageResult:
     """Write compress/<name>/ for the baseline and each variant, compress/pareto.json; promote."""
+    if getattr(run.recipe.model, "arch", None) == "transformer":  # text: compress/text.py
+        from danlu.compress.text import compress_text
+
+        return compress_text(run, cfg, variants)
     ctx = make_context(run, cfg)
     root = run.stage_dir("compress")
     base = Built("baseline", root / "baseline", load_model(run), run.recipe.model)
@@ -166,7 +170,13 @@ def compress_run(run_dir: str | Path, overrides: list[str] | None = None, search
     from danlu.runs import atomic_write, cache_key
 
     run = Run.open(run_dir)
-    if not run.path("train", "model.safetensors").is_file():
+    text = run.path("train", "model", "model.safetensors").is_file()
+    if text and search:
+        from danlu.errors import DanluError
+
+        raise DanluError("--search explores pruning and width students of MLPs and CNNs; for a "
+                         "text model list the variants in the recipe's compress section")
+    if not text and not run.path("train", "model.safetensors").is_file():
         from danlu.errors import DanluError
 
         raise DanluError(f"{run.dir}: no trained model (train/model.safetensors); finish "

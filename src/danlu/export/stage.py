@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 from danlu.data.stage import load_splits
-from danlu.errors import DanluError
 from danlu.export.config import ExportConfig
 from danlu.export.onnx import export_onnx
 from danlu.export.package import package_meta, write_model_card, write_package_meta
@@ -24,10 +23,6 @@ def export(run: Run, cfg: ExportConfig) -> StageResult:
         return export_text(run, cfg)
     splits = load_splits(run)
     info = splits.info
-    if info.get("kind") == "text":
-        raise DanluError("text models are exported by the text export of issue 9 (ONNX + torch "
-                         "runtimes), not in this build: the trained model is in train/model/ "
-                         "(a Hugging Face folder); run with --until evaluate")
     metrics = read_json(run.path("eval", "metrics.json"))
     module = load_packaged(run)
     input_name = "pixels" if info["image_shape"] else "features"

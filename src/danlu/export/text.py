@@ -32,6 +32,7 @@ from torch import nn
 
 from danlu.data.tokenize import Encoded, TextEncoder
 from danlu.errors import RecipeError
+from danlu.models.text import TextPackaged, load_text_classifier
 
 __all__ = ["ARTIFACTS", "Candidate", "OrtRunner", "TextPackaged", "TorchRunner", "bf16_supported",
            "build_candidates", "choose_runtime", "export_text_onnx", "latency_inputs",
@@ -42,23 +43,6 @@ ARTIFACTS = {"torch": "torch", "onnxruntime": "onnx", "onnxruntime-int8": "onnx_
 FILES = {"onnx": "model.onnx", "onnx_int8": "model.int8.onnx", "torch": "torch"}
 # A runner: (input_ids, attention_mask) int64 [B, L] -> (probabilities fp32 [B, N], label int64 [B]).
 Runner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-try:  # issue-9a's deployable module; the same forward as below
-    from danlu.models.text import TextPackaged  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - only before the text model module exists
-    class TextPackaged(nn.Module):
-        """HF classifier -> (softmax of fp32 logits, argmax): what is evaluated, exported, served."""
-
-        def __init__(self, hf_model: nn.Module) -> None:
-            super().__init__()
-            self.hf = hf_model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-            logits = self.hf(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-            probs = torch.softmax(logits, dim=-1)
-            return probs, probs.argmax(dim=-1)
 
 
 def bf16_supported() -> bool:
@@ -74,10 +58,7 @@ def bf16_supported() -> bool:
 
 def load_hf(folder: Path, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The HF sequence classifier in `folder` (safetensors, never the hub), cast, in eval mode."""
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True)
-    return model.to(dtype).eval()
+    return load_text_classifier(folder, dtype=torch.float32).to(dtype).eval()
 
 
 class TorchRunner:
