@@ -1,0 +1,78 @@
+"""A tiny real text recipe run end to end: data -> train -> evaluate -> export (runtimes chosen
+by measurement) -> compress (a teacher-layer student and int8, gated and measured)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.textmodel import CLASSES, bbc_texts
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory):
+    import danlu
+
+    d = tmp_path_factory.mktemp("text-e2e")
+    texts, y = bbc_texts(0, 40)
+    src = d / "bbc.jsonl"
+    src.write_text("".join(json.dumps({"text": t, "label": CLASSES[k]}) + "\n"
+                           for t, k in zip(texts, y, strict=True)))
+    recipe = {
+        "name": "tiny-text",
+        "data": {"source": f"jsonl:{src}", "split": {"val": 0.15, "test": 0.25}},
+        "model": {"arch": "transformer", "pretrained": "minilm", "max_length": 32, "layers": [0, 1]},
+        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "adamw", "lr": 0.001}},
+        "evaluate": {"gate": {}},
+        "export": {"latency_runs": 3},
+        "compress": {"variants": [
+            {"name": "student", "distill": {"student": {"arch": "transformer", "layers": [1]},
+                                            "epochs": 2, "lr": 0.0001, "batch_size": 16}},
+            {"name": "student-int8", "from": "student", "quantize": {"mode": "dynamic"}}],
+            "budget": {"max_accuracy_drop": 1.0, "min_label_agreement": 0.0},
+            "latency": {"runs": 5, "warmup": 1}},
+    }
+    return danlu.run(recipe, out=d / "runs", until="compress")
+
+
+@pytest.mark.slow
+def test_export_writes_a_text_package_with_a_measured_runtime(text_run):
+    pkg = text_run.run_dir / "package"
+    meta = json.loads((pkg / "danlu-model.json").read_text())
+    assert meta["format"] == "danlu-model/1" and meta["labels"] == CLASSES
+    assert set(meta["runtimes"]) == {"torch", "onnxruntime", "onnxruntime-int8"}
+    chosen = meta["runtimes"][meta["runtime"]]
+    assert chosen["passed"] or meta["runtime"] == "torch"
+    assert text_run.metrics["export"]["runtime"] == meta["runtime"]
+    assert meta["metrics"]["test"]["n"] == meta["runtimes"]["torch"]["parity"]["rows"]
+    assert (pkg / "torch" / "model.safetensors").is_file() and (pkg / "tokenizer.json").is_file()
+    assert "Runtimes" in (pkg / "README.md").read_text()
+    # the package's ONNX answers for texts tokenized by the package's own tokenizer
+    import onnxruntime as ort
+
+    from danlu.data.tokenize import TextEncoder
+
+    enc = TextEncoder(pkg / "tokenizer.json", meta["text"]["max_length"]).encode(["Stocks fell.", "A goal!"])
+    probs, labels = ort.InferenceSession(str(pkg / "model.onnx")).run(None, enc.arrays())
+    assert probs.shape == (2, 5) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compress_measures_text_variants_like_any_other(text_run):
+    rep = json.loads((text_run.run_dir / "compress" / "pareto.json").read_text())
+    rows = {r["name"]: r for r in rep["variants"]}
+    assert set(rows) == {"baseline", "student", "student-int8"} and rep["kind"] == "text"
+    for name in ("student", "student-int8"):
+        r = rows[name]
+        assert r["b1_ms"] > 0 and r["b32_ms"] > 0 and r["size_bytes"] > 0
+        assert set(r["vs_baseline"]) >= {"accuracy_diff", "ci", "mcnemar_p"}
+        assert r["params"] < rows["baseline"]["params"]
+    assert rows["student-int8"]["runtime"] == "onnxruntime-int8"
+    assert rows["student-int8"]["size_bytes"] * 3 <= rows["student"]["params"] * 4
+    comp = json.loads((text_run.run_dir / "compress" / "student" / "compression.json").read_text())
+    assert comp["distill"]["student"]["layers"] == [1] and comp["distill"]["teacher_logits_cached"]
+    student_pkg = json.loads((text_run.run_dir / "compress" / "student" / "danlu-model.json").read_text())
+    assert student_pkg["runtime"] in student_pkg["runtimes"]
+    assert text_run.metrics["compress"]["chosen"] == rep["chosen"]
