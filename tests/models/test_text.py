@@ -14,8 +14,16 @@ from danlu.data.tokenize import TextEncoder
 from danlu.errors import RecipeError
 from danlu.models import InputSpec, build_model
 from danlu.models.config import TransformerConfig
-from danlu.models.text import (TextPackaged, apply_lora, encode_texts, encoder_layers,
-                               load_text_classifier, merged, resolve_pretrained, save_text_model)
+from danlu.models.text import (
+    TextPackaged,
+    apply_lora,
+    encode_texts,
+    encoder_layers,
+    load_text_classifier,
+    merged,
+    resolve_pretrained,
+    save_text_model,
+)
 from danlu.recipe import load_recipe
 from danlu.train.config import LoraConfig
 from danlu.train.optim import build_optimizer
