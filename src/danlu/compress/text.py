@@ -166,8 +166,10 @@ def compress_text(run: Run, cfg: CompressConfig, variants: list[VariantConfig] |
     from danlu.data.stage import load_splits
     from danlu.evaluate.metrics import classification_metrics
 
-    if variants is None:  # the defaults are image/tabular steps: text has its own
-        variants = cfg.variants if "variants" in cfg.model_fields_set else text_variants()
+    if variants is None:  # the section's defaults are image/tabular steps: text has its own
+        from danlu.compress.config import _default_variants
+
+        variants = text_variants() if cfg.variants == _default_variants() else cfg.variants
     variants = list(variants)
     spec = read_json(run.path("train", "model.json"))
     teacher = run.path("train", spec.get("folder", "model"))
