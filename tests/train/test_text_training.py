@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import torch
+import json
 
+import pytest
+import torch
+from safetensors import safe_open
+
+import danlu
 from danlu.data.text_sources import CorpusReader
 from danlu.data.tokenize import TextEncoder
 from danlu.models import InputSpec, build_model
 from danlu.models.config import TransformerConfig
 from danlu.models.text import encode_texts, resolve_pretrained
+from danlu.runs import read_json
 from danlu.train.checkpoint import CheckpointStore
 from danlu.train.loop import fit
 from danlu.train.state import LoopState, epoch_batches
@@ -58,6 +64,7 @@ def _text_model() -> torch.nn.Module:
                        InputSpec(0), len(LABELS))
 
 
+@pytest.mark.slow
 def test_a_text_run_resumed_mid_epoch_ends_bitwise_equal(tmp_path):
     x, y = _bbc(120, 32)
     train, val = (x[:96], y[:96]), (x[96:], y[96:])
@@ -80,3 +87,28 @@ def test_a_text_run_resumed_mid_epoch_ends_bitwise_equal(tmp_path):
     assert drop_time(res.history) == drop_time(ref.history)
     for k, v in ref_model.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k
+
+
+@pytest.mark.slow
+def test_the_train_stage_merges_lora_into_the_targets_only(tmp_path):
+    path = tmp_path / "news.jsonl"
+    chunk = next(CorpusReader("bbc_news", 10_000).chunks())
+    path.write_text("".join(json.dumps({"text": chunk.text[i], "label": LABELS[chunk.labels[i]]})
+                            + "\n" for i in range(0, 2225, 25)))
+    res = danlu.run({"name": "lora", "data": {"source": f"jsonl:{path}"},
+                     "model": {"arch": "transformer", "max_length": 32, "layers": [1]},
+                     "train": {"epochs": 1, "batch_size": 16, "optimizer": {"lr": 0.01},
+                               "lora": {"r": 4, "targets": ["query"]}}},
+                    out=tmp_path / "runs", until="train")
+    folder = res.run_dir / "train" / "model"
+    assert read_json(res.run_dir / "train" / "model.json")["lora"]["targets"] == ["query"]
+    teacher = resolve_pretrained("minilm") / "model.safetensors"
+    with safe_open(str(folder / "model.safetensors"), "pt") as got, safe_open(str(teacher), "pt") as t:
+        assert not any("lora" in k for k in got.keys())
+        layer = "bert.encoder.layer.0.attention.self"  # the teacher's layer 1, merged
+        teacher_q = t.get_tensor("encoder.layer.1.attention.self.query.weight")
+        q = got.get_tensor(f"{layer}.query.weight") - teacher_q
+        assert q.abs().max() > 1e-4  # the adapter's update is in the weights
+        for frozen in ("key", "value"):
+            assert torch.equal(got.get_tensor(f"{layer}.{frozen}.weight"),
+                               t.get_tensor(f"encoder.layer.1.attention.self.{frozen}.weight"))

@@ -179,8 +179,14 @@ def apply_lora(model: TextClassifier, cfg: Any) -> TextClassifier:
     if unknown:
         raise RecipeError("train.lora.targets", got=unknown,
                           expected=f"names of Linear modules of the model: {', '.join(sorted(names))}")
+    # The head is trained in full: the classifier (peft's SEQ_CLS default) and, for BERT-style
+    # models, the pooler in front of it. MiniLM's pooler was never trained for [CLS] pooling
+    # (sentence-transformers mean-pools), so with it frozen LoRA stays at chance on BBC News.
+    head = [m for m in ("pooler", "pre_classifier") if m in {n.rsplit(".", 1)[-1]
+            for n, _ in model.hf.named_modules()}]
     peft_cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.r, lora_alpha=cfg.alpha,
-                          lora_dropout=cfg.dropout, target_modules=list(cfg.targets))
+                          lora_dropout=cfg.dropout, target_modules=list(cfg.targets),
+                          modules_to_save=head or None)
     model.hf = get_peft_model(model.hf, peft_cfg)
     return model
 

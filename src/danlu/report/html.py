@@ -325,6 +325,10 @@ def _mistakes(d: Path, info: dict[str, Any] | None) -> str:
     if xs is None:
         return head + intro + "</section>"
     x = xs[order]
+    if x.dtype.kind == "U":  # text: the start of each article instead of a feature row
+        trows = [[_num(int(rows[i])), e(labels[y[i]]), e(labels[pred[i]]), f"{probs[i, pred[i]]:.3f}",
+                  e(_cut(str(x[j])))] for j, i in enumerate(order)]
+        return head + intro + _table(("row", "true", "predicted", "p", "text"), trows) + "</section>"
     shape = info.get("image_shape")
     if shape:
         titles = [f"{labels[y[i]]} → {labels[pred[i]]} ({probs[i, pred[i]]:.2f})" for i in order]
@@ -338,6 +342,12 @@ def _mistakes(d: Path, info: dict[str, Any] | None) -> str:
               *(_num(float(v)) for v in x[j, :k])] for j, i in enumerate(order)]
     return (head + intro + _table(("row", "true", "predicted", "p", *names[:k]), trows, "num")
             + "</section>")
+
+
+def _cut(text: str, chars: int = 160) -> str:
+    """One line of at most `chars` characters, cut at a word with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= chars else text[:chars].rsplit(" ", 1)[0] + " …"
 
 
 def _tuning(d: Path) -> str:
