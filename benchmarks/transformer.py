@@ -1,8 +1,9 @@
 """Transformer benchmark: fine-tuned MiniLM-L6 on BBC News served six ways, in one process run.
 
 `danlu.run` fine-tunes MiniLM-L6 with recipes/text.yaml (the text recipe), evaluates, exports
-(the runtimes and the default chosen by measurement) and compresses (a student keeping layers
-0, 2, 4 of 6, distilled). Then this script loads, side by side:
+(the runtimes and the default chosen by measurement) and compresses (the recipe's
+compress section: a student keeping layers 0, 2, 4 of 6, distilled; int8 variants). Then
+this script loads, side by side:
 
   eager-fp32     PyTorch eager float32 (the baseline a user has today)
   ort-fp32       ONNX Runtime float32 (package/model.onnx)
@@ -45,11 +46,6 @@ from danlu.runs import read_json  # noqa: E402
 
 WORK = HERE / ".work"
 RECIPE = HERE.parent / "recipes" / "text.yaml"
-COMPRESS = {"variants": [
-    {"name": "student", "distill": {"student": {"arch": "transformer", "layers": [0, 2, 4]},
-                                    "temperature": 4.0, "alpha": 0.7, "epochs": 4, "lr": 1e-4,
-                                    "batch_size": 32}}],
-    "latency": {"runs": 10, "warmup": 2}}
 
 
 def machine() -> str:
@@ -92,7 +88,7 @@ def main() -> None:
                      "load_before": os.getloadavg(), "bf16_supported": bf16_supported()}
     t0 = time.perf_counter()
     if args.run is None:
-        overrides = {"compress": COMPRESS}
+        overrides = {}
         if args.epochs is not None:
             overrides["train.epochs"] = args.epochs
         res = danlu.run(RECIPE, overrides=overrides, out=WORK / "runs", until="compress")

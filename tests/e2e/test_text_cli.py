@@ -1,5 +1,5 @@
 """A tiny text recipe through real `danlu` subprocesses: train writes the HF folder and
-model.json of the contract, evaluate scores it, the report shows text, export says who exports."""
+model.json of the contract, evaluate scores it, the report shows text, a resumed run exports the package."""
 
 from __future__ import annotations
 
@@ -89,12 +89,13 @@ def test_evaluate_scores_the_saved_model_with_intervals(text_run):
 
 
 @pytest.mark.slow
-def test_the_report_shows_texts_and_export_says_who_exports(text_run):
+def test_the_report_shows_texts_and_resume_exports_the_package(text_run):
     r = _danlu("report", str(text_run))
     assert r.returncode == 0, r.stderr
     html = (text_run / "report.html").read_text()
     assert "Worst mistakes" in html and "<th>text</th>" in html
-    r = _danlu("run", "--resume", str(text_run))
-    assert r.returncode == 1
-    assert "text models are exported by" in r.stderr and "Traceback" not in r.stderr
+    r = _danlu("run", "--resume", str(text_run), "export.latency_runs=3")
+    assert r.returncode == 0, r.stderr
     assert "train cached" in r.stderr and "evaluate cached" in r.stderr
+    meta = read_json(text_run / "package" / "danlu-model.json")
+    assert meta["runtime"] in meta["runtimes"] and (text_run / "package" / "tokenizer.json").is_file()
