@@ -75,3 +75,16 @@ def test_student_keeps_the_teachers_chosen_layers(tmp_path):
     probs, _ = TorchRunner(tmp_path / "student", "float32")(np.array([[101, 2000, 102]]),
                                                             np.ones((1, 3), np.int64))
     assert probs.shape == (1, len(CLASSES))
+
+
+def test_the_text_recipe_compresses_a_3_of_6_student_and_int8():
+    from danlu.compress.text import check_text_variants
+    from danlu.recipe import load_recipe
+    from tests.conftest import ROOT
+
+    r = load_recipe(ROOT / "recipes" / "text.yaml")
+    vs = {v.name: v for v in r.compress.variants}
+    check_text_variants(list(vs.values()), teacher_layers=6)
+    assert vs["student"].distill.student.layers == [0, 2, 4]
+    assert vs["int8"].quantize.mode == vs["student-int8"].quantize.mode == "dynamic"
+    assert vs["student-int8"].from_ == "student"
