@@ -44,6 +44,7 @@ def test_text_defaults_and_student_layers():
     assert dumped.variants == _default_variants() != CompressConfig(variants=vs[:1]).variants
 
 
+@pytest.mark.slow
 def test_student_keeps_the_teachers_chosen_layers(tmp_path):
     """A student of layer [1] of a 2-layer teacher: its one block is the teacher's block 1
     (not block 0), embeddings and head too; lr ~0 so training leaves the initialisation."""

@@ -99,3 +99,4 @@ def test_the_report_shows_texts_and_resume_exports_the_package(text_run):
     assert "train cached" in r.stderr and "evaluate cached" in r.stderr
     meta = read_json(text_run / "package" / "danlu-model.json")
     assert meta["runtime"] in meta["runtimes"] and (text_run / "package" / "tokenizer.json").is_file()
+    assert "parity label agreement" in r.stdout

@@ -36,6 +36,7 @@ def package(tiny_folder, test_texts, tmp_path_factory):
     return out, meta
 
 
+@pytest.mark.slow
 def test_package_files_and_contract(package):
     out, meta = package
     on_disk = json.loads((out / "danlu-model.json").read_text())
@@ -104,6 +105,7 @@ def test_int8_file_is_at_least_3x_smaller(package):
     assert meta["runtimes"]["onnxruntime-int8"]["size_bytes"] == int8
 
 
+@pytest.mark.slow
 def test_broken_candidate_fails_parity_and_is_not_chosen(tiny_folder, test_texts, tmp_path):
     """A candidate whose classifier weights were damaged: rejected, the reason recorded."""
     import torch
@@ -132,6 +134,7 @@ def test_broken_candidate_fails_parity_and_is_not_chosen(tiny_folder, test_texts
     assert runtime == "torch"
 
 
+@pytest.mark.slow
 def test_slow_candidate_fails_the_speed_gate(tiny_folder, test_texts):
     from danlu.data.tokenize import TextEncoder
     from danlu.export.text import Candidate, TorchRunner, choose_runtime, gate_candidates, predict_texts

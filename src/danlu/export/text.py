@@ -471,5 +471,7 @@ def export_text(run: Any, cfg: Any) -> Any:
                        metrics={"runtime": meta["runtime"], "dtype": chosen["dtype"],
                                 "b32_ms": chosen["latency_ms"]["b32"],
                                 "speedup_b32": chosen["latency_ms"].get("speedup_b32"),
+                                # the default runtime's parity, as the CLI prints for every package
+                                "parity_max_abs_diff": chosen["parity"]["max_abs_diff"],
                                 "parity_label_agreement": chosen["parity"]["label_agreement"],
                                 "rejected": [k for k, e in meta["runtimes"].items() if not e["passed"]]})
