@@ -157,3 +157,20 @@ def test_recipe_errors_for_transformer_keys():
     with pytest.raises(RecipeError) as info:
         load_recipe({"model": {"arch": "transformr"}})
     assert "transformer" in str(info.value)
+
+
+@pytest.mark.slow
+def test_tuning_a_text_model_is_a_clear_recipe_error(tmp_path, articles):
+    import json
+
+    import danlu
+
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": LABELS[i % 5]}) + "\n"
+                            for i, t in enumerate(articles)))
+    with pytest.raises(RecipeError) as info:
+        danlu.run({"data": {"source": f"jsonl:{path}", "split": {"stratify": False}},
+                   "model": {"arch": "transformer", "layers": [0]},
+                   "tune": {"trials": 1, "space": {"train.optimizer.lr": {"log_float": [1e-5, 1e-3]}}}},
+                  out=tmp_path / "runs")
+    assert info.value.path == "tune" and "text" in str(info.value)
