@@ -120,7 +120,7 @@ def transformer(cfg: TransformerConfig, spec: InputSpec, num_classes: int) -> nn
     with _offline():
         try:
             hf = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=num_classes, local_files_only=True, dtype=torch.float32)
+                path, num_labels=num_classes, local_files_only=True).float()
         except (OSError, ValueError, KeyError) as e:
             raise RecipeError("model.pretrained", got=cfg.pretrained, expected="a folder "
                               f"transformers can load as a sequence classifier ({e})") from None
@@ -220,9 +220,8 @@ def load_text_classifier(folder: str | Path, dtype: torch.dtype = torch.float32)
     if not (folder / "config.json").is_file():
         raise DanluError(f"{folder}: not a trained text model folder (no config.json)")
     with _offline():
-        hf = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True,
-                                                                dtype=dtype)
-    return hf.eval()
+        hf = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
+    return hf.to(dtype).eval()
 
 
 class TextPackaged(nn.Module):
