@@ -208,6 +208,8 @@ def save_text_model(hf: nn.Module, folder: Path, labels: list[str], pretrained: 
     with _offline():
         hf.to(torch.float32).save_pretrained(tmp, safe_serialization=True)
     shutil.copyfile(pretrained / "tokenizer.json", tmp / "tokenizer.json")
+    for f in tmp.iterdir():  # safetensors writes 0600; the folder is meant to be shared
+        f.chmod(0o644)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)  # the folder appears whole or not at all
 
