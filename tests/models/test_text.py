@@ -157,3 +157,34 @@ def test_recipe_errors_for_transformer_keys():
     with pytest.raises(RecipeError) as info:
         load_recipe({"model": {"arch": "transformr"}})
     assert "transformer" in str(info.value)
+
+
+@pytest.mark.slow
+def test_tuning_a_text_model_is_a_clear_recipe_error(tmp_path, articles):
+    import json
+
+    import danlu
+
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": LABELS[i % 5]}) + "\n"
+                            for i, t in enumerate(articles)))
+    with pytest.raises(RecipeError) as info:
+        danlu.run({"data": {"source": f"jsonl:{path}", "split": {"stratify": False}},
+                   "model": {"arch": "transformer", "layers": [0]},
+                   "tune": {"trials": 1, "space": {"train.optimizer.lr": {"log_float": [1e-5, 1e-3]}}}},
+                  out=tmp_path / "runs")
+    assert info.value.path == "tune" and "text" in str(info.value)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(articles, encoder):
+    x, y = encode_texts(encoder, articles[:4]), torch.tensor([0, 1, 2, 3])
+    grads = []
+    for ckpt in (False, True):
+        model = _model(layers=[0, 1], gradient_checkpointing=ckpt, freeze={"embeddings": True})
+        assert model.hf.is_gradient_checkpointing == ckpt
+        torch.manual_seed(1)  # the same dropout draws (recomputation replays the RNG)
+        torch.nn.functional.cross_entropy(model.train()(x), y).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        assert torch.allclose(grads[0][n], grads[1][n], atol=1e-6), n

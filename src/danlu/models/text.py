@@ -120,7 +120,7 @@ def transformer(cfg: TransformerConfig, spec: InputSpec, num_classes: int) -> nn
     with _offline():
         try:
             hf = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=num_classes, local_files_only=True, dtype=torch.float32)
+                path, num_labels=num_classes, local_files_only=True).float()
         except (OSError, ValueError, KeyError) as e:
             raise RecipeError("model.pretrained", got=cfg.pretrained, expected="a folder "
                               f"transformers can load as a sequence classifier ({e})") from None
@@ -208,6 +208,8 @@ def save_text_model(hf: nn.Module, folder: Path, labels: list[str], pretrained: 
     with _offline():
         hf.to(torch.float32).save_pretrained(tmp, safe_serialization=True)
     shutil.copyfile(pretrained / "tokenizer.json", tmp / "tokenizer.json")
+    for f in tmp.iterdir():  # safetensors writes 0600; the folder is meant to be shared
+        f.chmod(0o644)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)  # the folder appears whole or not at all
 
@@ -220,9 +222,8 @@ def load_text_classifier(folder: str | Path, dtype: torch.dtype = torch.float32)
     if not (folder / "config.json").is_file():
         raise DanluError(f"{folder}: not a trained text model folder (no config.json)")
     with _offline():
-        hf = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True,
-                                                                dtype=dtype)
-    return hf.eval()
+        hf = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
+    return hf.to(dtype).eval()
 
 
 class TextPackaged(nn.Module):

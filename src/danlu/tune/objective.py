@@ -31,6 +31,10 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
     base: Recipe = run.recipe
     base_dict = base.to_dict()
     splits = load_splits(run)
+    if splits.info.get("kind") == "text":
+        raise RecipeError("tune", got="a text model", expected="a table or image model",
+                          hint="tuning text models is not supported yet; set model/train keys "
+                               "by hand (docs/text.md)")
     device = resolve_device(base.train.device)
     shape = splits.info["image_shape"]
     spec = InputSpec(features=int(splits.info["features"]),
