@@ -97,7 +97,7 @@ def build_text_package(root: Path, pretrained: Path, name: str = "news") -> Path
                                                                     max=512)
     ids = torch.ones(2, 8, dtype=torch.int64)
     program = torch.onnx.export(
-        Packaged(model), (ids, torch.ones_like(ids)), dynamo=True, opset_version=20,
+        Packaged(model).eval(), (ids, torch.ones_like(ids)), dynamo=True, opset_version=20,
         input_names=["input_ids", "attention_mask"], output_names=["probabilities", "label"],
         dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
         external_data=False, verbose=False)
