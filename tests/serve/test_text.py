@@ -170,6 +170,23 @@ def test_torch_runtime_bf16_agrees_with_fp32_labels(torch_server, expected) -> N
     assert np.abs(probs - expected[0]).max() < 0.5
 
 
+def test_int8_runtime_serves_model_int8_onnx_and_warns_it_failed_its_gate(
+        text_package, expected, caplog) -> None:
+    with caplog.at_level("WARNING", logger="danlu.serve"):
+        runtime = load_runtime(load_package(text_package),
+                               ServeConfig(runtime="onnxruntime-int8", intra_op_threads=1))
+    assert "not gated: a test package" in caplog.text
+    assert Path(runtime.inner.session._model_path).name == "model.int8.onnx"
+    out = runtime.run({"text": np.array(ALL, dtype=object)})
+    # Labels are not compared: this untrained head magnifies tiny differences between pooled
+    # vectors, which int8 weights move (why its entry failed the gate). It is the int8 graph,
+    # answering valid distributions whose argmax is the label.
+    assert out["probabilities"].shape == (len(ALL), len(LABELS))
+    np.testing.assert_allclose(out["probabilities"].sum(1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(out["label"], out["probabilities"].argmax(1))
+    assert np.abs(out["probabilities"] - expected[0]).max() > 1e-3
+
+
 def test_metadata_shows_the_text_input(onnx_server) -> None:
     meta = onnx_server.get("/v2/models/news").json()
     assert meta["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
@@ -225,5 +242,6 @@ def test_unknown_runtime_is_a_clear_error_listing_the_choices(text_package) -> N
                            "--port", str(free_port())],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode != 0
-    assert "--runtime 'tensorrt'" in proc.stderr and "onnxruntime, torch" in proc.stderr, (
+    assert "--runtime 'tensorrt'" in proc.stderr, proc.stdout + proc.stderr
+    assert "onnxruntime, torch, onnxruntime-int8" in proc.stderr, (
         proc.stdout + proc.stderr)

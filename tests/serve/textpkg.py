@@ -102,12 +102,19 @@ def build_text_package(root: Path, pretrained: Path, name: str = "news") -> Path
         dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
         external_data=False, verbose=False)
     program.save(str(pkg / "model.onnx"), external_data=False)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(pkg / "model.onnx", pkg / "model.int8.onnx", per_channel=True,
+                     weight_type=QuantType.QInt8)
     meta = {"format": "danlu-model/1", "name": name, "version": "1", "task": "classification",
             "runtime": "onnxruntime",
             "runtimes": {"onnxruntime": {"artifact": "onnx", "passed": True, "reasons": []},
                          "torch": {"artifact": "torch", "dtype": "bfloat16", "passed": True,
-                                   "reasons": []}},
-            "artifacts": {"onnx": "model.onnx", "torch": "torch", "tokenizer": "tokenizer.json"},
+                                   "reasons": []},
+                         "onnxruntime-int8": {"artifact": "onnx_int8", "passed": False,
+                                              "reasons": ["not gated: a test package"]}},
+            "artifacts": {"onnx": "model.onnx", "onnx_int8": "model.int8.onnx", "torch": "torch",
+                          "tokenizer": "tokenizer.json"},
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
             "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(LABELS)]},
                         {"name": "label", "datatype": "INT64", "shape": [-1]}],
