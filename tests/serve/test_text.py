@@ -245,3 +245,26 @@ def test_unknown_runtime_is_a_clear_error_listing_the_choices(text_package) -> N
     assert "--runtime 'tensorrt'" in proc.stderr, proc.stdout + proc.stderr
     assert "onnxruntime, torch, onnxruntime-int8" in proc.stderr, (
         proc.stdout + proc.stderr)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
+                    reason="needs Debian's chromium (.ci/run installs it)")
+def test_playground_text_box_shows_the_models_label(onnx_server, expected) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                    args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"{onnx_server.base_url}/")
+        assert page.locator("#text-input").is_visible()
+        assert not page.locator("#table-input").is_visible()
+        for i in (0, 1, 2, len(ALL) - 1):
+            page.click("#clear")
+            page.fill("#text", ALL[i])
+            page.click("#predict")
+            page.wait_for_function("document.querySelector('#label').textContent !== '–'")
+            assert page.locator("#label").inner_text() == LABELS[expected[1][i]]
+            assert page.locator(".bar").count() == len(LABELS)
+            cut = "text cut to 32 tokens" in page.locator("#confidence").inner_text()
+            assert cut == (ALL[i] is LONG_TEXT)
+        browser.close()
