@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from danlu.serve import ServeConfig, load_package
+from danlu.serve import Client, ServeConfig, load_package
 from danlu.serve.runtimes import TRUNCATED, load_runtime
 
 from .conftest import free_port, running_server
@@ -98,6 +98,12 @@ def test_v1_strings_and_objects_match_the_model(onnx_server, expected) -> None:
         assert body["truncated"] == [len(ALL) - 1]
         probs = [[p["probabilities"][n] for n in LABELS] for p in body["predictions"]]
         np.testing.assert_allclose(probs, expected[0], atol=1e-4)
+
+
+def test_python_client_sends_texts(onnx_server, expected) -> None:
+    with Client(str(onnx_server.base_url)) as client:
+        out = client.infer("news", {"text": np.array(ALL)})  # binary BYTES both ways
+    np.testing.assert_array_equal(out["label"], expected[1])
 
 
 def test_truncation_is_reported_per_request_row(onnx_server) -> None:
