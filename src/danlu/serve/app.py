@@ -102,7 +102,7 @@ def _serve_workers(paths: list[Path], cfg: ServeConfig) -> None:
     from uvicorn.supervisors import Multiprocess
 
     for path in paths:  # fail here, once, with a clear message, not in N children
-        load_package(path)
+        select_runtime(load_package(path), cfg.runtime)
     os.environ[_WORKER_ENV] = json.dumps({"paths": [str(p) for p in paths],
                                           "cfg": cfg.model_dump(mode="json")})
     sock = _bind(cfg.host, cfg.port)

@@ -49,7 +49,7 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class TextSpec:
-    """danlu-model.json `text`: raw text in, token ids for the model (TEXT_CONTRACT.md)."""
+    """danlu-model.json `text`: raw text in, token ids for the model (issue 9)."""
 
     max_length: int
     tokenizer: str = "tokenizer.json"

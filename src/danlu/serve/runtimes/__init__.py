@@ -22,7 +22,7 @@ RUNTIMES: dict[str, str] = {
     "onnxruntime-int8": "danlu.serve.runtimes.onnx:OnnxRuntime",
     "torch": "danlu.serve.runtimes.torch:TorchRuntime",
 }
-# The artifact each runtime reads when its `runtimes` entry names none (TEXT_CONTRACT.md).
+# The artifact each runtime reads when its `runtimes` entry names none.
 ARTIFACTS: dict[str, str] = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx_int8",
                              "torch": "torch"}
 

@@ -74,8 +74,16 @@ def _dtype(package: Package, name: Any) -> torch.dtype:
     if name not in DTYPES:
         raise DanluError(f"{package.dir}: runtimes.torch.dtype: got {name!r}, expected one of "
                          f"{', '.join(DTYPES)}")
-    if name == "bfloat16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if name == "bfloat16" and not _native_bf16():
         log.warning("%s: this CPU has no native bfloat16; serving the torch runtime in float32",
                     package.name)
         return torch.float32
     return DTYPES[name]
+
+
+def _native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 / AMX); else bf16 is emulated, slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private op: if it is gone, trust the package
+        return True
