@@ -156,8 +156,15 @@ def test_one_batch_pads_to_its_longest_text_without_changing_answers(text_packag
 def test_torch_runtime_fp32_matches_the_model(text_package, expected) -> None:
     package = load_package(text_package)
     package.runtimes["torch"] = {**package.runtimes["torch"], "dtype": "float32"}
-    runtime = load_runtime(package, ServeConfig(runtime="torch", intra_op_threads=1))
-    out = runtime.run({"text": np.array(ALL, dtype=object)})
+    import torch
+
+    threads = torch.get_num_threads()
+    try:  # the thread policy is ONNX Runtime's: intra_op_threads, else cores / workers
+        runtime = load_runtime(package, ServeConfig(runtime="torch", intra_op_threads=1))
+        assert torch.get_num_threads() == 1 and runtime.inner.dtype == torch.float32
+        out = runtime.run({"text": np.array(ALL, dtype=object)})
+    finally:
+        torch.set_num_threads(threads)  # this pytest process goes on training models
     np.testing.assert_array_equal(out["label"], expected[1])
     np.testing.assert_allclose(out["probabilities"], expected[0], atol=1e-4)
 
