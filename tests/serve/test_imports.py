@@ -26,3 +26,23 @@ def test_serving_imports_no_torch(packages: dict[str, Path]) -> None:
     proc = subprocess.run([sys.executable, "-c", CHECK, str(packages["toy"])],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+TEXT_CHECK = """
+import sys
+from danlu.serve import ServeConfig, create_app
+app = create_app([sys.argv[1]], ServeConfig(runtime=sys.argv[2] or None))
+torch = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+print("torch" if torch else "no torch", "tokenizers" in sys.modules)
+"""
+
+
+def test_text_package_imports_torch_only_for_the_torch_runtime(text_package: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    seen = {}
+    for runtime in ("onnxruntime", "torch"):
+        proc = subprocess.run([sys.executable, "-c", TEXT_CHECK, str(text_package), runtime],
+                              capture_output=True, text=True, timeout=180, env=env, check=False)
+        assert proc.returncode == 0, proc.stderr
+        seen[runtime] = proc.stdout.strip().splitlines()[-1]
+    assert seen == {"onnxruntime": "no torch True", "torch": "torch True"}

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=d.workers,
                         help="server processes on one port")
     parser.add_argument("--graceful-timeout", type=float, default=d.graceful_timeout_s)
+    parser.add_argument("--runtime", default=None,
+                        help="serve with this entry of the package's `runtimes` (e.g. torch, "
+                             "onnxruntime) instead of its default")
     a = parser.parse_args(argv)
     try:
         cfg = ServeConfig(host=a.host, port=a.port, intra_op_threads=a.threads,
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                           max_queue_size=a.max_queue_size,
                           inference_workers=a.inference_workers,
                           request_timeout_s=a.request_timeout, max_body_bytes=a.max_body_bytes,
-                          token=a.token, workers=a.workers, graceful_timeout_s=a.graceful_timeout)
+                          token=a.token, workers=a.workers, graceful_timeout_s=a.graceful_timeout,
+                          runtime=a.runtime)
         serve(a.paths, cfg)
     except (ValidationError, DanluError) as e:
         print(f"danlu serve: {e}", file=sys.stderr)

@@ -48,3 +48,7 @@ class ServeConfig(BaseModel, extra="forbid"):
     workers: int = Field(1, ge=1)
     # On SIGTERM: stop accepting, then give queued and running requests this long to finish.
     graceful_timeout_s: float = Field(30.0, ge=0)
+    # Serve every package with this runtime (an entry of its danlu-model.json `runtimes`, e.g.
+    # "torch", "onnxruntime", "onnxruntime-int8") instead of the default export measured as
+    # fastest here. None = each package's own `runtime`.
+    runtime: str | None = Field(None, min_length=1)

@@ -11,7 +11,7 @@ import numpy as np
 
 from danlu.errors import DanluError
 
-__all__ = ["DATATYPES", "MANIFEST", "Package", "TensorSpec", "load_package"]
+__all__ = ["DATATYPES", "MANIFEST", "Package", "TensorSpec", "TextSpec", "load_package"]
 
 MANIFEST = "danlu-model.json"
 FORMAT_MAJOR = "danlu-model/1"
@@ -47,6 +47,15 @@ class TensorSpec:
         return f"{self.name} ({self.datatype} {list(self.shape)})"
 
 
+@dataclass(frozen=True)
+class TextSpec:
+    """danlu-model.json `text`: raw text in, token ids for the model (issue 9)."""
+
+    max_length: int
+    tokenizer: str = "tokenizer.json"
+    model_inputs: tuple[str, ...] = ("input_ids", "attention_mask")
+
+
 @dataclass
 class Package:
     """A deployable model: its folder, the parsed danlu-model.json and the declared contract."""
@@ -63,6 +72,18 @@ class Package:
     artifacts: dict[str, str] = field(default_factory=dict)
     # danlu-model.json "allow_nonfinite": true lets NaN/Infinity inputs through (default 400).
     allow_nonfinite: bool = False
+    # danlu-model.json `runtimes`: runtime name -> {"artifact", "dtype", gates...}; the ones a
+    # server may be told to use (`--runtime`). Empty = only `runtime`, on the "onnx" artifact.
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A text model: clients send strings, the server tokenizes (None for tensor models).
+    text: TextSpec | None = None
+
+    @property
+    def model_inputs(self) -> list[TensorSpec]:
+        """What the runtime itself takes: the token tensors for text, else the inputs."""
+        if self.text is None:
+            return self.inputs
+        return [TensorSpec(n, "INT64", (-1, -1)) for n in self.text.model_inputs]
 
     def artifact(self, key: str) -> Path:
         """Path of the artifact named `key` in danlu-model.json's `artifacts` (e.g. "onnx")."""
@@ -122,10 +143,38 @@ def _parse_meta(folder: Path, meta: Any) -> Package:
     inputs = _parse_specs(where, "inputs", meta.get("inputs"))
     outputs = _parse_specs(where, "outputs", meta.get("outputs"))
     labels = _parse_labels(where, meta.get("labels"), outputs)
+    runtimes = meta.get("runtimes") or {}
+    if not (isinstance(runtimes, dict) and all(isinstance(v, dict) for v in runtimes.values())):
+        raise _bad(where, "runtimes", runtimes,
+                   'an object of runtime entries, e.g. {"onnxruntime": {"artifact": "onnx"}}')
+    text = _parse_text(where, meta.get("text"), inputs)
     return Package(dir=folder, meta=meta, name=name, version=str(version), inputs=inputs,
                    outputs=outputs, labels=labels, task=str(meta.get("task", "classification")),
                    runtime=str(meta.get("runtime", "onnxruntime")), artifacts=dict(artifacts),
-                   allow_nonfinite=meta.get("allow_nonfinite") is True)
+                   allow_nonfinite=meta.get("allow_nonfinite") is True,
+                   runtimes=dict(runtimes), text=text)
+
+
+def _parse_text(where: Path, raw: Any, inputs: list[TensorSpec]) -> TextSpec | None:
+    """The `text` section: max_length, tokenizer file, and one BYTES [-1] input to feed it."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _bad(where, "text", raw, '{"max_length": 128, "tokenizer": "tokenizer.json"}')
+    length = raw.get("max_length")
+    if not (isinstance(length, int) and not isinstance(length, bool) and length >= 2):
+        raise _bad(where, "text.max_length", length, "an int >= 2 (tokens per text)")
+    tokenizer = raw.get("tokenizer", "tokenizer.json")
+    if not (isinstance(tokenizer, str) and tokenizer):
+        raise _bad(where, "text.tokenizer", tokenizer, 'a file name such as "tokenizer.json"')
+    names = raw.get("model_inputs", ["input_ids", "attention_mask"])
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise _bad(where, "text.model_inputs", names, '["input_ids", "attention_mask"]')
+    if not (len(inputs) == 1 and inputs[0].datatype == "BYTES" and inputs[0].shape == (-1,)):
+        raise _bad(where, "inputs", [s.describe() for s in inputs],
+                   'one BYTES [-1] input for a text model, e.g. {"name": "text", "datatype": '
+                   '"BYTES", "shape": [-1]}')
+    return TextSpec(length, tokenizer, tuple(names))
 
 
 def _parse_specs(where: Path, key: str, raw: Any) -> list[TensorSpec]:

@@ -25,6 +25,7 @@ def model_card(package: Package) -> dict[str, Any]:
             "inputs": [s.to_json() for s in package.inputs],
             "outputs": [s.name for s in package.outputs],
             "labels": package.labels, "image_shape": image_shape,
+            "text": {"max_length": package.text.max_length} if package.text else None,
             "pixel_max": pixel_max(package) if image_shape else None}
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from danlu.serve.package import DATATYPES, Package, TensorSpec
 
-__all__ = ["InferRequest", "Protocol", "ProtocolError", "as_array", "check_count",
+__all__ = ["InferRequest", "Protocol", "ProtocolError", "as_array", "check_count", "check_strings",
            "check_finite", "check_shape", "convert", "datatype_of", "dump_json", "finish_tensor",
            "json_values", "parse_json", "tensor_from_json"]
 
@@ -47,6 +47,8 @@ class InferRequest:
     id: str | None = None
     form: str = ""
     binary_outputs: frozenset[str] = frozenset()
+    # Text models, filled after inference: rows (0-based) whose text was cut to max_length.
+    truncated: list[int] | None = None
 
 
 class Protocol(ABC):
@@ -157,10 +159,27 @@ def convert(arr: np.ndarray, datatype: str, what: str, source: str | None = None
     raise _refuse(what, source, datatype, datatype)
 
 
+def check_strings(data: Any, what: str) -> None:
+    """BYTES values in JSON must be strings: numpy would quietly turn [1, "a"] into text."""
+    stack, i = [data], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+            continue
+        if not isinstance(item, str):
+            raise ProtocolError(400, f"{what}: element {i} is {json.dumps(item)[:40]} "
+                                     f"({type(item).__name__}); BYTES elements must be JSON "
+                                     'strings, e.g. ["first text", "second text"]')
+        i += 1
+
+
 def tensor_from_json(data: Any, shape: list[int], datatype: str, spec: TensorSpec,
                      what: str, allow_nonfinite: bool = False) -> np.ndarray:
     """One KServe-style tensor (data, shape, datatype) checked and converted for `spec`."""
     check_shape(shape, spec, what)
+    if datatype == "BYTES" and spec.datatype == "BYTES":
+        check_strings(data, what)
     return finish_tensor(as_array(data, what), shape, datatype, spec, what, allow_nonfinite)
 
 

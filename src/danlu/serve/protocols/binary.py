@@ -80,6 +80,10 @@ def _decode_bytes(buf: memoryview, what: str) -> np.ndarray:
         if i + 4 + n > len(raw):
             raise ProtocolError(400, f"{what}: BYTES element at byte {i} says {n} bytes but "
                                      f"only {len(raw) - i - 4} follow")
-        items.append(raw[i + 4:i + 4 + n].decode("utf-8", "replace"))
+        try:
+            items.append(raw[i + 4:i + 4 + n].decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ProtocolError(400, f"{what}: BYTES element {len(items)} is not valid UTF-8 "
+                                     f"({e.reason} at byte {e.start}); send text as UTF-8") from e
         i += 4 + n
     return np.array(items, dtype=np.str_) if items else np.array([], dtype=np.str_)

@@ -26,15 +26,22 @@ from danlu.serve.protocols.binary import HEADER, decode_tensor, encode_tensor, s
 __all__ = ["KServeV2", "decode_request", "encode_response", "model_metadata"]
 
 # danlu-model.json `runtime` -> the platform name Triton/KServe clients know.
-PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "torch": "pytorch_libtorch"}
+PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "onnxruntime-int8": "onnxruntime_onnx",
+             "torch": "pytorch_libtorch"}
 
 
 def model_metadata(package: Package) -> dict[str, Any]:
-    """GET /v2/models/{name}: name, versions, platform and the declared tensors."""
-    return {"name": package.name, "versions": [package.version],
+    """GET /v2/models/{name}: name, versions, platform and the declared tensors (a text
+    model's input is its BYTES text; `parameters.text` says how the server tokenizes it)."""
+    meta = {"name": package.name, "versions": [package.version],
             "platform": PLATFORMS.get(package.runtime, package.runtime),
             "inputs": [s.to_json() for s in package.inputs],
             "outputs": [s.to_json() for s in package.outputs]}
+    if package.text is not None:
+        meta["parameters"] = {"runtime": package.runtime, "text": {
+            "max_length": package.text.max_length, "truncation": "right",
+            "tokenized_inputs": list(package.text.model_inputs)}}
+    return meta
 
 
 class _Binary:
@@ -86,6 +93,9 @@ def decode_request(body: Any, package: Package, binary: memoryview | None = None
         if spec.name not in tensors:
             raise ProtocolError(400, f"missing input {spec.describe()}; the model takes "
                                      f"{_expected(package)}")
+    if package.text is not None and any(a.size == 0 for a in tensors.values()):
+        raise ProtocolError(400, f"input {package.inputs[0].name!r}: no texts; send at least "
+                                 'one string, e.g. "data": ["some text"], "shape": [1]')
     outputs, binary_outputs = _requested_outputs(body.get("outputs"), package,
                                                  params.get("binary_data_output") is True)
     return InferRequest(tensors, outputs, rid, "kserve_v2", binary_outputs)
@@ -97,6 +107,8 @@ def encode_response(request: InferRequest, outputs: dict[str, np.ndarray],
     resp: dict[str, Any] = {"model_name": package.name, "model_version": package.version}
     if request.id is not None:
         resp["id"] = request.id
+    if request.truncated is not None:
+        resp["parameters"] = {"truncated": request.truncated}
     resp["outputs"] = [{"name": name, "datatype": datatype_of(arr), "shape": list(arr.shape),
                         "data": json_values(arr)} for name, arr in outputs.items()]
     return resp
@@ -108,6 +120,8 @@ def encode_binary(request: InferRequest, outputs: dict[str, np.ndarray],
     resp: dict[str, Any] = {"model_name": package.name, "model_version": package.version}
     if request.id is not None:
         resp["id"] = request.id
+    if request.truncated is not None:
+        resp["parameters"] = {"truncated": request.truncated}
     entries, blobs = [], []
     for name, arr in outputs.items():
         entry: dict[str, Any] = {"name": name, "datatype": datatype_of(arr),

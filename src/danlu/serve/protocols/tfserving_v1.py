@@ -15,6 +15,7 @@ from danlu.serve.protocols.base import (
     as_array,
     check_finite,
     check_shape,
+    check_strings,
     convert,
 )
 
@@ -39,7 +40,17 @@ def decode_request(body: Any, package: Package) -> InferRequest:
 
 def encode_response(request: InferRequest, outputs: dict[str, np.ndarray],
                     package: Package) -> dict[str, Any]:
-    """{"predictions": [...]} for rows, {"outputs": {name: nested list}} for columns."""
+    """{"predictions": [...]} for rows, {"outputs": {name: nested list}} for columns; text
+    models add "truncated": [rows cut to max_length]."""
+    body = _encode(request, outputs, package)
+    if request.truncated is not None:
+        body["truncated"] = request.truncated
+    return body
+
+
+def _encode(request: InferRequest, outputs: dict[str, np.ndarray],
+            package: Package) -> dict[str, Any]:
+    """The predict body without the text extras."""
     if request.form == "inputs":
         return {"outputs": {name: arr.tolist() for name, arr in outputs.items()}}
     if package.task == "classification" and {"probabilities", "label"} <= outputs.keys():
@@ -140,6 +151,8 @@ def _rows_to_tensor(rows: Any, spec: TensorSpec, what: str,
     """A list of rows (each flat or nested) as one batch array of `spec`'s shape and type."""
     if not (isinstance(rows, list) and rows):
         raise ProtocolError(400, f"{what}: expected a non-empty list, one entry per row")
+    if spec.datatype == "BYTES":
+        check_strings(rows, what)
     arr, n = as_array(rows, what), len(rows)
     per_row = spec.shape[1:]
     if spec.shape and all(d >= 0 for d in per_row):

@@ -3,26 +3,62 @@
 from __future__ import annotations
 
 import importlib
+import logging
 
 from danlu.errors import DanluError
 from danlu.serve.config import ServeConfig
 from danlu.serve.package import Package
-from danlu.serve.runtimes.base import Runtime, RuntimeInputError
+from danlu.serve.runtimes.base import TRUNCATED, Runtime, RuntimeInputError
 
-__all__ = ["RUNTIMES", "Runtime", "RuntimeInputError", "load_runtime"]
+__all__ = ["RUNTIMES", "TRUNCATED", "Runtime", "RuntimeInputError", "load_runtime",
+           "runtime_choices", "select_runtime"]
+
+log = logging.getLogger("danlu.serve")
 
 # name -> "module:Class", imported only when a package asks for it, so an engine's heavy
-# dependency (torch for a future PyTorch runtime) is never imported by the others.
+# dependency (torch for the PyTorch runtime) is never imported by the others.
 RUNTIMES: dict[str, str] = {
     "onnxruntime": "danlu.serve.runtimes.onnx:OnnxRuntime",
+    "onnxruntime-int8": "danlu.serve.runtimes.onnx:OnnxRuntime",
+    "torch": "danlu.serve.runtimes.torch:TorchRuntime",
 }
+# The artifact each runtime reads when its `runtimes` entry names none.
+ARTIFACTS: dict[str, str] = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx_int8",
+                             "torch": "torch"}
+
+
+def runtime_choices(package: Package) -> list[str]:
+    """The runtimes `package` can be served with: its `runtimes` entries, else its `runtime`."""
+    return list(package.runtimes) or [package.runtime]
+
+
+def select_runtime(package: Package, override: str | None = None) -> str:
+    """The runtime to serve: `override` (`--runtime`) or the package's default, checked."""
+    name = override or package.runtime
+    choices = runtime_choices(package)
+    if name not in choices:
+        how = f"--runtime {name!r}" if override else f"danlu-model.json runtime {name!r}"
+        raise DanluError(f"{package.dir}: {how} is not a runtime of this package; choose one "
+                         f"of: {', '.join(choices)}")
+    if name not in RUNTIMES:
+        raise DanluError(f"{package.dir}: runtime {name!r} cannot be served here; this server "
+                         f"runs: {', '.join(RUNTIMES)}")
+    return name
 
 
 def load_runtime(package: Package, cfg: ServeConfig | None = None) -> Runtime:
-    """Build the runtime `package` names; an unknown name lists the choices."""
-    target = RUNTIMES.get(package.runtime)
-    if target is None:
-        raise DanluError(f"{package.dir}: runtime {package.runtime!r} cannot be served here; "
-                         f"one of: {', '.join(RUNTIMES)}")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(package, cfg)
+    """Build the runtime to serve `package` with (text packages get the tokenizer in front)."""
+    cfg = cfg or ServeConfig()
+    name = select_runtime(package, cfg.runtime)
+    entry = package.runtimes.get(name, {})
+    if entry.get("passed") is False:  # allowed on request, but never silently
+        log.warning("%s: serving runtime %r although export's gates refused it: %s",
+                    package.name, name, "; ".join(map(str, entry.get("reasons", []))) or "?")
+    module, cls = RUNTIMES[name].split(":")
+    runtime = getattr(importlib.import_module(module), cls)(
+        package, cfg, artifact=str(entry.get("artifact", ARTIFACTS[name])), entry=entry)
+    if package.text is not None:
+        from danlu.serve.runtimes.text import TextRuntime
+
+        runtime = TextRuntime(package, runtime)
+    return runtime

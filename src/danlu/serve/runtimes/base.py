@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 
 import numpy as np
 
 from danlu.errors import DanluError
+from danlu.serve.config import ServeConfig
 from danlu.serve.package import TensorSpec
 
-__all__ = ["Runtime", "RuntimeInputError"]
+__all__ = ["TRUNCATED", "Runtime", "RuntimeInputError", "intra_op_threads"]
+
+# The extra per-row output of text runtimes: True where the tokenizer cut the text to
+# max_length. Batched and split like any output, then reported by the protocols (never sent
+# as a tensor).
+TRUNCATED = "__truncated__"
 
 
 class RuntimeInputError(DanluError):
@@ -26,3 +33,9 @@ class Runtime(ABC):
     def run(self, inputs: dict[str, np.ndarray],
             outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Run one batch; `outputs` picks output names (None = every declared output)."""
+
+
+def intra_op_threads(cfg: ServeConfig) -> int:
+    """Threads per inference call, one policy for every runtime: `intra_op_threads`, else the
+    cores shared among the batches that may run at once (`inference_workers`)."""
+    return cfg.intra_op_threads or max(1, (os.cpu_count() or 1) // cfg.inference_workers)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -12,7 +12,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from danlu.errors import DanluError
 from danlu.serve.config import ServeConfig
 from danlu.serve.package import Package, TensorSpec
-from danlu.serve.runtimes.base import Runtime, RuntimeInputError
+from danlu.serve.runtimes.base import Runtime, RuntimeInputError, intra_op_threads
 
 __all__ = ["OnnxRuntime"]
 
@@ -27,17 +27,19 @@ ORT_TYPES = {
 
 
 class OnnxRuntime(Runtime):
-    """Serve `package`'s model.onnx on the CPU with every graph optimization on."""
+    """Serve `package`'s model.onnx (or model.int8.onnx) on the CPU, every graph optimization on."""
 
-    def __init__(self, package: Package, cfg: ServeConfig | None = None):
+    def __init__(self, package: Package, cfg: ServeConfig | None = None, artifact: str = "onnx",
+                 entry: dict[str, Any] | None = None):
         cfg = cfg or ServeConfig()
-        path = package.artifact("onnx")
+        path = package.artifact(artifact)
         # 0 = share the cores among the batches that run at once (inference_workers), so two
         # concurrent ORT calls do not each start a thread per core and fight over them.
-        threads = cfg.intra_op_threads or max(1, (os.cpu_count() or 1) // cfg.inference_workers)
+        threads = intra_op_threads(cfg)
         self.session = _session(path, threads, _optimization_level(package))
-        self.inputs, self.outputs = package.inputs, package.outputs
-        _check_contract(path, "input", package.inputs, self.session.get_inputs())
+        # A text package's graph takes token ids; the server tokenizes in front of it.
+        self.inputs, self.outputs = package.model_inputs, package.outputs
+        _check_contract(path, "input", self.inputs, self.session.get_inputs())
         _check_contract(path, "output", package.outputs, self.session.get_outputs())
         self._all_outputs = [s.name for s in package.outputs]
 
