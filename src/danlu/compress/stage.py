@@ -17,6 +17,7 @@ from danlu.compress.pareto import choose, pareto_front
 from danlu.compress.variants import Built, Context, build_variant, export_torch
 from danlu.data.stage import load_splits
 from danlu.evaluate.metrics import classification_metrics
+from danlu.evaluate.stats import bootstrap_ci
 from danlu.models import InputSpec
 from danlu.runs import Run, StageResult, read_json, write_json
 from danlu.train.checkpoint import load_model
@@ -57,7 +58,8 @@ def measure_variant(ctx: Context, b: Built, cfg: CompressConfig) -> dict[str, An
                                       ctx.splits.info["labels"])
     params, nonzero = _params(b)
     zip_path = b.dir / "model.onnx.zip" if b.zipped else None
-    return {"name": b.name, "metrics": metrics, "accuracy": metrics["accuracy"],
+    ci = bootstrap_ci(y, labels, n_classes=ctx.num_classes)["accuracy"]
+    return {"name": b.name, "metrics": metrics, "accuracy": metrics["accuracy"], "accuracy_ci": ci,
             "val_accuracy": float((val_labels == ctx.splits.y["val"]).mean()),
             "labels": labels, "params": params, "nonzero_params": nonzero,
             "size_bytes": b.onnx.stat().st_size, "deflated_bytes": deflated_size(b.onnx, zip_path),
@@ -147,7 +149,9 @@ def _write(run: Run, b: Built, m: dict[str, Any], gates: dict[str, Any], cfg: Co
 def _row(name: str, m: dict[str, Any], gates: dict[str, Any], b: Built) -> dict[str, Any]:
     reasons = [g["reason"] for g in gates.values() if not g["passed"]]
     return {"name": name, "passed": not reasons, "status": "rejected" if reasons else "passed",
-            "reasons": reasons, "accuracy": m["accuracy"], "f1_macro": m["metrics"]["f1_macro"],
+            "reasons": reasons, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
+            "f1_macro": m["metrics"]["f1_macro"],
+            "distillation_gain": b.record.get("distill", {}).get("gain"),
             "vs_baseline": gates.get("accuracy", {}).get("vs_baseline"),
             "val_accuracy": m["val_accuracy"], "params": m["params"], "nonzero_params": m["nonzero_params"],
             "size_bytes": m["size_bytes"], "deflated_bytes": m["deflated_bytes"],

@@ -16,6 +16,7 @@ from torch import nn
 from danlu.compress.config import QuantizeConfig, VariantConfig
 from danlu.compress.distill import distill, student_config
 from danlu.compress.finetune import FinetuneResult
+from danlu.compress.gates import compare_to_baseline
 from danlu.compress.measure import predict, session
 from danlu.compress.prune import prune_structured, prune_unstructured, sparsity_report
 from danlu.compress.quantize import quantize_onnx
@@ -27,7 +28,7 @@ from danlu.models import InputSpec, model_spec
 from danlu.models.packaged import Packaged
 from danlu.runs import write_json
 
-__all__ = ["Built", "Context", "build_variant", "save_torch"]
+__all__ = ["Built", "Context", "build_variant", "distillation_gain", "save_torch"]
 
 
 @dataclass
@@ -123,8 +124,21 @@ def _step_distill(ctx: Context, v: VariantConfig, b: Built, parent: Built) -> No
         "without_distillation": {"test_accuracy": acc_0, "training": _history(res0),
                                  "predictions": "undistilled/predictions.npz"},
         "test_accuracy": acc_kd, "gain_vs_undistilled": acc_kd - acc_0,
+        "gain": distillation_gain(y, l_kd.numpy(), l_0.numpy()),
         "label_agreement_with_undistilled": float((l_kd.numpy() == l_0.numpy()).mean())}
     b.steps.append(f"distill (T={cfg.temperature}, alpha={cfg.alpha})")
+
+
+def distillation_gain(y: np.ndarray, distilled: np.ndarray, undistilled: np.ndarray) -> dict[str, Any]:
+    """Test accuracy of the distilled student minus the same student trained without the teacher
+    (same rows): paired bootstrap 95% interval and McNemar's test (danlu.evaluate.stats)."""
+    c = compare_to_baseline(y, distilled, undistilled)
+    return {"accuracy_gain": c["accuracy_diff"], "ci": c["ci"], "bootstrap_p": c["bootstrap_p"],
+            "mcnemar_p": c["mcnemar_p"], "mcnemar": c["mcnemar"],
+            "distilled_accuracy": float((distilled == y).mean()),
+            "undistilled_accuracy": float((undistilled == y).mean()),
+            # a gain is claimed only when the whole interval lies above zero
+            "significant": c["ci"][0] > 0}
 
 
 def _step_prune(ctx: Context, v: VariantConfig, b: Built) -> None:
