@@ -121,8 +121,10 @@ def _default_variants() -> list[VariantConfig]:
 
 
 class CompressConfig(Section):
-    # The model to compress: "train" = this run's trained model (the only source so far).
-    baseline: Literal["train"] = "train"
+    # The model to compress: "train" = this run's trained model; or a path: another run folder
+    # of the same data (its torch model and normalizer), or a model package folder (ONNX only:
+    # quantize variants work from it, distill/prune variants need a run's torch weights).
+    baseline: str = Field("train", min_length=1)
     variants: list[VariantConfig] = Field(default_factory=_default_variants)
     budget: BudgetConfig = BudgetConfig()
     latency: LatencyConfig = LatencyConfig()
