@@ -27,7 +27,7 @@ def needs_torch(cfg: CompressConfig, variants: list[Any]) -> list[str]:
     teacher's logits, pruning fine-tunes the weights (directly, or through a `from:` chain)."""
     names: list[str] = []
     for v in variants:
-        if v.distill or v.prune or v.from_ in names:
+        if v.distill or v.prune or (v.quantize and v.quantize.mode == "qat") or v.from_ in names:
             names.append(v.name)
     return names
 

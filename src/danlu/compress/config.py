@@ -10,7 +10,7 @@ from danlu.data.config import Section
 from danlu.models.config import ModelConfig
 
 __all__ = ["BudgetConfig", "CompressConfig", "DistillConfig", "LatencyConfig", "PruneConfig",
-           "QuantizeConfig", "SearchConfig", "VariantConfig"]
+           "QATConfig", "QuantizeConfig", "SearchConfig", "VariantConfig"]
 
 
 class PruneConfig(Section):
@@ -33,16 +33,28 @@ class PruneConfig(Section):
     batch_size: int = Field(64, ge=1)
 
 
+class QATConfig(Section):
+    # Short fine-tuning under int8 fake quantization at a small learning rate: the weights move
+    # onto the int8 grid without forgetting what training found.
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(64, ge=1)
+
+
 class QuantizeConfig(Section):
     # static: int8 QDQ with calibration (convolutions); dynamic: int8 weights, activations
     # quantized at run time (Linear-heavy graphs); fp16: half-precision weights;
-    # auto: builds dynamic and static, measures both and keeps the faster that passes the gates.
-    mode: Literal["static", "dynamic", "fp16", "auto"] = "static"
+    # auto: builds dynamic and static, measures both and keeps the faster that passes the gates;
+    # qat: quantization-aware fine-tuning (settings in `qat`), then static int8 QDQ — for when
+    # post-training static quantization loses more accuracy than the budget allows.
+    mode: Literal["static", "dynamic", "fp16", "auto", "qat"] = "static"
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     # Rows drawn (seeded) from the training split to calibrate activation ranges.
     calibration_samples: int = Field(512, ge=1)
     # One scale per output channel: keeps accuracy where channel ranges differ a lot.
     per_channel: bool = True
+    # Quantization-aware training (mode: qat only).
+    qat: QATConfig = QATConfig()
 
 
 class DistillConfig(Section):

@@ -20,6 +20,7 @@ from danlu.compress.gates import compare_to_baseline
 from danlu.compress.measure import predict, session
 from danlu.compress.prune import prune_structured, prune_unstructured, sparsity_report
 from danlu.compress.quantize import quantize_onnx
+from danlu.compress.quantize.qat import qat_finetune
 from danlu.data.stage import Splits
 from danlu.errors import RecipeError
 from danlu.export.onnx import export_onnx
@@ -162,9 +163,22 @@ def _step_prune(ctx: Context, v: VariantConfig, b: Built) -> None:
     b.net = net
 
 
+def _step_qat(ctx: Context, v: VariantConfig, b: Built) -> None:
+    """Quantization-aware fine-tuning of a copy of the net; static QDQ export follows."""
+    if b.net is None:
+        raise RecipeError(f"compress.variants.{v.name}.quantize.mode", got="qat",
+                          expected="a baseline with torch weights ('train' or a run folder)")
+    b.net = copy.deepcopy(b.net)
+    res = qat_finetune(b.net, v.quantize.qat, ctx.train, ctx.val, ctx.seed)
+    b.record["qat"] = {**v.quantize.qat.model_dump(mode="json"), "finetune": _history(res),
+                       "simulated": "int8 weights per channel (symmetric), Conv/Linear inputs per "
+                                    "tensor; BatchNorm folded into Conv"}
+
+
 def quantize_candidates(ctx: Context, src: Path, folder: Path, cfg: QuantizeConfig) -> dict[str, Path]:
     """{mode: quantized file} for cfg.mode (both dynamic and static for auto)."""
-    modes = ["dynamic", "static"] if cfg.mode == "auto" else [cfg.mode]
+    # qat: the fine-tuned fp32 graph is quantized statically, as static PTQ would be.
+    modes = {"auto": ["dynamic", "static"], "qat": ["static"]}.get(cfg.mode, [cfg.mode])
     calib = ctx.calibration(cfg.calibration_samples)
     return {m: quantize_onnx(src, folder / f"model.{m}.onnx", m, cfg, ctx.input_name, calib)
             for m in modes}
@@ -194,7 +208,9 @@ def build_variant(ctx: Context, v: VariantConfig, parent: Built, folder: Path,
         _step_distill(ctx, v, b, parent)
     if v.prune:
         _step_prune(ctx, v, b)
-    if v.distill or v.prune:
+    if v.quantize and v.quantize.mode == "qat":
+        _step_qat(ctx, v, b)
+    if v.distill or v.prune or (v.quantize and v.quantize.mode == "qat"):
         export_torch(ctx, b)
     else:
         shutil.copy2(parent.onnx, b.onnx)
@@ -210,6 +226,8 @@ def build_variant(ctx: Context, v: VariantConfig, parent: Built, folder: Path,
             b.parity = quantized_parity(ctx, fp32, b.onnx)
         b.quantized = mode
         b.record["quantize"] = {**v.quantize.model_dump(mode="json"), "chosen_mode": mode, **record}
-        b.steps.append(f"{mode} quantization" + (f" ({v.quantize.calibration} calibration)"
-                                                 if mode == "static" else ""))
+        qat = (f"quantization-aware training ({v.quantize.qat.epochs} epochs), then "
+               if v.quantize.mode == "qat" else "")
+        b.steps.append(qat + f"{mode} quantization" + (f" ({v.quantize.calibration} calibration)"
+                                                       if mode == "static" else ""))
     return b
