@@ -38,7 +38,7 @@ def test_qat_keeps_the_model_config_and_folds_batchnorm_exactly(small_run, ctx):
     res = qat_finetune(trained, QATConfig(epochs=1), ctx.train, ctx.val, seed=0)
     assert res.best_epoch == 1 and {k: v.shape for k, v in trained.state_dict().items()} == before
     bns = [m for m in trained.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert bns and all(not m.training and float(m.weight.min()) == 1.0 for m in bns)
+    assert bns and all(not m.training and float(m.weight.detach().min()) == 1.0 for m in bns)
     assert not any(isinstance(m, FakeQuantized) for m in trained.modules())
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from danlu.data.config import Section
+from danlu.data.config import AugmentStep, Section
 from danlu.models.config import ModelConfig
 
 __all__ = ["BudgetConfig", "CompressConfig", "DistillConfig", "LatencyConfig", "PruneConfig",
@@ -68,6 +68,11 @@ class DistillConfig(Section):
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(64, ge=1)
+    # Augmentation for distillation ("function matching", Beyer et al. 2022): each batch is
+    # augmented (same steps as preprocess.augment) and the teacher labels the augmented inputs, so
+    # the student sees the teacher's soft labels on new images every epoch. The student trained
+    # without the teacher gets the same augmented batches, so the comparison stays fair.
+    augment: list[AugmentStep] = []
 
 
 class VariantConfig(Section):

@@ -106,10 +106,12 @@ def _history(r: FinetuneResult) -> dict[str, Any]:
 def _step_distill(ctx: Context, v: VariantConfig, b: Built, parent: Built) -> None:
     cfg = v.distill
     s_cfg = student_config(cfg, parent.model_cfg)
+    aug = _augmenter(ctx, cfg.augment)
     student, res = distill(parent.net, s_cfg, ctx.spec, ctx.num_classes, cfg, ctx.train, ctx.val,
-                           ctx.seed)
+                           ctx.seed, augment=aug)
+    aug = _augmenter(ctx, cfg.augment)  # a fresh one: the same draws for the comparison student
     plain, res0 = distill(parent.net, s_cfg, ctx.spec, ctx.num_classes, cfg, ctx.train, ctx.val,
-                          ctx.seed, use_teacher=False)
+                          ctx.seed, use_teacher=False, augment=aug)
     b.net, b.model_cfg = student, s_cfg
     x, y = ctx.splits.x["test"], ctx.splits.y["test"]
     with torch.inference_mode():
@@ -121,13 +123,26 @@ def _step_distill(ctx: Context, v: VariantConfig, b: Built, parent: Built) -> No
     acc_kd, acc_0 = float((l_kd.numpy() == y).mean()), float((l_0.numpy() == y).mean())
     b.record["distill"] = {
         "student": s_cfg.model_dump(mode="json"), "temperature": cfg.temperature, "alpha": cfg.alpha,
-        "teacher_logits_cached": True, "training": _history(res),
+        "augment": [a.model_dump(mode="json", exclude_none=True) for a in cfg.augment],
+        "teacher_logits_cached": not cfg.augment, "training": _history(res),
         "without_distillation": {"test_accuracy": acc_0, "training": _history(res0),
                                  "predictions": "undistilled/predictions.npz"},
         "test_accuracy": acc_kd, "gain_vs_undistilled": acc_kd - acc_0,
         "gain": distillation_gain(y, l_kd.numpy(), l_0.numpy()),
         "label_agreement_with_undistilled": float((l_kd.numpy() == l_0.numpy()).mean())}
-    b.steps.append(f"distill (T={cfg.temperature}, alpha={cfg.alpha})")
+    b.steps.append(f"distill (T={cfg.temperature}, alpha={cfg.alpha}"
+                   + (", augmented" if cfg.augment else "") + ")")
+
+
+def _augmenter(ctx: Context, steps: list[Any]):
+    """distill.augment's steps as an Augmenter over this context's normalized tensors, or None."""
+    if not steps:
+        return None
+    from danlu.data.augment import Augmenter
+
+    x = ctx.splits.x["train"]
+    return Augmenter(steps, ctx.shift, ctx.scale, ctx.num_classes, ctx.spec.image_shape,
+                     (float(x.min()), float(x.max())), ctx.seed)
 
 
 def distillation_gain(y: np.ndarray, distilled: np.ndarray, undistilled: np.ndarray) -> dict[str, Any]:
