@@ -113,7 +113,8 @@ def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None
     for name, b in built.items():
         _write(run, b, measured[name], gates[name], cfg, "baseline" if name == "baseline"
                else next(v.from_ for v in variants if v.name == name))
-    rows = [_row(name, measured[name], gates[name], built[name]) for name in built]
+    parents = {"baseline": None, **{v.name: v.from_ for v in variants}}
+    rows = [_row(name, measured[name], gates[name], built[name], parents[name]) for name in built]
     passing = [r for r in rows if r["passed"]]
     chosen, why = choose(rows, cfg.budget)
     report = {"baseline": "baseline", "baseline_source": base.record["source"],
@@ -146,9 +147,11 @@ def _write(run: Run, b: Built, m: dict[str, Any], gates: dict[str, Any], cfg: Co
                           b.parity, record, b.zipped)
 
 
-def _row(name: str, m: dict[str, Any], gates: dict[str, Any], b: Built) -> dict[str, Any]:
+def _row(name: str, m: dict[str, Any], gates: dict[str, Any], b: Built,
+         parent: str | None) -> dict[str, Any]:
     reasons = [g["reason"] for g in gates.values() if not g["passed"]]
-    return {"name": name, "passed": not reasons, "status": "rejected" if reasons else "passed",
+    return {"name": name, "from": parent, "passed": not reasons,
+            "status": "rejected" if reasons else "passed",
             "reasons": reasons, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
             "f1_macro": m["metrics"]["f1_macro"],
             "distillation_gain": b.record.get("distill", {}).get("gain"),

@@ -41,6 +41,8 @@ def _status(r: dict[str, Any], chosen: str) -> str:
 
 def _row(r: dict[str, Any], chosen: str) -> list[str]:
     steps = ", ".join(r.get("steps") or []) or ("the run's model, fp32" if r["name"] == "baseline" else "")
+    if r.get("from") not in (None, "baseline"):
+        steps = f"from {r['from']}: {steps}"
     return [f'<b>{e(r["name"])}</b><br><span class="ci">{e(steps)}</span>',
             _ci(r["accuracy"], r.get("accuracy_ci")), _vs_baseline(r),
             f'{num(r["params"])}<br><span class="ci">{num(r["nonzero_params"])} non-zero</span>',

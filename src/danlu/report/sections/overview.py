@@ -52,6 +52,11 @@ def summary(metrics: dict[str, Any] | None, pkg: dict[str, Any] | None) -> str:
               if not c["passed"]]
     fail = (f'<div class="failure"><b>Not packaged: the gate failed</b> on the test split '
             f'({e(", ".join(misses))}).</div>' if misses else "")
+    c = (pkg or {}).get("compression")
+    if isinstance(c, dict):
+        fail += (f'<div class="warning"><b>package/ serves the compressed variant '
+                 f'{e(c.get("variant"))}</b> (promoted by <code>danlu compress</code>); the metrics '
+                 "below are the trained model's; the variant's are in the Compression section.</div>")
     warn = fail + "".join(f'<div class="warning"><b>Accuracy misleads here.</b> {e(w["message"])}</div>'
                    for w in test.get("warnings", []))
     n = test.get("n")
