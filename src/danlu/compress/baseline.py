@@ -81,7 +81,7 @@ def _from_package(run: Run, cfg: CompressConfig, variants: list[Any], path: Path
             "compress.baseline", got=str(path),
             expected=f"a run folder (or 'train') for the variants {', '.join(torch_steps)}",
             hint="a package holds only model.onnx, no torch weights: distillation needs the "
-                 "teacher's network to compute its logits and pruning fine-tunes the weights; "
+                 "teacher's network to compute its logits, pruning and QAT fine-tune the weights; "
                  "quantization variants work from a package. Set compress.baseline to the run "
                  "folder that made the package, or keep only quantize variants")
     shutil.copy2(onnx, folder / "model.onnx")
