@@ -405,6 +405,11 @@ def compress(
     for r in report["variants"]:
         for reason in r["reasons"]:
             err.print(f"[yellow]{r['name']} rejected:[/] {reason}", highlight=False, soft_wrap=True)
+    for r in report["variants"]:
+        if g := r.get("distillation_gain"):
+            out.print(f"{r['name']}: distillation gain {g['accuracy_gain'] * 100:+.2f} pt "
+                      f"[{g['ci'][0] * 100:+.2f}, {g['ci'][1] * 100:+.2f}] vs the same student "
+                      f"alone (McNemar p {g['mcnemar_p']:.3f})", highlight=False)
     promoted = " (promoted to package/, original in package.orig/)" if report["promoted"] else ""
     out.print(f"chosen: {report['chosen']}{promoted}", highlight=False)
     out.print(f"report: {run_dir / result.paths['pareto']}", highlight=False, soft_wrap=True)

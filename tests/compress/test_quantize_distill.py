@@ -67,3 +67,29 @@ def test_distillation_loss_matches_a_hand_computation():
     assert abs(got - expected) < 1e-6
     # alpha = 0 is plain cross-entropy: the comparison student's loss.
     assert abs(float(distillation_loss(z_s, z_t, y, T, 0.0)) - ce / 2) < 1e-6
+
+
+def test_augmented_distillation_labels_each_augmented_batch_with_the_teacher(small_run, ctx):
+    from danlu.compress.config import DistillConfig
+    from danlu.compress.distill import distill, student_config
+    from danlu.compress.variants import _augmenter
+    from danlu.runs import Run
+    from danlu.train.checkpoint import load_model
+
+    teacher = load_model(Run.open(small_run.run_dir))
+    seen: list[torch.Tensor] = []
+    teacher.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
+    cfg = DistillConfig.model_validate({"width": 0.25, "epochs": 1, "batch_size": 256,
+                                        "augment": [{"rotate": {"degrees": 15, "p": 1.0}}]})
+    s_cfg = student_config(cfg, Run.open(small_run.run_dir).recipe.model)
+    x = ctx.train[0]
+    _, res = distill(teacher, s_cfg, ctx.spec, ctx.num_classes, cfg, ctx.train, ctx.val, 0,
+                     augment=_augmenter(ctx, cfg.augment))
+    batches = -(-len(x) // 256)
+    assert len(seen) == batches and res.steps == batches  # teacher called per batch, not cached
+    rows = {tuple(r.tolist()) for r in x}
+    assert all(tuple(seen[0][i].tolist()) not in rows for i in range(10))  # rotated inputs
+    seen.clear()
+    _, res0 = distill(teacher, s_cfg, ctx.spec, ctx.num_classes, cfg, ctx.train, ctx.val, 0,
+                      use_teacher=False, augment=_augmenter(ctx, cfg.augment))
+    assert seen == [] and res0.steps == res.steps  # the comparison student never asks the teacher

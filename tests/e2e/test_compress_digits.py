@@ -82,6 +82,15 @@ def test_compress_makes_every_variant_with_measurements(compressed):
     distill = json.loads((run_dir / "compress" / "student" / "compression.json").read_text())["distill"]
     assert distill["without_distillation"]["training"]["epochs"] == distill["training"]["epochs"]
     assert (run_dir / "compress" / "student" / "undistilled" / "predictions.npz").is_file()
+    # The gain over the same student trained alone, from both prediction files, with its CI.
+    with np.load(run_dir / "compress" / "student" / "undistilled" / "predictions.npz") as z0, \
+            np.load(run_dir / "compress" / "student" / "predictions.npz") as z1:
+        acc0, acc1 = float((z0["labels"] == z0["y"]).mean()), float((z1["labels"] == z1["y"]).mean())
+    gain = rows["student"]["distillation_gain"]
+    assert gain == distill["gain"] and gain["undistilled_accuracy"] == pytest.approx(acc0)
+    assert gain["accuracy_gain"] == pytest.approx(acc1 - acc0, abs=1e-6)
+    assert gain["ci"][0] <= gain["accuracy_gain"] <= gain["ci"][1]
+    assert gain["significant"] == (gain["ci"][0] > 0) and "distillation gain" in proc.stdout
     assert set(report["front"]) <= {r for r in rows if rows[r]["passed"]}
 
 

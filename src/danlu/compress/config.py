@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from danlu.data.config import Section
+from danlu.data.config import AugmentStep, Section
 from danlu.models.config import ModelConfig
 
 __all__ = ["BudgetConfig", "CompressConfig", "DistillConfig", "LatencyConfig", "PruneConfig",
-           "QuantizeConfig", "SearchConfig", "VariantConfig"]
+           "QATConfig", "QuantizeConfig", "SearchConfig", "VariantConfig"]
 
 
 class PruneConfig(Section):
@@ -33,16 +33,28 @@ class PruneConfig(Section):
     batch_size: int = Field(64, ge=1)
 
 
+class QATConfig(Section):
+    # Short fine-tuning under int8 fake quantization at a small learning rate: the weights move
+    # onto the int8 grid without forgetting what training found.
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(64, ge=1)
+
+
 class QuantizeConfig(Section):
     # static: int8 QDQ with calibration (convolutions); dynamic: int8 weights, activations
     # quantized at run time (Linear-heavy graphs); fp16: half-precision weights;
-    # auto: builds dynamic and static, measures both and keeps the faster that passes the gates.
-    mode: Literal["static", "dynamic", "fp16", "auto"] = "static"
+    # auto: builds dynamic and static, measures both and keeps the faster that passes the gates;
+    # qat: quantization-aware fine-tuning (settings in `qat`), then static int8 QDQ — for when
+    # post-training static quantization loses more accuracy than the budget allows.
+    mode: Literal["static", "dynamic", "fp16", "auto", "qat"] = "static"
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     # Rows drawn (seeded) from the training split to calibrate activation ranges.
     calibration_samples: int = Field(512, ge=1)
     # One scale per output channel: keeps accuracy where channel ranges differ a lot.
     per_channel: bool = True
+    # Quantization-aware training (mode: qat only).
+    qat: QATConfig = QATConfig()
 
 
 class DistillConfig(Section):
@@ -56,6 +68,11 @@ class DistillConfig(Section):
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(64, ge=1)
+    # Augmentation for distillation ("function matching", Beyer et al. 2022): each batch is
+    # augmented (same steps as preprocess.augment) and the teacher labels the augmented inputs, so
+    # the student sees the teacher's soft labels on new images every epoch. The student trained
+    # without the teacher gets the same augmented batches, so the comparison stays fair.
+    augment: list[AugmentStep] = []
 
 
 class VariantConfig(Section):
@@ -121,8 +138,10 @@ def _default_variants() -> list[VariantConfig]:
 
 
 class CompressConfig(Section):
-    # The model to compress: "train" = this run's trained model (the only source so far).
-    baseline: Literal["train"] = "train"
+    # The model to compress: "train" = this run's trained model; or a path: another run folder
+    # of the same data (its torch model and normalizer), or a model package folder (ONNX only:
+    # quantize variants work from it, distill/prune variants need a run's torch weights).
+    baseline: str = Field("train", min_length=1)
     variants: list[VariantConfig] = Field(default_factory=_default_variants)
     budget: BudgetConfig = BudgetConfig()
     latency: LatencyConfig = LatencyConfig()

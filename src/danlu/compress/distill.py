@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from danlu.compress.config import DistillConfig
-from danlu.compress.finetune import FinetuneResult, finetune
+from danlu.compress.finetune import Augment, FinetuneResult, finetune
 from danlu.models import InputSpec, build_model
 
 __all__ = ["distill", "distillation_loss", "student_config"]
@@ -42,20 +42,31 @@ def student_config(cfg: DistillConfig, teacher_cfg: Any) -> Any:
 
 def distill(teacher: nn.Module, student_cfg: Any, spec: InputSpec, num_classes: int,
             cfg: DistillConfig, train: tuple[torch.Tensor, torch.Tensor],
-            val: tuple[torch.Tensor, torch.Tensor], seed: int, use_teacher: bool = True
-            ) -> tuple[nn.Module, FinetuneResult]:
-    """Train a fresh student (seeded) on the teacher's cached logits; use_teacher=False trains
-    the same student, same seed and epochs, on the labels alone (the comparison run)."""
+            val: tuple[torch.Tensor, torch.Tensor], seed: int, use_teacher: bool = True,
+            augment: Augment | None = None) -> tuple[nn.Module, FinetuneResult]:
+    """Train a fresh student (seeded) on the teacher's logits; use_teacher=False trains the same
+    student, same seed, epochs and augmented batches, on the labels alone (the comparison run).
+
+    augment(x, y, step) (cfg.augment built by the caller): the teacher labels each augmented
+    batch; without it the inputs are fixed and the teacher's logits are computed once."""
     torch.manual_seed(seed)
     student = build_model(student_cfg, spec, num_classes)
-    # No augmentation in danlu's training: each row's input is fixed, so the teacher's logits are
-    # computed once (in eval mode) and indexed per batch instead of recomputed every step.
-    with torch.inference_mode():
-        cached = torch.cat([teacher.eval()(train[0][i:i + 1024]) for i in range(0, len(train[0]), 1024)])
+    teacher.eval()
+    cached = None
+    if augment is None:
+        with torch.inference_mode():
+            cached = torch.cat([teacher(train[0][i:i + 1024]) for i in range(0, len(train[0]), 1024)])
 
-    def loss(z_s: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return distillation_loss(z_s, cached[idx], y, cfg.temperature, cfg.alpha if use_teacher else 0.0)
+    def loss(z_s: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if not use_teacher:
+            return F.cross_entropy(z_s, y)
+        if cached is not None:
+            z_t = cached[idx]
+        else:
+            with torch.no_grad():
+                z_t = teacher(x)
+        return distillation_loss(z_s, z_t, y, cfg.temperature, cfg.alpha)
 
     result = finetune(student, train, val, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                      seed=seed, loss_fn=loss)
+                      seed=seed, loss_fn=loss, augment=augment)
     return student.eval(), result

@@ -14,11 +14,14 @@ from danlu.train.loop import predict_proba
 
 __all__ = ["FinetuneResult", "finetune"]
 
-# loss(logits, batch indices into the training split, labels) -> scalar
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# loss(logits, batch indices into the training split, labels, the batch's inputs) -> scalar
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# augment(x, y, step=(epoch, batch)) -> (x, y), as danlu.data.augment's Augmenter
+Augment = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
-def cross_entropy(logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor,
+                  x: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(logits, y)
 
 
@@ -33,8 +36,8 @@ class FinetuneResult:
 def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
              val: tuple[torch.Tensor, torch.Tensor], *, epochs: int, lr: float, batch_size: int,
              seed: int, loss_fn: LossFn = cross_entropy,
-             on_step: Callable[[int], None] = lambda step: None, select_from_step: int = 0
-             ) -> FinetuneResult:
+             on_step: Callable[[int], None] = lambda step: None, select_from_step: int = 0,
+             augment: Augment | None = None) -> FinetuneResult:
     """Adam on (x, y); keep the best-val-accuracy epoch among those ending at/after select_from_step.
 
     `on_step(step)` runs before each optimizer step (the pruning schedule hooks in there).
@@ -51,9 +54,10 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     for epoch in range(1, epochs + 1):
         t0, total, seen = time.perf_counter(), 0.0, 0
         net.train()
-        for idx in torch.randperm(len(x), generator=gen).split(batch_size):
+        for b, idx in enumerate(torch.randperm(len(x), generator=gen).split(batch_size)):
             on_step(step)
-            loss = loss_fn(net(x[idx]), idx, y[idx])
+            xb, yb = augment(x[idx], y[idx], step=(epoch, b)) if augment else (x[idx], y[idx])
+            loss = loss_fn(net(xb), idx, yb, xb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -12,7 +12,7 @@ import numpy as np
 
 from danlu.compress.config import LatencyConfig
 
-__all__ = ["deflated_size", "latency", "paired_latency", "predict", "session"]
+__all__ = ["deflated_size", "latency", "onnx_params", "paired_latency", "predict", "session"]
 
 
 def session(path: Path, threads: int, spin: bool = True):
@@ -94,3 +94,19 @@ def deflated_size(path: Path, out: Path | None = None) -> int:
     if out is None:
         target.unlink()
     return size
+
+
+def onnx_params(path: Path) -> tuple[int, int]:
+    """(weights, non-zero weights) of an ONNX graph: its initializers of 2+ elements (weights and
+    biases; quantization scales and zero points are scalars or one per channel, counted too)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    total = nonzero = 0
+    for init in model.graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.size > 1:
+            total += int(a.size)
+            nonzero += int(np.count_nonzero(a))
+    return total, nonzero

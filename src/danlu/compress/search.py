@@ -44,17 +44,20 @@ def search(run: Run, cfg: CompressConfig, trials: int | None = None) -> list[Var
     """Run the study (compress/search/study.db, resumable); return the front's variants."""
     import optuna
 
+    from danlu.compress.baseline import load_baseline
     from danlu.compress.stage import make_context, measure_variant
-    from danlu.compress.variants import Built, build_variant, export_torch
-    from danlu.train.checkpoint import load_model
+    from danlu.compress.variants import build_variant
+    from danlu.errors import RecipeError
 
     folder = run.stage_dir("compress") / "search"
     folder.mkdir(parents=True, exist_ok=True)
     ctx = make_context(run, cfg)
-    base = Built("baseline", folder / "baseline", load_model(run), run.recipe.model)
-    shutil.rmtree(base.dir, ignore_errors=True)
-    base.dir.mkdir(parents=True)
-    export_torch(ctx, base)
+    base, ctx = load_baseline(run, cfg, ctx, [], folder / "baseline")
+    if base.net is None:
+        raise RecipeError("compress.baseline", got=cfg.baseline,
+                          expected="'train' or a run folder for --search",
+                          hint="the search space prunes and distills, which needs torch weights; "
+                               "a package holds only model.onnx")
     sampler = (optuna.samplers.NSGAIISampler(seed=run.recipe.seed) if cfg.search.sampler == "nsga2"
                else optuna.samplers.TPESampler(seed=run.recipe.seed, multivariate=True))
     optuna.logging.set_verbosity(optuna.logging.WARNING)

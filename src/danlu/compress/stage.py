@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from danlu.compress.baseline import load_baseline
 from danlu.compress.config import CompressConfig, VariantConfig
 from danlu.compress.gates import accuracy_gate, speed_gate
-from danlu.compress.measure import deflated_size, latency, paired_latency, predict, session
+from danlu.compress.measure import deflated_size, latency, onnx_params, paired_latency, predict, session
 from danlu.compress.package import promote, write_variant_package
 from danlu.compress.pareto import choose, pareto_front
-from danlu.compress.variants import Built, Context, build_variant, export_torch
+from danlu.compress.variants import Built, Context, build_variant
 from danlu.data.stage import load_splits
 from danlu.evaluate.metrics import classification_metrics
+from danlu.evaluate.stats import bootstrap_ci
 from danlu.models import InputSpec
 from danlu.runs import Run, StageResult, read_json, write_json
-from danlu.train.checkpoint import load_model
 
 __all__ = ["compress", "make_context", "measure_variant"]
 
@@ -42,6 +42,8 @@ def make_context(run: Run, cfg: CompressConfig) -> Context:
 
 
 def _params(b: Built) -> tuple[int, int]:
+    if b.net is None:  # a packaged baseline (ONNX only) and its quantized children
+        return onnx_params(b.onnx)
     ps = [p for p in b.net.parameters()]
     return sum(p.numel() for p in ps), sum(int((p != 0).sum()) for p in ps)
 
@@ -57,7 +59,8 @@ def measure_variant(ctx: Context, b: Built, cfg: CompressConfig) -> dict[str, An
                                       ctx.splits.info["labels"])
     params, nonzero = _params(b)
     zip_path = b.dir / "model.onnx.zip" if b.zipped else None
-    return {"name": b.name, "metrics": metrics, "accuracy": metrics["accuracy"],
+    ci = bootstrap_ci(y, labels, n_classes=ctx.num_classes)["accuracy"]
+    return {"name": b.name, "metrics": metrics, "accuracy": metrics["accuracy"], "accuracy_ci": ci,
             "val_accuracy": float((val_labels == ctx.splits.y["val"]).mean()),
             "labels": labels, "params": params, "nonzero_params": nonzero,
             "size_bytes": b.onnx.stat().st_size, "deflated_bytes": deflated_size(b.onnx, zip_path),
@@ -94,17 +97,15 @@ def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None
         return compress_text(run, cfg, variants)
     ctx = make_context(run, cfg)
     root = run.stage_dir("compress")
-    base = Built("baseline", root / "baseline", load_model(run), run.recipe.model)
-    shutil.rmtree(base.dir, ignore_errors=True)
-    base.dir.mkdir(parents=True)
-    export_torch(ctx, base)
+    variants = variants if variants is not None else cfg.variants
+    base, ctx = load_baseline(run, cfg, ctx, variants, root / "baseline")
     built = {"baseline": base}
     measured = {"baseline": measure_variant(ctx, base, cfg)}
     y = ctx.splits.y["test"]
     base_labels = measured["baseline"]["labels"]
     pick = _pick_quantized(ctx, cfg, base_labels)
     gates: dict[str, dict[str, Any]] = {"baseline": {}}
-    for v in variants if variants is not None else cfg.variants:
+    for v in variants:
         parent = built[v.from_]
         b = build_variant(ctx, v, parent, root / v.name, pick)
         m = measure_variant(ctx, b, cfg)
@@ -115,11 +116,13 @@ def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None
         built[v.name], measured[v.name] = b, m
     for name, b in built.items():
         _write(run, b, measured[name], gates[name], cfg, "baseline" if name == "baseline"
-               else next(v.from_ for v in (variants or cfg.variants) if v.name == name))
-    rows = [_row(name, measured[name], gates[name], built[name]) for name in built]
+               else next(v.from_ for v in variants if v.name == name))
+    parents = {"baseline": None, **{v.name: v.from_ for v in variants}}
+    rows = [_row(name, measured[name], gates[name], built[name], parents[name]) for name in built]
     passing = [r for r in rows if r["passed"]]
     chosen, why = choose(rows, cfg.budget)
-    report = {"baseline": "baseline", "budget": cfg.budget.model_dump(mode="json"),
+    report = {"baseline": "baseline", "baseline_source": base.record["source"],
+              "budget": cfg.budget.model_dump(mode="json"),
               "latency": cfg.latency.model_dump(mode="json"), "variants": rows,
               "front": pareto_front(passing),
               "front_accuracy_latency": pareto_front(passing, ("accuracy", "latency")),
@@ -148,10 +151,14 @@ def _write(run: Run, b: Built, m: dict[str, Any], gates: dict[str, Any], cfg: Co
                           b.parity, record, b.zipped)
 
 
-def _row(name: str, m: dict[str, Any], gates: dict[str, Any], b: Built) -> dict[str, Any]:
+def _row(name: str, m: dict[str, Any], gates: dict[str, Any], b: Built,
+         parent: str | None) -> dict[str, Any]:
     reasons = [g["reason"] for g in gates.values() if not g["passed"]]
-    return {"name": name, "passed": not reasons, "status": "rejected" if reasons else "passed",
-            "reasons": reasons, "accuracy": m["accuracy"], "f1_macro": m["metrics"]["f1_macro"],
+    return {"name": name, "from": parent, "passed": not reasons,
+            "status": "rejected" if reasons else "passed",
+            "reasons": reasons, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
+            "f1_macro": m["metrics"]["f1_macro"],
+            "distillation_gain": b.record.get("distill", {}).get("gain"),
             "vs_baseline": gates.get("accuracy", {}).get("vs_baseline"),
             "val_accuracy": m["val_accuracy"], "params": m["params"], "nonzero_params": m["nonzero_params"],
             "size_bytes": m["size_bytes"], "deflated_bytes": m["deflated_bytes"],
@@ -176,14 +183,15 @@ def compress_run(run_dir: str | Path, overrides: list[str] | None = None, search
 
         raise DanluError("--search explores pruning and width students of MLPs and CNNs; for a "
                          "text model list the variants in the recipe's compress section")
-    if not text and not run.path("train", "model.safetensors").is_file():
-        from danlu.errors import DanluError
-
-        raise DanluError(f"{run.dir}: no trained model (train/model.safetensors); finish "
-                         f"`danlu run` first")
     recipe = load_recipe(run.recipe, overrides)
     if recipe.compress is None:
         recipe = load_recipe(recipe, {"compress": CompressConfig().model_dump(mode="json")})
+    if (recipe.compress.baseline == "train" and not text
+            and not run.path("train", "model.safetensors").is_file()):
+        from danlu.errors import DanluError
+
+        raise DanluError(f"{run.dir}: no trained model (train/model.safetensors); finish "
+                         f"`danlu run` first, or set compress.baseline to a run or package folder")
     run.recipe = recipe
     atomic_write(run.path("recipe.yaml"), recipe.dump())
     cfg = recipe.compress

@@ -16,9 +16,11 @@ from torch import nn
 from danlu.compress.config import QuantizeConfig, VariantConfig
 from danlu.compress.distill import distill, student_config
 from danlu.compress.finetune import FinetuneResult
+from danlu.compress.gates import compare_to_baseline
 from danlu.compress.measure import predict, session
 from danlu.compress.prune import prune_structured, prune_unstructured, sparsity_report
 from danlu.compress.quantize import quantize_onnx
+from danlu.compress.quantize.qat import qat_finetune
 from danlu.data.stage import Splits
 from danlu.errors import RecipeError
 from danlu.export.onnx import export_onnx
@@ -27,7 +29,7 @@ from danlu.models import InputSpec, model_spec
 from danlu.models.packaged import Packaged
 from danlu.runs import write_json
 
-__all__ = ["Built", "Context", "build_variant", "save_torch"]
+__all__ = ["Built", "Context", "build_variant", "distillation_gain", "save_torch"]
 
 
 @dataclass
@@ -104,10 +106,12 @@ def _history(r: FinetuneResult) -> dict[str, Any]:
 def _step_distill(ctx: Context, v: VariantConfig, b: Built, parent: Built) -> None:
     cfg = v.distill
     s_cfg = student_config(cfg, parent.model_cfg)
+    aug = _augmenter(ctx, cfg.augment)
     student, res = distill(parent.net, s_cfg, ctx.spec, ctx.num_classes, cfg, ctx.train, ctx.val,
-                           ctx.seed)
+                           ctx.seed, augment=aug)
+    aug = _augmenter(ctx, cfg.augment)  # a fresh one: the same draws for the comparison student
     plain, res0 = distill(parent.net, s_cfg, ctx.spec, ctx.num_classes, cfg, ctx.train, ctx.val,
-                          ctx.seed, use_teacher=False)
+                          ctx.seed, use_teacher=False, augment=aug)
     b.net, b.model_cfg = student, s_cfg
     x, y = ctx.splits.x["test"], ctx.splits.y["test"]
     with torch.inference_mode():
@@ -119,12 +123,38 @@ def _step_distill(ctx: Context, v: VariantConfig, b: Built, parent: Built) -> No
     acc_kd, acc_0 = float((l_kd.numpy() == y).mean()), float((l_0.numpy() == y).mean())
     b.record["distill"] = {
         "student": s_cfg.model_dump(mode="json"), "temperature": cfg.temperature, "alpha": cfg.alpha,
-        "teacher_logits_cached": True, "training": _history(res),
+        "augment": [a.model_dump(mode="json", exclude_none=True) for a in cfg.augment],
+        "teacher_logits_cached": not cfg.augment, "training": _history(res),
         "without_distillation": {"test_accuracy": acc_0, "training": _history(res0),
                                  "predictions": "undistilled/predictions.npz"},
         "test_accuracy": acc_kd, "gain_vs_undistilled": acc_kd - acc_0,
+        "gain": distillation_gain(y, l_kd.numpy(), l_0.numpy()),
         "label_agreement_with_undistilled": float((l_kd.numpy() == l_0.numpy()).mean())}
-    b.steps.append(f"distill (T={cfg.temperature}, alpha={cfg.alpha})")
+    b.steps.append(f"distill (T={cfg.temperature}, alpha={cfg.alpha}"
+                   + (", augmented" if cfg.augment else "") + ")")
+
+
+def _augmenter(ctx: Context, steps: list[Any]):
+    """distill.augment's steps as an Augmenter over this context's normalized tensors, or None."""
+    if not steps:
+        return None
+    from danlu.data.augment import Augmenter
+
+    x = ctx.splits.x["train"]
+    return Augmenter(steps, ctx.shift, ctx.scale, ctx.num_classes, ctx.spec.image_shape,
+                     (float(x.min()), float(x.max())), ctx.seed)
+
+
+def distillation_gain(y: np.ndarray, distilled: np.ndarray, undistilled: np.ndarray) -> dict[str, Any]:
+    """Test accuracy of the distilled student minus the same student trained without the teacher
+    (same rows): paired bootstrap 95% interval and McNemar's test (danlu.evaluate.stats)."""
+    c = compare_to_baseline(y, distilled, undistilled)
+    return {"accuracy_gain": c["accuracy_diff"], "ci": c["ci"], "bootstrap_p": c["bootstrap_p"],
+            "mcnemar_p": c["mcnemar_p"], "mcnemar": c["mcnemar"],
+            "distilled_accuracy": float((distilled == y).mean()),
+            "undistilled_accuracy": float((undistilled == y).mean()),
+            # a gain is claimed only when the whole interval lies above zero
+            "significant": c["ci"][0] > 0}
 
 
 def _step_prune(ctx: Context, v: VariantConfig, b: Built) -> None:
@@ -148,9 +178,22 @@ def _step_prune(ctx: Context, v: VariantConfig, b: Built) -> None:
     b.net = net
 
 
+def _step_qat(ctx: Context, v: VariantConfig, b: Built) -> None:
+    """Quantization-aware fine-tuning of a copy of the net; static QDQ export follows."""
+    if b.net is None:
+        raise RecipeError(f"compress.variants.{v.name}.quantize.mode", got="qat",
+                          expected="a baseline with torch weights ('train' or a run folder)")
+    b.net = copy.deepcopy(b.net)
+    res = qat_finetune(b.net, v.quantize.qat, ctx.train, ctx.val, ctx.seed)
+    b.record["qat"] = {**v.quantize.qat.model_dump(mode="json"), "finetune": _history(res),
+                       "simulated": "int8 weights per channel (symmetric), Conv/Linear inputs per "
+                                    "tensor; BatchNorm folded into Conv"}
+
+
 def quantize_candidates(ctx: Context, src: Path, folder: Path, cfg: QuantizeConfig) -> dict[str, Path]:
     """{mode: quantized file} for cfg.mode (both dynamic and static for auto)."""
-    modes = ["dynamic", "static"] if cfg.mode == "auto" else [cfg.mode]
+    # qat: the fine-tuned fp32 graph is quantized statically, as static PTQ would be.
+    modes = {"auto": ["dynamic", "static"], "qat": ["static"]}.get(cfg.mode, [cfg.mode])
     calib = ctx.calibration(cfg.calibration_samples)
     return {m: quantize_onnx(src, folder / f"model.{m}.onnx", m, cfg, ctx.input_name, calib)
             for m in modes}
@@ -180,7 +223,9 @@ def build_variant(ctx: Context, v: VariantConfig, parent: Built, folder: Path,
         _step_distill(ctx, v, b, parent)
     if v.prune:
         _step_prune(ctx, v, b)
-    if v.distill or v.prune:
+    if v.quantize and v.quantize.mode == "qat":
+        _step_qat(ctx, v, b)
+    if v.distill or v.prune or (v.quantize and v.quantize.mode == "qat"):
         export_torch(ctx, b)
     else:
         shutil.copy2(parent.onnx, b.onnx)
@@ -196,6 +241,8 @@ def build_variant(ctx: Context, v: VariantConfig, parent: Built, folder: Path,
             b.parity = quantized_parity(ctx, fp32, b.onnx)
         b.quantized = mode
         b.record["quantize"] = {**v.quantize.model_dump(mode="json"), "chosen_mode": mode, **record}
-        b.steps.append(f"{mode} quantization" + (f" ({v.quantize.calibration} calibration)"
-                                                 if mode == "static" else ""))
+        qat = (f"quantization-aware training ({v.quantize.qat.epochs} epochs), then "
+               if v.quantize.mode == "qat" else "")
+        b.steps.append(qat + f"{mode} quantization" + (f" ({v.quantize.calibration} calibration)"
+                                                       if mode == "static" else ""))
     return b

@@ -162,11 +162,12 @@ def mistakes(images: np.ndarray, titles: list[str], cols: int = 8) -> str:
     return _svg(fig)
 
 
-def tuning(values: list[float], maximize: bool, metric: str) -> str:
-    """Each trial's objective and the best so far."""
+def tuning(values: list[float], maximize: bool, metric: str,
+           numbers: Sequence[int] | None = None) -> str:
+    """Each trial's objective (at its trial number) and the best so far."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.0))
-    x = np.arange(1, len(values) + 1)
+    x = np.asarray(numbers) if numbers is not None else np.arange(len(values))
     ax.plot(x, values, "o", color=ACCENT[0], ms=4, label="trial")
     best = np.maximum.accumulate(values) if maximize else np.minimum.accumulate(values)
     ax.step(x, best, where="post", color=ACCENT[1], lw=1.5, label="best so far")
@@ -176,23 +177,53 @@ def tuning(values: list[float], maximize: bool, metric: str) -> str:
     return _svg(fig)
 
 
-def pareto(points: list[dict[str, Any]], x_key: str, y_key: str) -> str:
-    """Compression variants: size (or latency) against quality, the Pareto front highlighted."""
+def pareto(rows: list[dict[str, Any]], x_key: str, x_label: str, front: list[str],
+           chosen: str | None, x_scale: float = 1.0) -> str:
+    """Test accuracy (with its 95% CI) against a cost, one point per variant: rejected variants as
+    grey crosses, the Pareto front (of variants that pass the gates) joined by a line, the chosen
+    variant ringed."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    front = [p for p in points if p.get("pareto", p.get("on_front", False))]
-    ax.plot([p[x_key] for p in points], [p[y_key] for p in points], "o", color=ACCENT[8], ms=5,
-            label="variant")
-    if front:
-        front = sorted(front, key=lambda p: p[x_key])
-        ax.plot([p[x_key] for p in front], [p[y_key] for p in front], "o-", color=ACCENT[1], ms=6,
-                label="Pareto front")
-    for p in points:
-        name = str(p.get("name", p.get("variant", "")))
-        if name:
-            ax.annotate(name, (p[x_key], p[y_key]), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7, color=MUTED)
-    ax.set(xlabel=x_key, ylabel=y_key, title="compression variants")
-    ax.legend()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    xs = [r[x_key] * x_scale for r in rows]
+    ys = [r["accuracy"] for r in rows]
+    lo = min([*ys, *(r["accuracy_ci"][0] for r in rows if r.get("accuracy_ci"))])
+    hi = max([*ys, *(r["accuracy_ci"][1] for r in rows if r.get("accuracy_ci"))])
+    # the axes' extent (x from 0, margins included), to stack labels in about one text line
+    dx, dy = (max(xs) * 1.3) or 1.0, ((hi - lo) * 1.24) or 1.0
+    placed: list[tuple[float, float]] = []
+    for r in rows:
+        x, y = r[x_key] * x_scale, r["accuracy"]
+        # Labels of nearby points are stacked (one line, ~7% of the y range, up each time)
+        # instead of printed over each other.
+        near = 0
+        while any(abs(x - px) < 0.12 * dx and abs(y + near * 0.05 * dy - py) < 0.045 * dy
+                  for px, py in placed):
+            near += 1
+        placed.append((x, y + near * 0.05 * dy))
+        ci = r.get("accuracy_ci")
+        ok = r.get("passed", True)
+        if ci:
+            ax.errorbar([x], [y], yerr=[[max(0.0, y - ci[0])], [max(0.0, ci[1] - y)]], fmt="none",
+                        ecolor=GRID if not ok else "#bfc5cc", lw=1, capsize=2, zorder=1)
+        ax.plot([x], [y], "x" if not ok else "o", color=MUTED if not ok else ACCENT[0],
+                ms=7 if not ok else 6, zorder=3)
+        ax.annotate(str(r["name"]), (x, y), textcoords="offset points", xytext=(5, 4 + 11 * near),
+                    fontsize=7.5,
+                    color=MUTED if not ok else INK, zorder=4)
+    on = sorted((r for r in rows if r["name"] in front), key=lambda r: r[x_key])
+    if on:
+        ax.plot([r[x_key] * x_scale for r in on], [r["accuracy"] for r in on], "-", color=ACCENT[1],
+                lw=1.6, zorder=2, label="Pareto front")
+    for r in rows:
+        if r["name"] == chosen:
+            ax.plot([r[x_key] * x_scale], [r["accuracy"]], "o", ms=14, mfc="none", mec=ACCENT[2],
+                    mew=2, zorder=5, label=f"chosen: {chosen}")
+    ax.plot([], [], "o", color=ACCENT[0], label="passes the gates")
+    if any(not r.get("passed", True) for r in rows):
+        ax.plot([], [], "x", color=MUTED, label="rejected")
+    ax.set(xlabel=x_label, ylabel="test accuracy")
+    ax.set_xlim(left=0)
+    ax.margins(x=0.15, y=0.12)
+    ax.legend(fontsize=7.5, loc="best")
     fig.tight_layout()
     return _svg(fig)

@@ -1,0 +1,1 @@
+"""One module per group of report sections; each function returns its <section> or ""."""
