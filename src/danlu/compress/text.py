@@ -114,7 +114,8 @@ def distill_text(teacher_folder: Path, out: Path, layers: list[int], cfg: Distil
     keep_layers(hf, layers)
     student = TextClassifier(hf)
 
-    def loss(z_s: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(z_s: torch.Tensor, idx: torch.Tensor, y: torch.Tensor,
+             x: object = None) -> torch.Tensor:
         return distillation_loss(z_s, cached[idx], y, cfg.temperature, cfg.alpha)
 
     res = finetune(student, (x_tr, y_tr), (x_val, y_val), epochs=cfg.epochs, lr=cfg.lr,
