@@ -47,7 +47,8 @@ def run(
     until: Annotated[str | None, typer.Option(
         help="Stop after this stage (data, tune, train, evaluate, export, compress, report).")] = None,
 ) -> None:
-    """Run a recipe end to end: data -> [tune] -> train -> evaluate (gate) -> ONNX export -> package."""
+    """Run a recipe end to end: data -> tune (if enabled) -> train -> evaluate (gate) -> export
+    (ONNX, and torch for text models) -> compress (if set) -> report."""
     from danlu.pipeline import run as run_pipeline
 
     overrides = list(overrides or [])
