@@ -166,6 +166,7 @@ def compress_text(run: Run, cfg: CompressConfig, variants: list[VariantConfig] |
     from danlu.compress.stage import _row
     from danlu.data.stage import load_splits
     from danlu.evaluate.metrics import classification_metrics
+    from danlu.evaluate.stats import bootstrap_ci
 
     if variants is None:  # the section's defaults are image/tabular steps: text has its own
         from danlu.compress.config import _default_variants
@@ -238,6 +239,7 @@ def compress_text(run: Run, cfg: CompressConfig, variants: list[VariantConfig] |
         metrics = classification_metrics(torch.from_numpy(probs), torch.from_numpy(y), labels)
         params = _params(b.folder)
         measured[n] = {"metrics": metrics, "accuracy": metrics["accuracy"], "labels": lab,
+                       "accuracy_ci": bootstrap_ci(y, lab, n_classes=len(labels))["accuracy"],
                        "val_accuracy": float((val_lab == splits.y["val"]).mean()),
                        "params": params, "nonzero_params": params,
                        # no sparsity in text variants: the file's size is what it weighs zipped too
@@ -268,7 +270,8 @@ def compress_text(run: Run, cfg: CompressConfig, variants: list[VariantConfig] |
     parents = {"baseline": "baseline", **{v.name: v.from_ for v in variants}}
     for n, b in built.items():
         _write(b, measured[n], gates[n], parents[n], splits.info.get("source", ""))
-    rows = [{**_row(n, measured[n], gates[n], built[n]), "runtime": built[n].runtime,
+    rows = [{**_row(n, measured[n], gates[n], built[n], None if n == "baseline" else parents[n]),
+             "runtime": built[n].runtime,
              "dtype": built[n].entry["dtype"],
              "speedup_b32_vs_eager_fp32_teacher": measured[n]["latency"][
                  "speedup_b32_vs_eager_fp32_teacher"]} for n in built]
