@@ -11,11 +11,11 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from danlu.compress.config import CompressConfig
-from danlu.data.config import DataConfig, PreprocessConfig, Section
+from danlu.data.config import DataConfig, PreprocessConfig, Section, upgrade_v1
 from danlu.errors import RecipeError
 from danlu.evaluate.config import EvaluateConfig
 from danlu.export.config import ExportConfig
-from danlu.models.config import CNNConfig, MLPConfig, ModelConfig, TransformerConfig
+from danlu.models.config import DEFAULT_ARCH, ModelConfig
 from danlu.registry import closest
 from danlu.serve.config import ServeConfig
 from danlu.train.config import TrainConfig
@@ -23,19 +23,21 @@ from danlu.tune.config import TuneConfig
 
 __all__ = ["CURRENT_VERSION", "Recipe", "load_recipe", "parse_overrides"]
 
-CURRENT_VERSION = 1
+# 2: data.features (column -> feature type) and data.target {column, head} replace
+#    data.text_field and data.image_shape; model sections validate through the model registry.
+CURRENT_VERSION = 2
 
 
 class Recipe(Section):
     """A whole job: one section per stage, each section's class named after it."""
 
-    version: Literal[1] = CURRENT_VERSION
+    version: Literal[2] = CURRENT_VERSION
     name: str = Field("danlu", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     # One seed drives the split, the initial weights and the batch order.
     seed: int = 0
     data: DataConfig = DataConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
-    model: ModelConfig = CNNConfig()
+    model: ModelConfig = {"arch": DEFAULT_ARCH}
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
@@ -69,7 +71,10 @@ class Recipe(Section):
 def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
     """Bring an older recipe to CURRENT_VERSION (a recipe without `version` is version 1)."""
     raw = dict(raw)
-    raw.setdefault("version", CURRENT_VERSION)
+    if raw.get("version", 1) == 1:
+        if isinstance(raw.get("data"), dict):
+            raw["data"] = upgrade_v1(raw["data"])
+        raw["version"] = 2
     return raw
 
 
@@ -143,9 +148,6 @@ def recipe_error(err: ValidationError, raw: dict[str, Any]) -> RecipeError:
 
 def _one(e: dict[str, Any], raw: dict[str, Any]) -> RecipeError:
     loc = [str(p) for p in e["loc"]]
-    # A discriminated union puts the chosen tag in the location: model.cnn.channels -> model.channels
-    if len(loc) >= 2 and loc[0] == "model" and loc[1] in ("mlp", "cnn", "transformer"):
-        loc = [loc[0], *loc[2:]]
     path = ".".join(loc) or "recipe"
     kind = e["type"]
     if kind == "extra_forbidden":
@@ -155,12 +157,11 @@ def _one(e: dict[str, Any], raw: dict[str, Any]) -> RecipeError:
                 else f"valid keys here: {', '.join(valid)}")
         where = ".".join(loc[:-1]) or "the recipe"
         return RecipeError(path, got=e.get("input"), expected=f"a known key of {where}", hint=hint)
-    if kind == "union_tag_invalid":
-        tags = ["mlp", "cnn", "transformer"]
-        got = (raw.get("model") or {}).get("arch")
-        near = closest(str(got), tags)
-        return RecipeError(f"{path}.arch", got=got, expected=f"a model: one of {', '.join(tags)}",
-                           hint=f"did you mean {near!r}?" if near else None)
+    if kind == "unknown_arch":
+        ctx = e.get("ctx", {})
+        return RecipeError(f"{path}.arch", got=ctx.get("arch"),
+                           expected=f"a model: one of {ctx.get('names')}",
+                           hint=ctx.get("hint", "").strip(" ()") or None)
     if kind == "literal_error":
         expected = e["msg"].removeprefix("Input should be ")
         choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",") if c.strip()]
@@ -174,14 +175,29 @@ def _one(e: dict[str, Any], raw: dict[str, Any]) -> RecipeError:
 def _fields_at(loc: list[str], raw: dict[str, Any]) -> list[str]:
     """Field names of the section at `loc` (for "did you mean")."""
     cls: type[BaseModel] | None = Recipe
+    node: Any = raw
     for part in loc:
+        node = node.get(part) if isinstance(node, dict) else None
         if cls is None:
             return []
-        if part == "model" and cls is Recipe:
-            arch = (raw.get("model") or {}).get("arch", "cnn")
-            cls = {"mlp": MLPConfig, "transformer": TransformerConfig}.get(arch, CNNConfig)
-            continue
         field = cls.model_fields.get(part)
+        if field is not None and _is_model_section(field.annotation):
+            from danlu.models import models
+
+            arch = node.get("arch", DEFAULT_ARCH) if isinstance(node, dict) else DEFAULT_ARCH
+            cls = models[arch].config if arch in models else None
+            continue
         ann = getattr(field, "annotation", None)
         cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
     return sorted(cls.model_fields) if cls else []
+
+
+def _is_model_section(annotation: Any) -> bool:
+    """True for a `model:` field (a ModelSection, possibly Optional)."""
+    from typing import get_args
+
+    from danlu.models.config import ModelSection
+
+    if isinstance(annotation, type) and issubclass(annotation, ModelSection):
+        return True
+    return any(_is_model_section(a) for a in get_args(annotation))

@@ -22,9 +22,17 @@ def closest(word: str, choices: list[str]) -> str | None:
 class Registry(Generic[T]):
     """Named plug-ins of one kind (models, optimizers, ...), filled by `@registry.register(name)`."""
 
-    def __init__(self, kind: str, path: str):
+    def __init__(self, kind: str, path: str, builtins: Callable[[], object] | None = None):
         self.kind, self.path = kind, path  # path: the recipe key that selects an entry
         self._entries: dict[str, T] = {}
+        # Imports the modules that register the built-in entries, on first lookup (so that
+        # importing the registry stays cheap and plug-ins may register before or after).
+        self._builtins = builtins
+
+    def _load(self) -> None:
+        if self._builtins is not None:
+            load, self._builtins = self._builtins, None
+            load()
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(obj: T) -> T:
@@ -35,6 +43,7 @@ class Registry(Generic[T]):
         return add
 
     def __getitem__(self, name: str) -> T:
+        self._load()
         if name not in self._entries:
             names = sorted(self._entries)
             near = closest(name, names)
@@ -44,10 +53,16 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._entries))
+        return iter(self.names())
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._entries)
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (plug-ins registered by tests clean up after themselves)."""
+        self._entries.pop(name, None)

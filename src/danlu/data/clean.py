@@ -1,10 +1,11 @@
 """Cleaning rules for invalid rows and outliers; every removal is counted by reason.
 
-Invalid rows (per chunk, while streaming): a missing or non-finite value (`nan_or_inf`), a value
-outside a declared range (`out_of_range`), a cell that is not a number (`wrong_type`), a row
-with the wrong number of columns (`wrong_column_count`), empty text (`empty_text`), an image of
-the wrong shape (`wrong_shape`), a missing label (`missing_label`). Policy `drop` counts and
-removes them; `fail` raises DataError naming the first offending row and column.
+Invalid rows (per chunk, while streaming) are found by the reader (a cell that is not a number:
+`wrong_type`, a row with the wrong number of columns: `wrong_column_count`, an image of the wrong
+shape: `wrong_shape`), by each feature type (`Feature.invalid`: a missing or non-finite number
+`nan_or_inf`, a value outside a declared range `out_of_range`, empty text `empty_text`) and here (a
+missing label, `missing_label`). Policy `drop` counts and removes them; `fail` raises DataError
+naming the first offending row and column.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from danlu.data.config import CleanConfig, OutlierConfig
-from danlu.data.readers import Chunk, Issue, Reader
+from danlu.data.config import OutlierConfig
+from danlu.data.readers import Issue
 from danlu.data.stats import RunningStats
-from danlu.errors import DataError, RecipeError
+from danlu.errors import DataError
 
-__all__ = ["CleaningReport", "check_chunk", "outlier_mask"]
+__all__ = ["CleaningReport", "outlier_mask", "select_valid"]
 
 EXAMPLES = 5  # rows kept per reason in cleaning.json, enough to find the pattern
 
@@ -63,51 +64,22 @@ def _fail_or_count(issue: Issue, rows: np.ndarray, policy: str, report: Cleaning
     report.add(issue.reason, rows[idx], cols)
 
 
-def check_chunk(chunk: Chunk, reader: Reader, cfg: CleanConfig, report: CleaningReport,
-                source: str) -> np.ndarray:
-    """Mask of the chunk's valid rows; counts (drop) or raises on (fail) the others."""
-    issues = list(chunk.issues)
-    if chunk.x is not None:
-        bad = ~np.isfinite(chunk.x)
-        if bad.any():
-            issues.append(Issue("nan_or_inf", bad.any(axis=1),
-                                np.asarray(reader.feature_names, dtype=object)[bad.argmax(axis=1)]))
-        if cfg.ranges:
-            issues.append(_range_issue(chunk.x, reader.feature_names, cfg.ranges))
-    if chunk.text is not None:
-        empty = np.array([not t.strip() for t in chunk.text], dtype=bool)
-        issues.append(Issue("empty_text", empty, reader.feature_names[0]))
-    issues.append(Issue("missing_label", chunk.labels < 0, getattr(reader, "target", None) or "label"))
+def select_valid(rows: np.ndarray, issues: list[Issue], policy: str, report: CleaningReport,
+                 source: str) -> np.ndarray:
+    """Mask of a chunk's valid rows given its issues (the reader's, each feature's, a missing
+    label); counts (drop) or raises on (fail) the others. A row is counted once, under the
+    first issue that caught it."""
     issues = [i for i in issues if i.mask.any()]
-    if cfg.invalid == "fail" and issues:
+    if policy == "fail" and issues:
         # The first offending row across every rule, as a user reading the file would meet it.
-        first = min(issues, key=lambda i: chunk.rows[np.flatnonzero(i.mask)[0]])
-        _fail_or_count(first, chunk.rows, "fail", report, source)
-    valid = np.ones(len(chunk), dtype=bool)
+        first = min(issues, key=lambda i: rows[np.flatnonzero(i.mask)[0]])
+        _fail_or_count(first, rows, "fail", report, source)
+    valid = np.ones(len(rows), dtype=bool)
     for issue in issues:
-        # A row is counted once, under the first rule that caught it (in the order above).
         issue.mask &= valid
-        _fail_or_count(issue, chunk.rows, "drop", report, source)
+        _fail_or_count(issue, rows, "drop", report, source)
         valid &= ~issue.mask
     return valid
-
-
-def _range_issue(x: np.ndarray, names: list[str],
-                 ranges: dict[str, tuple[float | None, float | None]]) -> Issue:
-    unknown = [c for c in ranges if c != "*" and c not in names]
-    if unknown:
-        raise RecipeError(f"preprocess.clean.ranges.{unknown[0]}", got=unknown[0],
-                          expected=f"a feature column or '*': one of {', '.join(names[:20])}")
-    lo = np.full(len(names), -np.inf)
-    hi = np.full(len(names), np.inf)
-    for col, (a, b) in ranges.items():
-        sel = slice(None) if col == "*" else names.index(col)
-        lo[sel] = -np.inf if a is None else a
-        hi[sel] = np.inf if b is None else b
-    with np.errstate(invalid="ignore"):
-        out = (x < lo) | (x > hi)
-    return Issue("out_of_range", out.any(axis=1),
-                 np.asarray(names, dtype=object)[out.argmax(axis=1)], "outside preprocess.clean.ranges")
 
 
 def outlier_mask(x: np.ndarray, stats: RunningStats, cfg: OutlierConfig) -> np.ndarray:

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
-__all__ = ["AugmentStep", "CleanConfig", "DataConfig", "NearDuplicateConfig", "OutlierConfig",
-           "PreprocessConfig", "SplitConfig"]
+__all__ = ["AugmentStep", "CleanConfig", "DataConfig", "FeatureEntry", "NearDuplicateConfig",
+           "OutlierConfig", "PreprocessConfig", "SplitConfig", "TargetConfig", "upgrade_v1"]
 
 SOURCE_KINDS = ("sklearn", "csv", "parquet", "folder", "jsonl", "corpus")
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
@@ -37,26 +37,83 @@ class SplitConfig(Section):
         return self
 
 
+class FeatureEntry(Section):
+    """One entry of data.features: a column (or a reader's column group) and its feature type."""
+
+    # A registered feature type: number, category, text, image, or a plug-in's.
+    type: str
+    # The source columns it reads: null = the column (or column group, e.g. sklearn:digits'
+    # `pixels`) named like the entry; "*" = every column that is not the target or dropped.
+    columns: list[str] | Literal["*"] | None = None
+    # image: [channels, height, width] of the flat pixel rows (image sources know their own).
+    shape: list[int] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_type(cls, v: object) -> object:
+        return {"type": v} if isinstance(v, str) else v  # `age: number` means {type: number}
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from danlu.features import features
+
+        if v not in features:
+            from danlu.registry import closest
+
+            near = closest(v, features.names())
+            raise ValueError(f"a feature type: one of {', '.join(features.names())}"
+                             + (f" (did you mean {near!r}?)" if near else ""))
+        return v
+
+    @field_validator("shape")
+    @classmethod
+    def _chw(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 3 or min(v) < 1):
+            raise ValueError(f"expected [channels, height, width] of positive ints, got {v}")
+        return v
+
+
+class TargetConfig(Section):
+    """What the model predicts: a column (sklearn sets, image folders and corpora know their
+    own) and the head that predicts it."""
+
+    column: str | None = None
+    # category = classification (labels and probabilities).
+    head: str = "category"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_column(cls, v: object) -> object:
+        return {"column": v} if isinstance(v, str) else v  # `target: label`
+
+    @field_validator("head")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from danlu.features import heads
+
+        if v not in heads:
+            raise ValueError(f"a head: one of {', '.join(heads.names())}")
+        return v
+
+
 class DataConfig(Section):
     # sklearn:NAME uses a set bundled with scikit-learn (no download); csv:/parquet: read a file.
     source: str = Field("sklearn:digits", description="sklearn:NAME, csv:PATH, parquet:PATH, "
                         "folder:PATH (one sub-folder of images per class), jsonl:PATH (text) or "
                         "corpus:bbc_news (text)")
-    # The label column of a csv/parquet file (field of a jsonl line, default "label");
-    # sklearn sets and image folders know their own target.
-    target: str | None = None
-    # The text field of each jsonl line (default "text"), or the text column of a csv/parquet
-    # file, which makes that file a text source (one text and one label column are read).
-    text_field: str | None = None
-    # Columns of a csv/parquet file that are not features (IDs, constants, free text);
-    # `danlu init` proposes them.
+    # The label column of a csv/parquet file (field of a jsonl line, default "label") and the
+    # head predicting it; sklearn sets and image folders know their own target.
+    target: TargetConfig = TargetConfig()
+    # Column -> feature type (DESIGN.md §3a). Absent: the source's own (images, corpora) or
+    # inferred from the data (docs/data.md), and written into the run's resolved recipe.
+    features: dict[str, FeatureEntry] | None = None
+    # Columns of a csv/parquet file that are not features (IDs, constants); `danlu init`
+    # proposes them.
     drop: list[str] = []
     # Rows per chunk when streaming csv/parquet: ~100k rows x 20 float64 columns is 16 MB,
     # small next to the interpreter, large enough that per-chunk overhead is negligible.
     chunk_rows: int = Field(100_000, ge=1000)
-    # Set for image data stored as flat rows (channels, height, width); sklearn:digits sets
-    # [1, 8, 8] by itself. The model input stays flat, the CNN reshapes inside the graph.
-    image_shape: list[int] | None = None
     split: SplitConfig = SplitConfig()
 
     @field_validator("source")
@@ -72,20 +129,12 @@ class DataConfig(Section):
             raise ValueError(f"corpus {rest!r} is not bundled; one of {', '.join(CORPUS_SETS)}")
         return v
 
-    @field_validator("image_shape")
-    @classmethod
-    def _chw(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and (len(v) != 3 or min(v) < 1):
-            raise ValueError(f"expected [channels, height, width] of positive ints, got {v}")
-        return v
-
     @model_validator(mode="after")
     def _target_for_files(self) -> DataConfig:
-        if self.source.startswith("jsonl:") and not self.target:
-            self.target = "label"
-        if self.source.startswith("jsonl:") and not self.text_field:
-            self.text_field = "text"
-        if self.source.split(":")[0] in ("csv", "parquet") and not self.target:
+        scheme = self.source.partition(":")[0]
+        if scheme == "jsonl" and not self.target.column:
+            self.target = TargetConfig(column="label", head=self.target.head)
+        if scheme in ("csv", "parquet") and not self.target.column:
             raise ValueError("data.target must name the label column of a csv/parquet source")
         return self
 
@@ -243,3 +292,16 @@ class PreprocessConfig(Section):
     clean: CleanConfig = CleanConfig()
     # Applied in order, on the fly, to training batches only (seeded). Empty = none.
     augment: list[AugmentStep] = []
+
+
+def upgrade_v1(data: dict) -> dict:
+    """A version-1 `data` section as version 2: `text_field` and `image_shape` become
+    `features` entries (the keys that declared a text column and flat image rows)."""
+    data = dict(data)
+    text_field, shape = data.pop("text_field", None), data.pop("image_shape", None)
+    if data.get("features") is None:
+        if text_field:
+            data["features"] = {text_field: "text"}
+        elif shape is not None:
+            data["features"] = {"pixels": {"type": "image", "shape": shape, "columns": "*"}}
+    return data

@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 
 __all__ = ["average_hash", "components", "confirm_by_pixels", "exact_duplicates", "leakage",
-           "near_pairs_hash", "near_pairs_text", "row_hashes", "text_hashes"]
+           "mix_hashes", "near_pairs_hash", "near_pairs_text", "row_hashes", "text_hashes"]
 
 _P1 = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio constant, splitmix64 (Steele et al. 2014)
 _P2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -27,6 +27,16 @@ def row_hashes(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         for j in range(bits.shape[1]):
             h = (h ^ bits[:, j]) * _P2
+            h ^= h >> np.uint64(31)
+    return h
+
+
+def mix_hashes(parts: list[np.ndarray]) -> np.ndarray:
+    """One 64-bit hash per row from each feature's row hashes (order matters)."""
+    h = parts[0].copy()
+    with np.errstate(over="ignore"):
+        for p in parts[1:]:
+            h = (h ^ p) * _P2
             h ^= h >> np.uint64(31)
     return h
 

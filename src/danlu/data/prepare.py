@@ -1,11 +1,13 @@
-"""prepare(): stream the source, clean it, split it, fit the normalizer; write data/ in the run.
+"""prepare(): stream the source, clean it, split it, fit the features; write data/ in the run.
 
-Pass 1 streams the source chunk by chunk: invalid rows are counted (or stop the run), valid rows
-go to a temporary Parquet file and leave 8-byte hashes behind. Duplicates, label conflicts, near
-duplicates, the split and leakage are decided on those hashes. Pass 2 streams the temporary file
-into data/clean.parquet (with `__label__`, `__split__`, `__row__` columns) and fits the
-normalizer on the training rows; an optional pass 3 handles outliers. Peak memory is one chunk
-plus a few bytes per row.
+Every step asks the features (danlu.features) what to do with their columns: which rows are
+invalid, how rows hash (exact duplicates, leakage), how near duplicates are found, what is fitted
+on the training split. Pass 1 streams the source chunk by chunk: invalid rows are counted (or stop
+the run), valid rows go to a temporary Parquet file and leave 8-byte hashes and small sketches
+behind. Duplicates, label conflicts, near duplicates, the split and leakage are decided on those.
+Pass 2 streams the temporary file into data/clean.parquet (the features' columns, `__label__`,
+`__split__`, `__row__`) and fits the features on the training rows; an optional pass 3 handles
+outliers. Peak memory is one chunk plus a few bytes per row.
 """
 
 from __future__ import annotations
@@ -16,45 +18,31 @@ from typing import Any
 
 import numpy as np
 
-from danlu.data.clean import CleaningReport, check_chunk, outlier_mask
+from danlu.data.clean import CleaningReport, outlier_mask, select_valid
 from danlu.data.config import DataConfig, PreprocessConfig
-from danlu.data.dedup import (
-    average_hash,
-    components,
-    confirm_by_pixels,
-    exact_duplicates,
-    leakage,
-    near_pairs_hash,
-    near_pairs_text,
-    row_hashes,
-    text_hashes,
-)
-from danlu.data.normalize import Normalizer
-from danlu.data.readers import Reader, open_reader
+from danlu.data.dedup import components, exact_duplicates, leakage, mix_hashes
+from danlu.data.features import build, resolve_features
+from danlu.data.readers import Issue, Reader, open_reader
 from danlu.data.split import split_codes
 from danlu.data.stats import RunningStats
 from danlu.errors import DataError, RecipeError
 from danlu.runs import write_json
 
-__all__ = ["SPLITS", "prepare"]
+__all__ = ["LABEL", "ROW", "SPLIT", "SPLITS", "chunk_values", "prepare", "table_values"]
 
 SPLITS = ("train", "val", "test")  # __split__ codes 0, 1, 2
 LABEL, SPLIT, ROW = "__label__", "__split__", "__row__"
 
 
 def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dict[str, Any]:
-    """Write clean.parquet, split.json, normalizer.json, info.json, cleaning.json into `out`."""
+    """Write clean.parquet, split.json, features.json, info.json, cleaning.json into `out`."""
     clean = pre.clean
-    reader = open_reader(cfg.source, cfg.target, cfg.text_field, cfg.chunk_rows, cfg.image_shape,
-                         cfg.drop)
-    if pre.per == "channel" and reader.kind != "image":
-        raise RecipeError("preprocess.per", got="channel", expected="image data for per-channel "
-                          "normalization", hint="use per: feature, or set data.image_shape")
+    reader = open_reader(cfg.source, cfg.target.column, cfg.chunk_rows, cfg.drop)
+    features = build(resolve_features(cfg, reader), reader, pre)
     report = CleaningReport()
     tmp = out / ".valid.parquet"
     try:
-        kept = _pass1(reader, cfg, clean, report, tmp)
-        h, y, rows, near_key, thumbs, texts = kept
+        h, y, rows, sketch = _pass1(reader, features, cfg, clean, report, tmp)
         names, y = _label_names(reader, y)
         if len(names) < 2:
             raise DataError(f"the cleaned data has {len(names)} class; classification needs 2 or more",
@@ -67,7 +55,7 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             report.details["label_conflicts"] = {
                 "rows": int(conflict.sum()), "feature_groups": int(len(np.unique(h[conflict])))}
             keep &= ~dup & ~conflict
-        pairs = _near(reader, clean, keep, (near_key, thumbs), texts, y, report)
+        pairs = _near(sketch, clean, keep, y, report)
         if clean.near_duplicates.drop and len(pairs):
             comp = components(int(keep.sum()), np.arange(int(keep.sum())), pairs)
             later = comp != np.arange(len(comp))  # not the first row of its group
@@ -89,49 +77,81 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             kidx, split = kidx[~leak], split[~leak]
         final = np.full(len(y), -1, np.int8)
         final[kidx] = split
-        norm = _pass2(reader, pre, tmp, out / "clean.parquet", final, y, names)
+        _pass2(features, tmp, out / "clean.parquet", final, y)
         if clean.outliers.method != "none":
-            if reader.kind != "table":
-                raise RecipeError("preprocess.clean.outliers.method", got=clean.outliers.method,
-                                  expected="'none' for image and text data (outliers are for tables)")
-            norm = _outliers(reader, pre, out / "clean.parquet", report, norm)
+            features = _outliers(features, reader, pre, out / "clean.parquet", report)
     finally:
         tmp.unlink(missing_ok=True)
-    return _write_meta(out, cfg, pre, reader, names, norm, report, seed, stratified)
+    return _write_meta(out, cfg, reader, features, names, report, seed, stratified)
 
 
-def _pass1(reader: Reader, cfg: DataConfig, clean, report: CleaningReport, tmp: Path):
+# ---- values: a feature's rows as numpy (float [n, k] or object [n]) ------------------------
+
+def chunk_values(chunk: Any, feature: Any) -> np.ndarray:
+    """A feature's values in a reader's chunk: a column group as is, else its columns."""
+    cols = chunk.columns
+    if feature.parse == "string":
+        return np.asarray(cols[feature.columns[0]], dtype=object)
+    group = cols.get(feature.name)
+    if group is not None and group.ndim == 2 and group.shape[1] == len(feature.columns):
+        return group
+    return np.column_stack([cols[c] for c in feature.columns]).astype(np.float64, copy=False)
+
+
+def table_values(table: Any, feature: Any, dtype: Any = np.float32) -> np.ndarray:
+    """A feature's values in a pyarrow table/batch of clean.parquet."""
+    if feature.parse == "string":
+        return np.array(table.column(feature.columns[0]).to_pylist(), dtype=object)
+    out = np.empty((table.num_rows, len(feature.columns)), dtype=dtype)
+    for j, name in enumerate(feature.columns):
+        out[:, j] = table.column(name).to_numpy(zero_copy_only=False)
+    return out
+
+
+def _arrow_columns(feature: Any, values: np.ndarray) -> dict[str, Any]:
+    import pyarrow as pa
+
+    if feature.parse == "string":
+        return {feature.columns[0]: pa.array([None if v is None else str(v) for v in values],
+                                             pa.string())}
+    return {c: pa.array(values[:, j], pa.float32()) for j, c in enumerate(feature.columns)}
+
+
+# ---- pass 1: check, hash, sketch, keep the valid rows -------------------------------------
+
+def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: CleaningReport,
+           tmp: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    hs, ys, rows, keys, thumbs, texts = [], [], [], [], [], []
+    hs, ys, rows, sketches = [], [], [], []
+    near = _near_feature(features)
+    parse = {c: f.parse for f in features for c in f.columns}
     writer = None
     seen_bad = 0
     try:
-        for chunk in reader.chunks():
+        for chunk in reader.chunks(parse):
             report.rows_in += len(chunk)
+            values = {f.name: chunk_values(chunk, f) for f in features}
+            issues = list(chunk.issues)
+            for f in features:
+                issues += f.invalid(values[f.name], clean)
+            issues.append(Issue("missing_label", chunk.labels < 0, reader.target or "label"))
             try:
-                valid = check_chunk(chunk, reader, clean, report, cfg.source)
+                valid = select_valid(chunk.rows, issues, clean.invalid, report, cfg.source)
             except DataError as e:  # `fail`: a wrong-length line before this row fails first
                 _bad_lines(reader, cfg, clean.invalid, report, seen_bad, before=e.row)
                 raise
             seen_bad = _bad_lines(reader, cfg, clean.invalid, report, seen_bad)
             ys.append(chunk.labels[valid])
             rows.append(chunk.rows[valid])
+            kept = {name: v[valid] for name, v in values.items()}
+            hs.append(mix_hashes([f.hashes(kept[f.name]) for f in features]))
+            if near is not None:
+                sketches.append(near.sketch(kept[near.name]))
             cols: dict[str, Any] = {}
-            if chunk.x is not None:
-                x = chunk.x[valid]
-                hs.append(row_hashes(x))
-                if reader.kind == "image":
-                    key, thumb = average_hash(x, reader.image_shape)
-                    keys.append(key)
-                    thumbs.append(thumb)
-                cols = {n: pa.array(x[:, j], pa.float32()) for j, n in enumerate(reader.feature_names)}
-            else:
-                t = chunk.text[valid]
-                hs.append(text_hashes(t))
-                texts.append(t)
-                cols = {reader.feature_names[0]: pa.array(t.tolist(), pa.string())}
+            for f in features:
+                cols.update(_arrow_columns(f, kept[f.name]))
             cols[LABEL] = pa.array(chunk.labels[valid], pa.int64())
             cols[ROW] = pa.array(chunk.rows[valid], pa.int64())
             table = pa.table(cols)
@@ -145,12 +165,21 @@ def _pass1(reader: Reader, cfg: DataConfig, clean, report: CleaningReport, tmp: 
             writer.close()
     if writer is None:
         raise DataError("the source has no rows", source=cfg.source)
+
     def cat(parts: list, dt) -> np.ndarray:
         return np.concatenate(parts) if parts else np.empty(0, dt)
 
-    return (cat(hs, np.uint64), cat(ys, np.int64), cat(rows, np.int64),
-            cat(keys, np.uint64) if keys else None, np.concatenate(thumbs) if thumbs else None,
-            cat(texts, object) if texts else None)
+    sketch = None
+    if near is not None:
+        sketch = (near, tuple(np.concatenate(p) for p in zip(*sketches, strict=True)))
+    return cat(hs, np.uint64), cat(ys, np.int64), cat(rows, np.int64), sketch
+
+
+def _near_feature(features: list):
+    """The first feature that finds near duplicates (an image or a text), or None."""
+    from danlu.features.base import Feature
+
+    return next((f for f in features if type(f).sketch is not Feature.sketch), None)
 
 
 def _bad_lines(reader: Reader, cfg: DataConfig, policy: str, report: CleaningReport, seen: int,
@@ -165,7 +194,7 @@ def _bad_lines(reader: Reader, cfg: DataConfig, policy: str, report: CleaningRep
         if policy == "fail":
             row, text = new[0]
             raise DataError(f"wrong number of columns ({text[:80]!r}, expected "
-                            f"{len(reader.feature_names) + 1}); preprocess.clean.invalid is 'fail' "
+                            f"{len(reader.columns) + 1}); preprocess.clean.invalid is 'fail' "
                             "(use 'drop' to remove and count such rows)", row=row, source=cfg.source)
         report.removed["wrong_column_count"] += len(new)
         ex = report.examples.setdefault("wrong_column_count", [])
@@ -190,23 +219,14 @@ def _label_name(v: object) -> str:
     return str(v)
 
 
-def _near(reader: Reader, clean, keep: np.ndarray, near_key, texts, y: np.ndarray,
-          report: CleaningReport) -> np.ndarray:
+def _near(sketch, clean, keep: np.ndarray, y: np.ndarray, report: CleaningReport) -> np.ndarray:
     """Near-duplicate pairs among kept rows (indices into the kept rows), reported in details."""
     nd = clean.near_duplicates
-    if not nd.enabled or reader.kind == "table":
+    if not nd.enabled or sketch is None:
         return np.empty((0, 2), dtype=np.int64)
+    feature, parts = sketch
     kidx = np.flatnonzero(keep)
-    if reader.kind == "image":
-        key, thumbs = near_key
-        candidates = near_pairs_hash(key[kidx], nd.max_distance)
-        pairs = confirm_by_pixels(candidates, thumbs[kidx], nd.max_pixel_diff)
-        how = {"method": "average hash (64 bit), confirmed on 8x8 thumbnails",
-               "max_distance": nd.max_distance, "max_pixel_diff": nd.max_pixel_diff,
-               "hash_candidates": len(candidates)}
-    else:
-        pairs = near_pairs_text(texts[kidx], nd.threshold)
-        how = {"method": "MinHash LSH, word 3-grams, 128 permutations", "threshold": nd.threshold}
+    pairs, how = feature.near_pairs(tuple(p[kidx] for p in parts), nd)
     yk = y[kidx]
     report.details["near_duplicates"] = {
         **how, "pairs": len(pairs), "rows": int(len(np.unique(pairs))),
@@ -221,23 +241,12 @@ def _iter_batches(path: Path, rows: int):
     yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows)
 
 
-def _features(batch, reader: Reader) -> np.ndarray:
-    return np.column_stack([batch.column(n).to_numpy(zero_copy_only=False)
-                            for n in reader.feature_names]).astype(np.float64)
+# ---- pass 2: the clean file, and the features fitted on its training rows -----------------
 
-
-def _new_normalizer(reader: Reader, pre: PreprocessConfig) -> Normalizer:
-    kind = pre.normalize if reader.kind != "text" else "none"
-    return Normalizer(kind, per=pre.per, image_shape=reader.image_shape)
-
-
-def _pass2(reader: Reader, pre: PreprocessConfig, tmp: Path, dest: Path, final: np.ndarray,
-           y: np.ndarray, names: list[str]) -> Normalizer:
+def _pass2(features: list, tmp: Path, dest: Path, final: np.ndarray, y: np.ndarray) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    norm = _new_normalizer(reader, pre)
-    fitted = False
     part = dest.with_name(f".{dest.name}.tmp")
     writer, pos = None, 0
     try:
@@ -250,52 +259,63 @@ def _pass2(reader: Reader, pre: PreprocessConfig, tmp: Path, dest: Path, final: 
             cols = {c: batch.column(c) for c in batch.schema.names if c not in (LABEL, ROW)}
             table = pa.table({**cols, LABEL: pa.array(lab[sel], pa.int64()),
                               SPLIT: pa.array(split[sel], pa.int8()), ROW: batch.column(ROW)})
-            if reader.kind != "text":
-                train = split[sel] == 0
-                if train.any():
-                    norm.partial_fit(_features(batch, reader)[train])
-                    fitted = True
+            train = split[sel] == 0
+            if train.any():
+                rows = batch.take(pa.array(np.flatnonzero(train)))
+                for f in features:
+                    f.partial_fit(table_values(rows, f, np.float64))
             if writer is None:
                 writer = pq.ParquetWriter(part, table.schema, use_dictionary=[LABEL, SPLIT])
             writer.write_table(table)
     finally:
         if writer is not None:
             writer.close()
-    if not fitted:
-        norm.fit(np.zeros((1, len(reader.feature_names)))) if reader.kind != "text" else None
-    if reader.kind == "text":
-        norm.shift_, norm.scale_ = np.zeros(0, np.float32), np.zeros(0, np.float32)
+    if writer is None:
+        raise DataError("no rows are left after cleaning (see data/cleaning.json)")
     os.replace(part, dest)
-    return norm
 
 
-def _outliers(reader: Reader, pre: PreprocessConfig, path: Path, report: CleaningReport,
-              norm: Normalizer) -> Normalizer:
-    """Outliers of the training rows by train statistics; flag counts them, drop removes them."""
+def _outliers(features: list, reader: Reader, pre: PreprocessConfig, path: Path,
+              report: CleaningReport) -> list:
+    """Outliers of the training rows by train statistics, in the features that take them
+    (numbers); flag counts them, drop removes them and refits the features."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     cfg = pre.clean.outliers
-    stats = RunningStats(len(reader.feature_names))
+    numeric = [f for f in features if getattr(f, "outliers", False)]
+    if not numeric:
+        raise RecipeError("preprocess.clean.outliers.method", got=cfg.method,
+                          expected="'none' for data without number features (outliers are for "
+                                   "tables)")
+
+    def x_of(batch) -> np.ndarray:
+        return np.column_stack([table_values(batch, f, np.float64) for f in numeric])
+
+    width = sum(len(f.columns) for f in numeric)
+    stats = RunningStats(width)
     for batch in _iter_batches(path, 100_000):
         train = batch.column(SPLIT).to_numpy() == 0
-        stats.update(_features(batch, reader)[train], keep_sample=cfg.method == "iqr")
+        stats.update(x_of(batch)[train], keep_sample=cfg.method == "iqr")
     report.details["outliers"] = {"method": cfg.method, "threshold": cfg.threshold,
                                   "action": cfg.action, "scope": "train split"}
-    refit = _new_normalizer(reader, pre)
+    refit = build([(f.name, f.type, f.columns, f.options) for f in features], reader, pre,
+                  resolved=True)
     part = path.with_name(f".{path.name}.tmp")
     writer = None
     try:
         for batch in _iter_batches(path, 100_000):
-            x = _features(batch, reader)
             train = batch.column(SPLIT).to_numpy() == 0
-            out = outlier_mask(x, stats, cfg) & train
+            out = outlier_mask(x_of(batch), stats, cfg) & train
             report.add("outlier", batch.column(ROW).to_numpy()[out], removed=cfg.action == "drop")
             if cfg.action == "drop":
                 keep = np.flatnonzero(~out)
                 batch = batch.take(pa.array(keep))
-                if (train[keep]).any():
-                    refit.partial_fit(x[keep][train[keep]])
+                kept_train = np.flatnonzero(train[keep])
+                if len(kept_train):
+                    rows = batch.take(pa.array(kept_train))
+                    for f in refit:
+                        f.partial_fit(table_values(rows, f, np.float64))
                 if writer is None:
                     writer = pq.ParquetWriter(part, batch.schema, use_dictionary=[LABEL, SPLIT])
                 writer.write_batch(batch)
@@ -305,12 +325,11 @@ def _outliers(reader: Reader, pre: PreprocessConfig, path: Path, report: Cleanin
     if cfg.action == "drop":
         os.replace(part, path)
         return refit
-    return norm
+    return features
 
 
-def _write_meta(out: Path, cfg: DataConfig, pre: PreprocessConfig, reader: Reader,
-                names: list[str], norm: Normalizer, report: CleaningReport, seed: int,
-                stratified: bool) -> dict[str, Any]:
+def _write_meta(out: Path, cfg: DataConfig, reader: Reader, features: list, names: list[str],
+                report: CleaningReport, seed: int, stratified: bool) -> dict[str, Any]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -321,13 +340,16 @@ def _write_meta(out: Path, cfg: DataConfig, pre: PreprocessConfig, reader: Reade
     write_json(out / "split.json", {"column": SPLIT, "codes": {s: i for i, s in enumerate(SPLITS)},
                                     "rows": sizes, "seed": seed,
                                     "stratified": stratified})
-    write_json(out / "normalizer.json", norm.state_dict())
+    head = {"type": cfg.target.head, "column": cfg.target.column or reader.target, "labels": names}
+    write_json(out / "features.json", {"features": [f.describe() for f in features],
+                                       "target": head})
     cleaning = report.to_dict(rows_out=len(lab))
     write_json(out / "cleaning.json", cleaning)
-    info = {"source": cfg.source, "kind": reader.kind, "rows": len(lab),
-            "features": len(reader.feature_names) if reader.kind != "text" else 0,
-            "feature_names": reader.feature_names, "labels": names,
-            "image_shape": reader.image_shape, "class_counts": counts,
-            "stratified": stratified}
+    columns = [c for f in features for c in f.columns]
+    info = {"source": cfg.source, "rows": len(lab), "columns": len(columns),
+            "feature_names": columns, "feature_types": {f.name: f.type for f in features},
+            "labels": names, "image_shape": next((f.image_shape for f in features
+                                                  if f.image_shape), None),
+            "class_counts": counts, "stratified": stratified}
     write_json(out / "info.json", info)
     return {"sizes": sizes, "cleaning": cleaning, "info": info}

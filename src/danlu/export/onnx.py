@@ -1,4 +1,4 @@
-"""ONNX export of the packaged module (dynamo exporter, dynamic batch axis, one file)."""
+"""ONNX export of the packaged module (dynamo exporter, dynamic axes, one file)."""
 
 from __future__ import annotations
 
@@ -32,20 +32,21 @@ def _quiet():
             os.close(fd)
 
 
-def export_onnx(module: nn.Module, features: int, path: Path, input_name: str,
-                opset: int = 20) -> Path:
-    """Write `module` (rows of `features` floats -> probabilities, label) as one ONNX file."""
+def export_onnx(module: nn.Module, path: Path, opset: int = 20) -> Path:
+    """Write a `Packaged` module as one ONNX file: its features' graph inputs (dynamic batch axis
+    shared by all, other axes as the features say) -> the head's outputs."""
     module = module.eval()
-    # The dynamo exporter needs an example batch of 2 or more to keep the batch axis dynamic.
-    example = torch.zeros(2, features)
+    batch = torch.export.Dim("batch", min=1)
+    examples = [e for f in module.features for e in f.examples(batch)]
+    args = tuple(t for t, _ in examples)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with _quiet():
             program = torch.onnx.export(
-                module, (example,), dynamo=True, opset_version=opset, input_names=[input_name],
-                output_names=["probabilities", "label"],
-                dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}},
-                external_data=False)
+                module, args, dynamo=True, opset_version=opset, input_names=module.input_names,
+                output_names=module.output_names,
+                # forward(*inputs): one entry for the varargs, a spec per input inside it
+                dynamic_shapes=(tuple(dims for _, dims in examples),), external_data=False)
             program.save(str(tmp), external_data=False)
         tmp.replace(path)
     finally:

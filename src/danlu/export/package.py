@@ -1,4 +1,5 @@
-"""The model package: model.onnx + danlu-model.json + a model card (README.md)."""
+"""The model package: the runtimes' artifacts, danlu-model.json (danlu.package's schema) and a
+model card. `build_package` is the one path: the export stage and every compression variant."""
 
 from __future__ import annotations
 
@@ -6,41 +7,66 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from danlu.runs import Run, atomic_write, read_json, write_json
+import numpy as np
 
-__all__ = ["FORMAT", "model_card", "package_meta", "write_package_meta"]
+from danlu.package import PackageMeta, write_meta
+from danlu.runs import atomic_write
 
-FORMAT = "danlu-model/1"
+__all__ = ["build_package", "model_card", "sha256"]
 
 
-def package_meta(run: Run, onnx_path: Path, version: str, metrics: dict[str, Any],
-                 parity: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """danlu-model.json's content for an ONNX classifier made from `run`'s data and recipe
-    (the run's package and every compression variant share it); `extra` adds keys."""
-    recipe, info = run.recipe, read_json(run.path("data", "info.json"))
-    n = len(info["labels"])
-    provenance = {"recipe_sha256": recipe.section_hash(*recipe.to_dict()),
-                  "onnx_sha256": sha256(onnx_path), "run": run.dir.name,
-                  "versions": run.manifest["versions"], **extra.pop("provenance", {})}
-    return {
-        "name": recipe.name, "version": version, "task": "classification",
-        "runtime": "onnxruntime", "artifacts": {"onnx": onnx_path.name},
-        "inputs": [{"name": "pixels" if info["image_shape"] else "features", "datatype": "FP32",
-                    "shape": [-1, info["features"]]}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, n]},
-                    {"name": "label", "datatype": "INT64", "shape": [-1]}],
-        # Column names in input order: `danlu evaluate PACKAGE --data csv:...` matches by name.
-        "labels": info["labels"], "feature_names": info.get("feature_names"),
-        "image_shape": info["image_shape"],
-        "preprocessing": {"normalize": read_json(run.path("data", "normalizer.json")),
-                          "in_graph": True},
-        "metrics": metrics, "parity": parity, "provenance": provenance, **extra,
+def feature_meta(f: Any) -> dict[str, Any]:
+    return {**f.describe(), "input": f.client_input(), "graph_inputs": f.graph_inputs()}
+
+
+def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.ndarray | None,
+                  cfg: Any, runtimes: list[str] | None = None, **meta: Any) -> dict[str, Any]:
+    """Write the package of `model` (a loaded model folder, danlu.models.load) into `out`: one
+    artifact per runtime (default: every runtime its family can be served in), each gated on
+    the test rows `values` and timed (danlu.export.runtimes); the fastest passing is the default.
+    `meta` adds name, version, metrics, provenance, ... Returns danlu-model.json's content."""
+    from danlu.export.runtimes import choose, measure_runtimes, torch_dtype, write_artifacts
+
+    out.mkdir(parents=True, exist_ok=True)
+    fam = model.family
+    runtimes = list(runtimes if runtimes is not None else fam.runtimes)
+    if not cfg.int8 and len(runtimes) > 1:
+        runtimes = [r for r in runtimes if r != "onnxruntime-int8"]
+    sizes = write_artifacts(model, out, runtimes, cfg.opset)
+    from danlu.export.runtimes import ARTIFACTS
+
+    dtypes = {"torch": torch_dtype(cfg), "onnxruntime-int8": "int8"}
+    doc: dict[str, Any] = {
+        **meta, "task": meta.get("task", "classification"),
+        "features": [feature_meta(f) for f in model.features], "head": model.head.describe(),
+        "inputs": [f.client_input() for f in model.features], "outputs": model.head.outputs(),
+        "labels": model.head.labels, "runtime": runtimes[0],
+        "runtimes": {rt: {"artifact": ARTIFACTS[rt][0], "dtype": dtypes.get(rt, "float32")}
+                     for rt in runtimes},
+        "artifacts": {ARTIFACTS[rt][0]: ARTIFACTS[rt][1] for rt in runtimes},
+        "preprocessing": {"in_graph": [f.name for f in model.features
+                                       if f.client_input() in f.graph_inputs()],
+                          "encoded_by_server": [f.name for f in model.features
+                                                if f.client_input() not in f.graph_inputs()]},
     }
-
-
-def write_package_meta(pkg: Path, meta: dict[str, Any]) -> Path:
-    """danlu-model.json: the contract the server reads (inputs, outputs, labels, runtime)."""
-    return write_json(pkg / "danlu-model.json", {"format": FORMAT, **meta})
+    write_meta(out, doc)  # provisional: the runtimes are loaded from it, as the server does
+    cands, ref, ref_out = measure_runtimes(out, model, values, cfg, runtimes, sizes)
+    chosen, why = choose(cands, cfg.runtime, fam.fallback)
+    entries = {k: c.entry() for k, c in cands.items()}
+    if not cands[chosen].passed and chosen == fam.fallback and cfg.runtime == "auto":
+        entries[chosen]["dtype"] = "float32"
+        entries[chosen]["reasons"].append("served in float32 (the reference) instead")
+    if y is not None and len(y):
+        for k, c in cands.items():
+            entries[k]["test_accuracy"] = float((c.outputs[-1] == y).mean())
+        ref["test_accuracy"] = float((ref_out[-1] == y).mean())
+    doc.update(runtime=chosen, runtimes=entries, parity=entries[chosen]["parity"],
+               runtime_choice={"why": why, "override": cfg.runtime, "reference": ref})
+    provenance = doc.setdefault("provenance", {})
+    main = out / ARTIFACTS[chosen][1]
+    provenance[f"{ARTIFACTS[chosen][0]}_sha256"] = sha256(main) if main.is_file() else None
+    write_meta(out, doc)
+    return PackageMeta.model_validate(doc).dump()
 
 
 def sha256(path: Path) -> str:
@@ -60,25 +86,40 @@ def _interval(ci: list[float] | None) -> str:
 
 
 def model_card(meta: dict[str, Any], info: dict[str, Any]) -> str:
-    """A short model card: what the model does, its data, its metrics and its limits."""
-    test = meta["metrics"]["test"]
-    inp = meta["inputs"][0]
+    """A short model card: what the model does, its inputs, data, metrics, runtimes and limits."""
+    test = meta.get("metrics", {}).get("test", {})
     ci = test.get("ci", {})
     rows = "\n".join(f"| {k} | {_fmt(test[k])} | {_interval(ci.get(k))} |" for k in
                      ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
                       "f1_weighted") if k in test)
     warn = "".join(f"\n> **Warning:** {w['message']}\n" for w in test.get("warnings", []))
     per = "\n".join(f"| {lab} | {_fmt(v['precision'])} | {_fmt(v['recall'])} | {_fmt(v['f1'])} "
-                    f"| {v['support']} |" for lab, v in test["per_class"].items())
-    p = meta["parity"]
+                    f"| {v['support']} |" for lab, v in test.get("per_class", {}).items())
+    inputs = "\n".join(
+        f"| `{f['name']}` | {f['type']} | {f['input']['datatype']} {f['input']['shape']} | "
+        f"{'in the graph' if f['input'] in f['graph_inputs'] else 'encoded by the server'} |"
+        for f in meta["features"])
+    rt = "\n".join(
+        f"| {k}{' (default)' if k == meta['runtime'] else ''} | {e['dtype']} | "
+        f"{e['parity']['label_agreement']:.2%} | {e['parity']['max_abs_diff']:.2g} | "
+        f"{e['latency_ms']['b1']:.3f} | {e['latency_ms']['b32']:.3f} | {e['size_bytes'] / 1e6:.2f} | "
+        f"{'passed' if e['passed'] else 'rejected: ' + '; '.join(e['reasons'])} |"
+        for k, e in meta["runtimes"].items())
+    ref = meta["runtime_choice"]["reference"]
+    versions = meta.get("provenance", {}).get("versions", {})
     return f"""# {meta['name']} (version {meta['version']})
 
-A {meta['task']} model made by danlu {meta['provenance']['versions'].get('danlu', '')} from
-`{info['source']}` ({info['rows']} rows, {info['features']} features, {len(meta['labels'])} classes).
+A {meta['task']} model made by danlu {versions.get('danlu', '')} from `{info['source']}`
+({info['rows']} rows, {len(meta['labels'])} classes: {', '.join(meta['labels'][:12])}).
 
 ## Use
-Input `{inp['name']}`: {inp['datatype']} of shape {inp['shape']} — **raw** values, as in the
-source data; normalization ({meta['preprocessing']['normalize']['kind']}) is inside the graph.
+Send **raw** values, as in the source data; every fitted step (normalization, vocabularies,
+tokenization) is inside the graph or in the server's encoder:
+
+| input | feature type | client sends | fitted preprocessing |
+|---|---|---|---|
+{inputs}
+
 Outputs: `probabilities` (one per class, in the order of `labels` in danlu-model.json) and
 `label` (the index of the most likely class).
 
@@ -86,7 +127,7 @@ Outputs: `probabilities` (one per class, in the order of `labels` in danlu-model
 danlu serve .        # KServe v2 at http://127.0.0.1:8080/v2/models/{meta['name']}/infer
 ```
 
-## Test metrics ({test['n']} held-out rows, never used for training or model selection)
+## Test metrics ({test.get('n', '?')} held-out rows, never used for training or model selection)
 {warn}
 | metric | value | 95% bootstrap interval |
 |---|---|---|
@@ -96,14 +137,20 @@ danlu serve .        # KServe v2 at http://127.0.0.1:8080/v2/models/{meta['name'
 |---|---|---|---|---|
 {per}
 
-## Export parity
-ONNX Runtime vs PyTorch on the {p['rows']} test rows: max |probability diff| {p['max_abs_diff']:.2g}
-(tolerance {p['atol']:g}), labels agree {p['label_agreement']:.2%}.
+## Runtimes (measured at export: {ref['threads']} threads, on every test row)
+Float32 PyTorch eager (the reference): {ref['latency_ms']['b1']:.3f} ms at batch 1,
+{ref['latency_ms']['b32']:.3f} ms at batch 32.
+
+| runtime | dtype | labels agree | max prob diff | b1 ms | b32 ms | MB | gates |
+|---|---|---|---|---|---|---|---|
+{rt}
+
+Default: {meta['runtime_choice']['why']}.
 
 ## Limits
 Trained on {info['rows']} rows of one source; inputs unlike them (other scales, other devices,
-other populations) are outside what these metrics measure. The metrics above come from one
-split of one seed.
+other populations, other topics) are outside what these metrics measure. The metrics above come
+from one split of one seed; latencies depend on the CPU (rerun the export on the serving machine).
 """
 
 

@@ -1,4 +1,4 @@
-"""The export stage: ONNX with normalization inside, parity on the test split, the package."""
+"""The export stage: the package of the trained model, its runtimes chosen by measurement."""
 
 from __future__ import annotations
 
@@ -6,39 +6,40 @@ import shutil
 
 from danlu.data.stage import load_splits
 from danlu.export.config import ExportConfig
-from danlu.export.onnx import export_onnx
-from danlu.export.package import package_meta, write_model_card, write_package_meta
-from danlu.export.parity import check_parity
+from danlu.export.package import build_package, sha256, write_model_card
 from danlu.runs import Run, StageResult, read_json
-from danlu.train.checkpoint import load_packaged
 
 __all__ = ["export"]
 
 
 def export(run: Run, cfg: ExportConfig) -> StageResult:
-    """Write package/ (model.onnx, danlu-model.json, README.md) from the trained run."""
-    if getattr(run.recipe.model, "arch", None) == "transformer":  # runtimes chosen by measurement
-        from danlu.export.text import export_text
+    """Write package/ (artifacts, danlu-model.json, README.md) from train/model/."""
+    from danlu.models.load import load_model
 
-        return export_text(run, cfg)
     splits = load_splits(run)
-    info = splits.info
+    model = load_model(run.path("train", "model"))
     metrics = read_json(run.path("eval", "metrics.json"))
-    module = load_packaged(run)
-    input_name = "pixels" if info["image_shape"] else "features"
+    recipe = run.recipe
+    weights = sorted(model.folder.glob("*.safetensors"))
+    provenance = {"recipe_sha256": recipe.section_hash(*recipe.to_dict()),
+                  "model_sha256": sha256(weights[0]) if weights else None, "run": run.dir.name,
+                  "versions": run.manifest["versions"]}
     staging = run.path(".package.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    onnx_path = export_onnx(module, info["features"], staging / "model.onnx", input_name, cfg.opset)
-    parity = check_parity(module, onnx_path, splits.x["test"], input_name, cfg.parity_atol)
-    meta = package_meta(run, onnx_path, cfg.version,
-                        {"test": metrics["test"], "gate": metrics["gate"]}, parity)
-    write_package_meta(staging, meta)
-    write_model_card(staging, meta, info)
+    meta = build_package(staging, model, splits.values["test"], splits.y["test"], cfg,
+                         name=recipe.name, version=cfg.version,
+                         metrics={"test": metrics["test"], "gate": metrics["gate"]},
+                         provenance=provenance)
+    write_model_card(staging, meta, splits.info)
     pkg = run.path("package")
     shutil.rmtree(pkg, ignore_errors=True)
     staging.replace(pkg)  # the package appears whole or not at all
+    chosen = meta["runtimes"][meta["runtime"]]
     return StageResult(paths={"package": "package"},
-                       metrics={"parity_max_abs_diff": parity["max_abs_diff"],
-                                "parity_label_agreement": parity["label_agreement"],
-                                "onnx_bytes": (pkg / "model.onnx").stat().st_size})
+                       metrics={"runtime": meta["runtime"], "dtype": chosen["dtype"],
+                                "b32_ms": chosen["latency_ms"]["b32"],
+                                "speedup_b32": chosen["latency_ms"].get("speedup_b32"),
+                                "parity_max_abs_diff": chosen["parity"]["max_abs_diff"],
+                                "parity_label_agreement": chosen["parity"]["label_agreement"],
+                                "rejected": [k for k, e in meta["runtimes"].items()
+                                             if not e["passed"]]})

@@ -1,43 +1,49 @@
-"""Model registry: one builder per file; `build_model` picks one by the recipe's `model.arch`."""
+"""Model families: one registry entry object per family (config, build, load, accepted feature
+types, runtimes, compression hooks). A family is one module that registers itself; plug-ins
+register from anywhere (`@models.register("name")` on a `Family` subclass)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from danlu.registry import Registry
 
 if TYPE_CHECKING:
-    from torch import nn
+    from danlu.models.base import Family
 
-__all__ = ["InputSpec", "build_model", "model_spec", "models"]
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model sees: flat rows of `features` numbers, optionally an image (C, H, W)."""
-
-    features: int
-    image_shape: tuple[int, int, int] | None = None
+__all__ = ["Family", "family", "models"]
 
 
-models: Registry[Callable[..., nn.Module]] = Registry("model", "model.arch")
+def _builtins() -> None:
+    from danlu.models import cnn, mlp, transformer  # noqa: F401  (they register)
 
 
-def _load_builders() -> None:
-    # Importing the modules runs their @models.register decorators (torch is imported here).
-    from danlu.models import cnn, mlp, text  # noqa: F401
+
+class _Families(Registry):
+    """A Registry whose decorator takes a Family class and stores one instance of it."""
+
+    def register(self, name: str):
+        add = super().register(name)
+
+        def register_class(cls: type[Family]) -> type[Family]:
+            cls.name = name
+            add(cls())
+            return cls
+
+        return register_class
 
 
-def build_model(cfg: Any, spec: InputSpec, num_classes: int) -> nn.Module:
-    """The registered builder for cfg.arch, sized from the data."""
-    _load_builders()
-    return models[cfg.arch](cfg, spec, num_classes)
+models: Registry[Family] = _Families("model", "model.arch", _builtins)
 
 
-def model_spec(cfg: Any, spec: InputSpec, num_classes: int) -> dict[str, Any]:
-    """Everything needed to rebuild the module without pickle (saved as train/model.json)."""
-    return {"model": cfg.model_dump(mode="json"), "features": spec.features,
-            "image_shape": list(spec.image_shape) if spec.image_shape else None,
-            "num_classes": num_classes}
+def family(cfg: Any) -> Family:
+    """The family of a model config (its `arch`)."""
+    return models[cfg.arch]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Family":
+        from danlu.models.base import Family
+
+        return Family
+    raise AttributeError(f"module 'danlu.models' has no attribute {name!r}")

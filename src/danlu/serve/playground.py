@@ -19,24 +19,19 @@ def _template() -> str:
 
 
 def model_card(package: Package) -> dict[str, Any]:
-    """What the page needs to build a form for one model."""
-    image_shape = package.meta.get("image_shape")
+    """What the page needs to build a form for one model: each feature's `form()` (a text box,
+    a drawing pad, number fields, a choice), else the schema-1 package's own hints."""
+    forms = [f.form() for f in package.features]
+    text = next((f for f in forms if f["widget"] == "text"), None)
+    image = next((f for f in forms if f["widget"] == "image"), None)
+    image_shape = image["shape"] if image else package.meta.get("image_shape")
     return {"name": package.name, "version": package.version, "task": package.task,
             "inputs": [s.to_json() for s in package.inputs],
-            "outputs": [s.name for s in package.outputs],
+            "outputs": [s.name for s in package.outputs], "features": forms,
             "labels": package.labels, "image_shape": image_shape,
-            "text": {"max_length": package.text.max_length} if package.text else None,
-            "pixel_max": pixel_max(package) if image_shape else None}
-
-
-def pixel_max(package: Package) -> float:
-    """The ink value of a pixel: danlu-model.json's `pixel_max`, else guessed from the fitted
-    normalization means (sklearn digits: means up to ~12 -> 0..16; 8-bit images -> 255)."""
-    if isinstance(package.meta.get("pixel_max"), (int, float)):
-        return float(package.meta["pixel_max"])
-    shift = (package.meta.get("preprocessing") or {}).get("normalize", {}).get("shift") or [1.0]
-    top = max(float(v) for v in shift) if isinstance(shift, list) and shift else 1.0
-    return 1.0 if top <= 1.0 else 16.0 if top <= 16.0 else 255.0
+            "text": {"max_length": text["max_length"]} if text else None,
+            "pixel_max": (image["pixel_max"] if image else pixel_max(package)) if image_shape
+            else None}
 
 
 def playground_html(packages: list[Package]) -> str:

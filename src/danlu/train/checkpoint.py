@@ -1,7 +1,6 @@
-"""Weights and checkpoints on disk: safetensors + JSON, never pickle.
-
-load_model/load_packaged read a finished run; CheckpointStore/Checkpointer save and restore
-training mid-way for an exact resume."""
+"""Training checkpoints on disk: safetensors + JSON, never pickle. CheckpointStore/Checkpointer
+save and restore training mid-way for an exact resume (a finished model is a model folder:
+danlu.models.load)."""
 
 from __future__ import annotations
 
@@ -17,41 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from danlu.models import InputSpec, build_model
-from danlu.models.config import CNNConfig, MLPConfig
-from danlu.models.packaged import Packaged
-from danlu.runs import Run, atomic_write, read_json, write_json
+from danlu.runs import atomic_write, write_json
 from danlu.train.config import CheckpointConfig
 from danlu.train.precision import Precision
 from danlu.train.schedules import Schedule
 from danlu.train.state import LoopState
 
-__all__ = ["Checkpoint", "CheckpointStore", "CheckpointWarning", "Checkpointer", "load_model",
-           "load_packaged"]
-
-
-def load_model(run: Run) -> nn.Module:
-    """The trained network of a run (eval mode, CPU), rebuilt from JSON + safetensors."""
-    from safetensors.torch import load_file
-
-    spec = read_json(run.path("train", "model.json"))
-    cfg = (MLPConfig if spec["model"]["arch"] == "mlp" else CNNConfig).model_validate(spec["model"])
-    shape = spec["image_shape"]
-    net = build_model(cfg, InputSpec(spec["features"], tuple(shape) if shape else None),
-                      spec["num_classes"])
-    net.load_state_dict(load_file(str(run.path("train", "model.safetensors"))))
-    return net.eval()
-
-
-def load_packaged(run: Run) -> nn.Module:
-    """The trained network with the run's normalizer in front: raw rows in, (probs, label) out.
-    Text runs: `TextPackaged` over train/model/, (input_ids, attention_mask) in."""
-    if read_json(run.path("train", "model.json")).get("arch") == "transformer":
-        from danlu.models.text import TextPackaged, load_text_classifier
-
-        return TextPackaged(load_text_classifier(run.path("train", "model"))).eval()
-    norm = read_json(run.path("data", "normalizer.json"))
-    return Packaged(load_model(run), torch.tensor(norm["shift"]), torch.tensor(norm["scale"])).eval()
+__all__ = ["Checkpoint", "CheckpointStore", "CheckpointWarning", "Checkpointer"]
 
 
 # ---- training checkpoints: exact resume ----------------------------------------------------

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from danlu.data.stage import data, load_splits
-from danlu.models import InputSpec, build_model
 from danlu.recipe import Recipe, load_recipe
 from danlu.runs import Run, atomic_write, write_json
+from danlu.train.inputs import Inputs
 from danlu.train.loop import fit
 from danlu.train.optim import optimizers
 from danlu.train.stage import resolve_device, seed_everything
@@ -52,15 +52,10 @@ def compare_optimizers(recipe: str | Path | dict | Recipe, names: list[str],
         optimizers[name]  # a typo is a RecipeError naming the choices, before any work
     run = Run.create(rec, out)
     data(run, rec.data)
-    splits = load_splits(run)
-    device = resolve_device(rec.train.device)
-    norm = splits.normalizer
-    train_xy, val_xy = ((torch.from_numpy(norm.transform(splits.x[s])).to(device),
-                         torch.from_numpy(splits.y[s]).to(device)) for s in ("train", "val"))
-    shape = splits.info["image_shape"]
-    spec = InputSpec(int(splits.info["features"]), tuple(shape) if shape else None)
+    inputs = Inputs(load_splits(run), rec.model, resolve_device(rec.train.device))
+    train_xy, val_xy = inputs.xy("train"), inputs.xy("val")
     seed_everything(rec.seed)
-    model = build_model(rec.model, spec, splits.num_classes).to(device)
+    model = inputs.build()
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
     init_sha = hashlib.sha256(b"".join(v.cpu().numpy().tobytes() for v in init.values())).hexdigest()
     metric = rec.train.early_stopping.metric
@@ -77,7 +72,7 @@ def compare_optimizers(recipe: str | Path | dict | Recipe, names: list[str],
         model.load_state_dict(init)
         seed_everything(rec.seed)  # the same dropout draws; fit() seeds the data order itself
         t0 = time.perf_counter()
-        result = fit(model, train_xy, val_xy, splits.info["labels"], cfg, rec.seed)
+        result = fit(model, train_xy, val_xy, inputs.head, cfg, rec.seed)
         wall = time.perf_counter() - t0
         curve = [r[key] for r in result.history]
         best = max(curve) if maximize else min(curve)

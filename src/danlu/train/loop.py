@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from danlu.evaluate.metrics import classification_metrics
 from danlu.train.checkpoint import Checkpoint, Checkpointer, CheckpointStore
 from danlu.train.config import TrainConfig
 from danlu.train.distributed import shard, wrap
@@ -19,7 +18,7 @@ from danlu.train.precision import Precision
 from danlu.train.schedules import build_schedule, steps_per_epoch
 from danlu.train.state import LoopState, epoch_batches
 
-__all__ = ["FitResult", "fit", "predict_proba"]
+__all__ = ["FitResult", "fit", "predict_outputs", "val_scores"]
 
 
 @dataclass
@@ -32,12 +31,20 @@ class FitResult:
     resumed_from: str | None = None  # the checkpoint file training continued from
 
 
-def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Class probabilities for x (eval mode, no grad), in batches."""
+def predict_outputs(model: nn.Module, head: Any, x: torch.Tensor,
+                    batch_size: int | None = None) -> torch.Tensor:
+    """The head's first output (class probabilities) for network inputs x, in batches."""
+    batch_size = batch_size or getattr(model, "predict_batch", 1024)
+    decode = head.module()
     model.eval()
     with torch.inference_mode():
-        return torch.cat([torch.softmax(model(x[i:i + batch_size]).float(), dim=1)
+        return torch.cat([decode(model(x[i:i + batch_size]))[0].float()
                           for i in range(0, len(x), batch_size)])
+
+
+def val_scores(model: nn.Module, head: Any, val: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+    """The head's metrics of `model` on validation tensors."""
+    return head.scores(predict_outputs(model, head, val[0]).cpu().numpy(), val[1].cpu().numpy())
 
 
 def _improved(value: float, best: float | None, maximize: bool) -> bool:
@@ -50,7 +57,7 @@ def _update_due(batch: int, batches: int, accumulate: int) -> bool:
 
 
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
-        val: tuple[torch.Tensor, torch.Tensor], labels: list[str], cfg: TrainConfig, seed: int,
+        val: tuple[torch.Tensor, torch.Tensor], head: Any, cfg: TrainConfig, seed: int,
         on_epoch: Callable[[dict[str, Any]], None] = lambda row: None,
         checkpoints: CheckpointStore | None = None, resume: Checkpoint | None = None,
         augment: Callable[..., tuple[torch.Tensor, torch.Tensor]] = lambda x, y, step: (x, y),
@@ -68,7 +75,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     schedule = build_schedule(optimizer, cfg.schedule, cfg.epochs,
                               steps_per_epoch(len(x), cfg.batch_size, cfg.accumulate), maximize)
     precision = Precision(cfg.precision, next(model.parameters()).device)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = head.loss()
     ckpt = Checkpointer(checkpoints, model, optimizer, schedule, precision)
     net = wrap(model)  # DistributedDataParallel under torchrun; the model itself otherwise
     # the batch order depends on the seed alone
@@ -90,11 +97,10 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 schedule.after_update()
                 state.update += 1
                 ckpt.after_update(state)
-        scores = classification_metrics(
-            predict_proba(model, val[0], getattr(model, "predict_batch", 1024)), val[1], labels)
+        scores = val_scores(model, head, val)
         seconds, lr = time.perf_counter() - t0, optimizer.param_groups[0]["lr"]
-        row = {"epoch": state.epoch + 1, **state.end_epoch(), "val_loss": scores["loss"],
-               **{f"val_{k}": scores[k] for k in ("accuracy", "f1_macro")},
+        row = {"epoch": state.epoch + 1, **state.end_epoch(),
+               **{f"val_{k}": scores[k] for k in head.epoch_metrics},
                "lr": lr, "seconds": seconds}
         state.history.append(row)
         on_epoch(row)

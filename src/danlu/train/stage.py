@@ -13,13 +13,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from danlu.data.augment import build_augmenter
 from danlu.data.stage import load_splits
-from danlu.models import InputSpec, build_model, model_spec
+from danlu.models.load import save_model
 from danlu.runs import Run, StageResult, atomic_write, read_json, write_json
 from danlu.train.checkpoint import CheckpointStore
 from danlu.train.config import TrainConfig
 from danlu.train.distributed import is_main, launch, world_size
+from danlu.train.inputs import Inputs
 from danlu.train.loop import fit
-from danlu.train.text import prepare_text_model, save_text_run, text_tensors, token_lengths
 
 __all__ = ["checkpoint_key", "resolve_device", "seed_everything", "set_deterministic", "train",
            "train_here"]
@@ -59,7 +59,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> StageResult:
-    """Write train/model.safetensors (best epoch), model.json and history.jsonl.
+    """Write train/model/ (model.json + the best epoch's weights) and train/history.jsonl.
 
     Checkpoints go to train/checkpoints/; when one made by the same recipe is there (a crashed
     or killed run), training continues from it exactly. With train.nproc > 1 the training runs
@@ -70,39 +70,20 @@ def train(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> S
         summary = read_json(run.path("train", "summary.json"))
     else:
         summary = train_here(run, cfg, fit_on)
-    weights = ({"model_folder": "train/model"} if run.path("train", "model").is_dir()
-               else {"weights": "train/model.safetensors"})
-    return StageResult(paths={**weights, "model": "train/model.json",
-                              "history": "train/history.jsonl"}, metrics=summary)
+    return StageResult(paths={"model": "train/model", "history": "train/history.jsonl"},
+                       metrics=summary)
 
 
 def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> dict:
     """The train stage in this process (one rank of many under torchrun); returns the summary."""
-    from safetensors.torch import save_file
-
     recipe = run.recipe
     main = is_main()  # only rank 0 writes files
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    splits = load_splits(run)
-    device = resolve_device(cfg.device)
-    norm = splits.normalizer
-
-    def tensors(*names: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = (np.concatenate([part[s] for s in names]) for part in (splits.x, splits.y))
-        return torch.from_numpy(norm.transform(x)).to(device), torch.from_numpy(y).to(device)
-
-    shape = splits.info["image_shape"]
-    spec = InputSpec(features=int(splits.info["features"]),
-                     image_shape=tuple(shape) if shape else None)
-    text = splits.info.get("kind") == "text"
-    if text:  # tokenized by TextEncoder, packed as [rows, 2, width] int64 (danlu.train.text)
-        tensors = text_tensors(recipe, splits, device)  # noqa: F811
+    inputs = Inputs(load_splits(run), recipe.model, resolve_device(cfg.device))
     set_deterministic(cfg.deterministic)
     seed_everything(recipe.seed)
-    model = build_model(recipe.model, spec, splits.num_classes).to(device)
-    if text:
-        model = prepare_text_model(model, cfg)
+    model = inputs.family.prepare(inputs.build(), cfg)
     out = run.stage_dir("train")
     store = CheckpointStore(out / "checkpoints", cfg.checkpoint, checkpoint_key(recipe))
     resume = store.latest()
@@ -118,14 +99,13 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
             if main:
                 with history_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
-            progress.update(task, advance=1, status=f"val acc {row['val_accuracy']:.4f} "
-                                                    f"loss {row['val_loss']:.4f}")
+            progress.update(task, advance=1, status=" ".join(
+                f"val {k} {row[f'val_{k}']:.4f}" for k in inputs.head.epoch_metrics[::-1]))
 
-        augment = build_augmenter([] if text else recipe.preprocess.augment, norm,
-                                  splits.num_classes, shape, splits.x["train"], recipe.seed)
-        train_xy = tensors(*fit_on)
-        lengths = token_lengths(train_xy[0]) if text and cfg.length_bucketing else None
-        result = fit(model, train_xy, tensors("val"), splits.info["labels"], cfg,
+        augment = build_augmenter(recipe.preprocess.augment, inputs.features, inputs.head,
+                                  recipe.seed)
+        lengths = inputs.lengths(*fit_on) if cfg.length_bucketing else None
+        result = fit(model, inputs.xy(*fit_on), inputs.xy("val"), inputs.head, cfg,
                      recipe.seed, on_epoch, checkpoints=store if main else None, resume=resume,
                      augment=augment, lengths=lengths)
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
@@ -133,14 +113,8 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
                "stopped_early": result.stopped_early, "resumed_from": result.resumed_from,
                "processes": world_size(), "fit_on": list(fit_on),
                "seconds": sum(r["seconds"] for r in result.history)}
-    if main and text:  # train/model/ (HF folder, LoRA merged) + model.json, as docs/text.md
-        save_text_run(out, model, splits.info["labels"], recipe)
-    elif main:
-        state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}
-        save_file(state, str(out / "model.safetensors.tmp"))
-        (out / "model.safetensors.tmp").replace(out / "model.safetensors")
-        write_json(out / "model.json", model_spec(recipe.model, spec, splits.num_classes))
-    if main:
+    if main:  # fit() left the best epoch's weights in the model
+        save_model(out / "model", recipe.model, model, inputs.features, inputs.head)
         write_json(out / "summary.json", summary)
         atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in result.history))
     return summary

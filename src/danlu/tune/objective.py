@@ -12,13 +12,12 @@ from typing import Any
 import optuna
 import torch
 
-from danlu.data.stage import Splits, load_splits
+from danlu.data.stage import load_splits
 from danlu.errors import RecipeError
-from danlu.evaluate.metrics import classification_metrics
-from danlu.models import InputSpec, build_model
 from danlu.recipe import Recipe, load_recipe
 from danlu.runs import Run
-from danlu.train.loop import fit, predict_proba
+from danlu.train.inputs import Inputs
+from danlu.train.loop import fit, val_scores
 from danlu.train.stage import resolve_device, seed_everything
 from danlu.tune.config import TuneConfig
 from danlu.tune.space import suggest
@@ -30,16 +29,9 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
     """The function Optuna calls per trial; the data split is loaded once per worker."""
     base: Recipe = run.recipe
     base_dict = base.to_dict()
-    splits = load_splits(run)
-    if splits.info.get("kind") == "text":
-        raise RecipeError("tune", got="a text model", expected="a table or image model",
-                          hint="tuning text models is not supported yet; set model/train keys "
-                               "by hand (docs/text.md)")
-    device = resolve_device(base.train.device)
-    shape = splits.info["image_shape"]
-    spec = InputSpec(features=int(splits.info["features"]),
-                     image_shape=tuple(shape) if shape else None)
-    data = {s: _tensors(splits, s, device) for s in ("train", "val")}
+    inputs = Inputs(load_splits(run), base.model, resolve_device(base.train.device))
+    data = {s: inputs.xy(s) for s in ("train", "val")}
+    lengths = inputs.lengths("train") if base.train.length_bucketing else None
     goals = cfg.goals
     # Pruning needs the objective each epoch: fit() reports val loss, accuracy and macro F1.
     reported = f"val_{goals[0][0].removeprefix('val.')}"
@@ -54,8 +46,12 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
         except RecipeError as e:  # an invalid combination fails this trial, with the reason kept
             trial.set_user_attr("error", str(e))
             raise
+        if recipe.model.arch != base.model.arch:
+            raise RecipeError("tune.space.model.arch", got=recipe.model.arch,
+                              expected=f"the base recipe's model family ({base.model.arch}): a "
+                                       "trial trains on the base model's encoded inputs")
         seed_everything(recipe.seed)
-        model = build_model(recipe.model, spec, splits.num_classes).to(device)
+        model = inputs.family.prepare(inputs.build(recipe.model), recipe.train)
 
         def on_epoch(row: dict[str, Any]) -> None:
             trial.set_user_attr("epochs", row["epoch"])
@@ -64,29 +60,23 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
 
-        result = fit(model, data["train"], data["val"], splits.info["labels"], recipe.train,
-                     recipe.seed, on_epoch)
+        result = fit(model, data["train"], data["val"], inputs.head, recipe.train, recipe.seed,
+                     on_epoch, lengths=lengths)
         trial.set_user_attr("best_epoch", result.best_epoch)
-        values = [measure(model, metric, data["val"], splits.info["labels"]) for metric, _ in goals]
+        values = [measure(model, metric, data["val"], inputs.head) for metric, _ in goals]
         return values[0] if len(values) == 1 else values
 
     return objective
 
 
-def _tensors(splits: Splits, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.from_numpy(splits.normalizer.transform(splits.x[split])).to(device),
-            torch.from_numpy(splits.y[split]).to(device))
-
-
 def measure(model: torch.nn.Module, metric: str, val: tuple[torch.Tensor, torch.Tensor],
-            labels: list[str]) -> float:
+            head) -> float:
     """One objective value of a trained network: a val.* metric, latency_ms or params."""
     if metric == "params":
         return float(sum(p.numel() for p in model.parameters()))
     if metric == "latency_ms":
         return _latency_ms(model, val[0][:1])
-    scores = classification_metrics(predict_proba(model, val[0]), val[1], labels)
-    return float(scores[metric.removeprefix("val.")])
+    return float(val_scores(model, head, val)[metric.removeprefix("val.")])
 
 
 def _latency_ms(model: torch.nn.Module, row: torch.Tensor, repeats: int = 30) -> float:

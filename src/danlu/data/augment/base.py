@@ -81,11 +81,25 @@ class Augmenter:
         return ((img * self.span + self.lo) - shift) / scale
 
 
-def build_augmenter(steps: Sequence[AugmentStep], normalizer, num_classes: int,
-                    image_shape: Sequence[int] | None, train_x, seed: int):
-    """The recipe's augmenter for a training split (raw rows `train_x`), or NoAugment."""
+def build_augmenter(steps: Sequence[AugmentStep], features: Sequence, head, seed: int):
+    """The recipe's augmenter for a model's features, or NoAugment. Each step must be one the
+    features' types take (`Feature.augmentations`); image steps work on the image feature's
+    pixels, de-normalized with its fitted statistics."""
     if not steps:
         return NoAugment()
-    lo, hi = float(train_x.min()), float(train_x.max())
-    return Augmenter(steps, torch.as_tensor(normalizer.shift_), torch.as_tensor(normalizer.scale_),
-                     num_classes, image_shape, (lo, hi), seed)
+    for i, step in enumerate(steps):
+        if not any(step.name in f.augmentations for f in features):
+            takers = ", ".join(sorted({f.type for f in features})) or "no"
+            raise RecipeError(f"preprocess.augment.{i}.{step.name}", got=step.name,
+                              expected=f"an augmentation the data's {takers} features take: "
+                                       f"{', '.join(a for f in features for a in f.augmentations) or 'none'}",
+                              hint="image steps (rotate, translate, ...) are for images; noise and "
+                                   "mixup for tables; text takes none")
+    # One feature: its normalizer maps batches back to raw scale (image steps act on pixels).
+    state = features[0].state_dict() if len(features) == 1 else {}
+    norm = state.get("normalize")
+    shift = torch.as_tensor(norm["shift"]) if norm else torch.zeros(1)
+    scale = torch.as_tensor(norm["scale"]) if norm else torch.ones(1)
+    shape = features[0].image_shape if len(features) == 1 else None
+    return Augmenter(steps, shift, scale, head.size, shape,
+                     tuple(state.get("pixel_range", (0.0, 1.0))), seed)

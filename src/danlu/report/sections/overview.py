@@ -104,7 +104,7 @@ def data(d: Path, info: dict[str, Any] | None) -> str:
     rows.append(["<b>all</b>", *(f"<b>{t:,}</b>" for t in totals), f"<b>{sum(totals):,}</b>"])
     shape = f", images {'×'.join(map(str, info['image_shape']))}" if info.get("image_shape") else ""
     out = (f'<section id="data"><h2>Data</h2><p>{e(info.get("source"))}: {info.get("rows"):,} rows, '
-           f'{info.get("features")} features{e(shape)}, {len(info["labels"])} classes'
+           f'{e(_features(info))}{e(shape)}, {len(info["labels"])} classes'
            f'{", stratified split" if info.get("stratified") else ""}.</p>'
            f'<h3>Rows per class and split</h3>{table(("class", *splits, "total"), rows, "num")}')
     clean = load(d / "data" / "cleaning.json")
@@ -130,3 +130,10 @@ def cleaning(c: dict[str, Any]) -> str:
                      + ", ".join(f"{s} {n}" for s, n in leak.items()))
     note = "".join(f'<p class="note">{e(n)}.</p>' for n in notes)
     return f'<h3 id="cleaning">Cleaning</h3>{table(("rows", "count"), rows, "num")}{note}'
+
+
+def _features(info: dict) -> str:
+    """"13 columns (number)" / "64 columns (image)" / "1 column (text)"."""
+    n = info.get("columns", 0)
+    types = ", ".join(f"{k}: {v}" for k, v in (info.get("feature_types") or {}).items())
+    return f"{n} column{'s' if n != 1 else ''}" + (f" ({types})" if types else "")

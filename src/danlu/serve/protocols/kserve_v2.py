@@ -31,16 +31,15 @@ PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "onnxruntime-int8": "onnxruntime
 
 
 def model_metadata(package: Package) -> dict[str, Any]:
-    """GET /v2/models/{name}: name, versions, platform and the declared tensors (a text
-    model's input is its BYTES text; `parameters.text` says how the server tokenizes it)."""
+    """GET /v2/models/{name}: name, versions, platform and the declared tensors (what clients
+    send: raw values); `parameters.features` says how the server encodes each input."""
     meta = {"name": package.name, "versions": [package.version],
             "platform": PLATFORMS.get(package.runtime, package.runtime),
             "inputs": [s.to_json() for s in package.inputs],
             "outputs": [s.to_json() for s in package.outputs]}
-    if package.text is not None:
-        meta["parameters"] = {"runtime": package.runtime, "text": {
-            "max_length": package.text.max_length, "truncation": "right",
-            "tokenized_inputs": list(package.text.model_inputs)}}
+    if package.features:
+        meta["parameters"] = {"runtime": package.runtime,
+                              "features": [f.form() for f in package.features]}
     return meta
 
 
@@ -93,9 +92,10 @@ def decode_request(body: Any, package: Package, binary: memoryview | None = None
         if spec.name not in tensors:
             raise ProtocolError(400, f"missing input {spec.describe()}; the model takes "
                                      f"{_expected(package)}")
-    if package.text is not None and any(a.size == 0 for a in tensors.values()):
-        raise ProtocolError(400, f"input {package.inputs[0].name!r}: no texts; send at least "
-                                 'one string, e.g. "data": ["some text"], "shape": [1]')
+    empty = next((n for n, a in tensors.items() if a.size == 0), None)
+    if package.features and empty is not None:
+        raise ProtocolError(400, f"input {empty!r}: no rows; send at least one, e.g. "
+                                 '"data": ["some text"], "shape": [1]')
     outputs, binary_outputs = _requested_outputs(body.get("outputs"), package,
                                                  params.get("binary_data_output") is True)
     return InferRequest(tensors, outputs, rid, "kserve_v2", binary_outputs)

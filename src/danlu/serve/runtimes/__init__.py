@@ -47,7 +47,8 @@ def select_runtime(package: Package, override: str | None = None) -> str:
 
 
 def load_runtime(package: Package, cfg: ServeConfig | None = None) -> Runtime:
-    """Build the runtime to serve `package` with (text packages get the tokenizer in front)."""
+    """Build the runtime to serve `package` with: the one `danlu serve` runs and export measures
+    (packages with features get their encoder in front)."""
     cfg = cfg or ServeConfig()
     name = select_runtime(package, cfg.runtime)
     entry = package.runtimes.get(name, {})
@@ -57,8 +58,9 @@ def load_runtime(package: Package, cfg: ServeConfig | None = None) -> Runtime:
     module, cls = RUNTIMES[name].split(":")
     runtime = getattr(importlib.import_module(module), cls)(
         package, cfg, artifact=str(entry.get("artifact", ARTIFACTS[name])), entry=entry)
-    if package.text is not None:
-        from danlu.serve.runtimes.text import TextRuntime
+    runtime.name = name
+    if package.features:  # clients send raw values: the features encode them first
+        from danlu.serve.runtimes.encoding import EncodingRuntime
 
-        runtime = TextRuntime(package, runtime)
+        runtime = EncodingRuntime(package, runtime)
     return runtime

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,16 @@ class Runtime(ABC):
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    name: str = ""  # the runtime name it was loaded as (load_runtime sets it)
+    # What decides its numbers besides the model (threads, dtype, session settings): export
+    # records it beside its measurements, `danlu serve` builds the same.
+    options: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        """{"runtime", "class", "options"}: what was loaded, comparable across processes."""
+        cls = type(self)
+        return {"runtime": self.name, "class": f"{cls.__module__}.{cls.__qualname__}",
+                "options": dict(self.options)}
 
     @abstractmethod
     def run(self, inputs: dict[str, np.ndarray],

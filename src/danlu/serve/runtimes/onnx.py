@@ -36,8 +36,12 @@ class OnnxRuntime(Runtime):
         # 0 = share the cores among the batches that run at once (inference_workers), so two
         # concurrent ORT calls do not each start a thread per core and fight over them.
         threads = intra_op_threads(cfg)
-        self.session = _session(path, threads, _optimization_level(package))
-        # A text package's graph takes token ids; the server tokenizes in front of it.
+        level = _optimization_level(package)
+        self.session = _session(path, threads, level)
+        self.options = {"artifact": path.name, "intra_op_threads": threads,
+                        "graph_optimization_level": str(level).rsplit(".", 1)[-1],
+                        "allow_spinning": False}
+        # The graph's inputs; clients' raw values are encoded in front of it (EncodingRuntime).
         self.inputs, self.outputs = package.model_inputs, package.outputs
         _check_contract(path, "input", self.inputs, self.session.get_inputs())
         _check_contract(path, "output", package.outputs, self.session.get_outputs())

@@ -1,7 +1,8 @@
-"""PyTorch engine for text packages: the `torch/` Hugging Face folder, in the recorded dtype.
+"""PyTorch engine: the package's `torch/` model folder (danlu.models.load), in the recorded dtype.
 
-The only serve module that imports torch or transformers; `load_runtime` imports it only for
-a package served with the "torch" runtime, so ONNX packages stay torch-free.
+The only serve module that imports torch; `load_runtime` imports it only for a package served
+with the "torch" runtime, so ONNX packages stay torch-free. The module it runs is the same
+`Packaged` that evaluation ran and export measured: graph inputs in, the head's outputs out.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from danlu.serve.config import ServeConfig
 from danlu.serve.package import Package
 from danlu.serve.runtimes.base import Runtime, RuntimeInputError, intra_op_threads
 
-__all__ = ["DTYPES", "TorchRuntime"]
+__all__ = ["DTYPES", "TorchRuntime", "native_bf16"]
 
 log = logging.getLogger("danlu.serve")
 
@@ -27,45 +28,43 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 class TorchRuntime(Runtime):
-    """AutoModelForSequenceClassification from `torch/` (safetensors, no hub), eval mode,
-    cast to the package's dtype; probabilities = fp32 softmax of the logits, label = argmax."""
+    """The model folder's `Packaged` module, eval mode, cast to the package's dtype; the head
+    decodes in float32 whatever the dtype (probabilities = softmax of fp32 logits)."""
 
     def __init__(self, package: Package, cfg: ServeConfig | None = None, artifact: str = "torch",
                  entry: dict[str, Any] | None = None):
+        from danlu.models.load import load_model
+
         cfg, entry = cfg or ServeConfig(), entry or {}
         folder = package.dir / package.artifacts.get(artifact, artifact)
-        if not (folder / "config.json").is_file():
-            raise DanluError(f"{folder}: no config.json; the {artifact!r} artifact must be a "
-                             "Hugging Face folder (save_pretrained) for the torch runtime")
+        if not folder.is_dir():
+            raise DanluError(f"{folder}: missing; danlu-model.json names it as the {artifact!r} "
+                             "artifact (a model folder: model.json + weights)")
         self.dtype = _dtype(package, entry.get("dtype", "float32"))
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a server never reaches the hub
-        from transformers import AutoModelForSequenceClassification
-
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                folder, local_files_only=True, use_safetensors=True)
-        except (OSError, ValueError) as e:
-            raise DanluError(f"{folder}: transformers cannot load it ({e})") from e
+        threads = intra_op_threads(cfg)
         # Same thread policy as ONNX Runtime: cores shared among concurrent batches.
-        torch.set_num_threads(intra_op_threads(cfg))
-        self.model = model.to(self.dtype).eval()
+        torch.set_num_threads(threads)
+        self.module = load_model(folder).packaged().to(self.dtype).eval()
+        self.options = {"artifact": folder.name, "dtype": str(self.dtype).removeprefix("torch."),
+                        "intra_op_threads": threads}
         self.inputs, self.outputs = package.model_inputs, package.outputs
         self._names = [s.name for s in package.model_inputs]
         self._all_outputs = [s.name for s in package.outputs]
 
     def run(self, inputs: dict[str, np.ndarray],
             outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        """One batch of token ids -> probabilities (fp32) and labels (int64)."""
+        """One batch of graph inputs -> the head's outputs (float outputs as fp32)."""
         try:
-            feed = {n: torch.from_numpy(np.ascontiguousarray(inputs[n], np.int64))
-                    for n in self._names}
+            feed = [torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in self._names]
         except KeyError as e:
             raise RuntimeInputError(f"missing model input {e}; the model takes "
                                     f"{', '.join(self._names)}") from e
+        feed = [t.to(self.dtype) if t.is_floating_point() else t for t in feed]
         with torch.inference_mode():
-            logits = self.model(**feed).logits.float()  # softmax in fp32 whatever the dtype
-            probs = logits.softmax(-1)
-        result = {"probabilities": probs.numpy(), "label": probs.argmax(-1).numpy()}
+            out = self.module(*feed)
+        result = {name: (t.float() if t.is_floating_point() else t).numpy()
+                  for name, t in zip(self._all_outputs, out, strict=True)}
         return {k: result[k] for k in (outputs or self._all_outputs)}
 
 
@@ -74,15 +73,16 @@ def _dtype(package: Package, name: Any) -> torch.dtype:
     if name not in DTYPES:
         raise DanluError(f"{package.dir}: runtimes.torch.dtype: got {name!r}, expected one of "
                          f"{', '.join(DTYPES)}")
-    if name == "bfloat16" and not _native_bf16():
+    if name == "bfloat16" and not native_bf16():
         log.warning("%s: this CPU has no native bfloat16; serving the torch runtime in float32",
                     package.name)
         return torch.float32
     return DTYPES[name]
 
 
-def _native_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively here (AVX512-BF16 / AMX); else bf16 is emulated, slow."""
+def native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 / AMX); else bf16 is emulated, slow.
+    The one test of it: export picks the torch runtime's dtype with it too."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a private op: if it is gone, trust the package

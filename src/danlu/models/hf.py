@@ -1,33 +1,26 @@
-"""Text classifiers: a Hugging Face encoder from a local folder, trimmed, frozen or LoRA-adapted.
+"""Hugging Face encoders from local folders: load, trim to a layer subset, freeze, LoRA, save.
 
-Everything that reaches the encoder is tokenized by `danlu.data.tokenize.TextEncoder`. During
-training a split is tokenized once into one int64 tensor `[rows, 2, width]` (input ids and
-attention mask, padded to the split's longest text); `TextClassifier` cuts each batch to its
-own longest member, which is exactly what `TextEncoder.encode(batch)` gives (dynamic padding
-per batch), while fit() keeps indexing plain tensors. `TextPackaged` is the deployable module:
-(input_ids, attention_mask) -> (probabilities, label); evaluation runs it and export traces it.
+The helpers of the `transformer` family (danlu.models.transformer). Everything that reaches an
+encoder is tokenized by the text feature's `TextEncoder`: a split arrives packed as one int64
+tensor `[rows, 2, width]` (input ids and attention mask, features/graph.py PackTokens) and
+`TextClassifier` cuts each batch to its own longest member (dynamic padding per batch).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from danlu.data.tokenize import Encoded, TextEncoder
 from danlu.errors import DanluError, RecipeError
-from danlu.models import InputSpec, models
-from danlu.models.config import TransformerConfig
 
-__all__ = ["TextClassifier", "TextPackaged", "apply_lora", "encode_texts", "encoder_layers",
-           "load_text_classifier", "merged", "pack", "predict_texts", "resolve_pretrained",
-           "save_text_model"]
+__all__ = ["TextClassifier", "apply_lora", "encoder_layers", "freeze", "keep_layers",
+           "load_text_classifier", "merged", "pretrained_classifier", "resolve_pretrained",
+           "save_hf"]
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -100,37 +93,25 @@ class TextClassifier(nn.Module):
         self.hf = hf
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ids, mask = trim(x)
+        ids, mask = x[:, 0], x[:, 1]
+        if not torch.compiler.is_exporting():  # the exported graph takes batches as padded
+            width = max(1, int(mask.sum(dim=1).max())) if len(x) else 1
+            ids, mask = ids[:, :width], mask[:, :width]
         return self.hf(input_ids=ids, attention_mask=mask).logits
 
 
-def trim(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input ids and mask of a packed batch, cut to the batch's longest member."""
-    width = max(1, int(x[:, 1].sum(dim=1).max())) if len(x) else 1
-    return x[:, 0, :width], x[:, 1, :width]
-
-
-@models.register("transformer")
-def transformer(cfg: TransformerConfig, spec: InputSpec, num_classes: int) -> nn.Module:
-    """The pretrained encoder + a fresh classification head, with the recipe's layers kept,
-    frozen parts frozen and gradient checkpointing set."""
+def pretrained_classifier(name: str, num_labels: int) -> nn.Module:
+    """The pretrained encoder `name` with a fresh classification head of `num_labels`."""
     from transformers import AutoModelForSequenceClassification
 
-    path = resolve_pretrained(cfg.pretrained)
+    path = resolve_pretrained(name)
     with _offline():
         try:
-            hf = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=num_classes, local_files_only=True).float()
+            return AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=num_labels, local_files_only=True).float()
         except (OSError, ValueError, KeyError) as e:
-            raise RecipeError("model.pretrained", got=cfg.pretrained, expected="a folder "
-                              f"transformers can load as a sequence classifier ({e})") from None
-    if cfg.layers is not None:
-        keep_layers(hf, cfg.layers)
-    freeze(hf, cfg.freeze.embeddings, cfg.freeze.layers)
-    if cfg.gradient_checkpointing:
-        # Non-reentrant: works when the embeddings are frozen (no input needs a gradient).
-        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return TextClassifier(hf)
+            raise RecipeError("model.pretrained", got=name, expected="a folder transformers can "
+                              f"load as a sequence classifier ({e})") from None
 
 
 def keep_layers(hf: nn.Module, keep: list[int]) -> None:
@@ -199,19 +180,14 @@ def merged(model: TextClassifier) -> nn.Module:
     return hf
 
 
-def save_text_model(hf: nn.Module, folder: Path, labels: list[str], pretrained: Path) -> None:
-    """save_pretrained (safetensors, fp32) with the run's labels, plus tokenizer.json."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+def save_hf(model: TextClassifier, folder: Path, labels: list[str]) -> None:
+    """save_pretrained into `folder` (safetensors, fp32), LoRA adapters merged first, with the
+    labels as id2label so Hugging Face tools name the classes."""
+    hf = merged(model).cpu()
     hf.config.id2label = dict(enumerate(labels))
     hf.config.label2id = {name: i for i, name in enumerate(labels)}
     with _offline():
-        hf.to(torch.float32).save_pretrained(tmp, safe_serialization=True)
-    shutil.copyfile(pretrained / "tokenizer.json", tmp / "tokenizer.json")
-    for f in tmp.iterdir():  # safetensors writes 0600; the folder is meant to be shared
-        f.chmod(0o644)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)  # the folder appears whole or not at all
+        hf.to(torch.float32).save_pretrained(folder, safe_serialization=True)
 
 
 def load_text_classifier(folder: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
@@ -225,46 +201,3 @@ def load_text_classifier(folder: str | Path, dtype: torch.dtype = torch.float32)
         hf = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
     return hf.to(dtype).eval()
 
-
-class TextPackaged(nn.Module):
-    """(input_ids, attention_mask) -> (fp32 probabilities [B, N], int64 label [B])."""
-
-    def __init__(self, hf: nn.Module):
-        super().__init__()
-        self.hf = hf
-
-    def forward(self, input_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.hf(input_ids=input_ids, attention_mask=attention_mask).logits
-        probs = torch.softmax(logits.float(), dim=1)
-        return probs, probs.argmax(dim=1)
-
-
-def pack(enc: Encoded) -> torch.Tensor:
-    """An Encoded batch as one int64 tensor [B, 2, width] (ids, mask) that fit() can index."""
-    return torch.from_numpy(np.stack([enc.input_ids, enc.attention_mask], axis=1))
-
-
-def encode_texts(encoder: TextEncoder, texts: np.ndarray | list[str]) -> torch.Tensor:
-    """A whole split tokenized once and packed, padded to its longest text."""
-    return pack(encoder.encode([str(t) for t in texts]))
-
-
-def predict_texts(packaged: TextPackaged, encoder: TextEncoder, texts: np.ndarray | list[str],
-                  batch_size: int = 64) -> np.ndarray:
-    """Probabilities [N, classes] in input order; batches of similar length, each padded to
-    its longest member."""
-    texts = [str(t) for t in texts]
-    order = np.argsort(encoder.lengths(texts), kind="stable")
-    probs = np.zeros((len(texts), 0), np.float64)
-    parts = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            enc = encoder.encode([texts[i] for i in idx])
-            p, _ = packaged(torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask))
-            parts.append(p.double().numpy())
-    if parts:
-        probs = np.zeros((len(texts), parts[0].shape[1]), np.float64)
-        probs[order] = np.concatenate(parts)
-    return probs

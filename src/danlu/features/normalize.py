@@ -1,4 +1,5 @@
-"""Normalizers fitted on the training split; their state is JSON, applied inside the ONNX graph.
+"""Normalizers of number and image features, fitted on the training split; their state is JSON,
+applied inside the ONNX graph (features/graph.py: Normalize).
 
 Every kind ends as one `(x - shift) / scale` per feature, the form export bakes into the graph:
 per-channel statistics are pooled over a channel's pixels and repeated for each of its pixels.
@@ -106,3 +107,4 @@ class Normalizer:
 
 def make_normalizer(state: dict[str, Any]) -> Normalizer:
     return Normalizer(state["kind"]).load_state_dict(state)
+

@@ -1,0 +1,165 @@
+"""Which features a run has: the recipe's `data.features`, else the source's own (an image set's
+pixels, a corpus's text), else inferred column by column from the data by the feature types'
+`recognise` (docs/data.md). The pipeline writes the result into the run's resolved recipe."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from danlu.errors import DataError, RecipeError
+
+__all__ = ["MISSING_TOKENS", "ColumnSummary", "build", "infer_features", "resolve_features",
+           "summarize"]
+
+# Cells that mean "no value" in a number column (pandas' and R's usual spellings).
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a"})
+# Distinct values tracked per column; beyond this a column counts as "many".
+MAX_DISTINCT = 1000
+# A column is numeric when at least this share of its non-missing cells are numbers.
+NUMERIC_SHARE = 0.9
+# Types tried in this order when inferring (the first that recognises a column wins).
+INFER_ORDER = ("number", "category", "text")
+_NUMBER = re.compile(r"^\s*[-+]?((\d+\.?\d*)|(\.\d+))([eE][-+]?\d+)?\s*$")
+_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|index|key)$", re.IGNORECASE)
+
+
+@dataclass
+class ColumnSummary:
+    """What a feature type's `recognise` sees of a raw column (cells as text)."""
+
+    name: str
+    rows: int = 0
+    missing: int = 0
+    numbers: int = 0
+    lengths: int = 0
+    values: set = field(default_factory=set)
+    many: bool = False                 # more than MAX_DISTINCT distinct values
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.missing
+
+    @property
+    def numeric(self) -> bool:
+        return self.numbers > 0 and self.numbers >= NUMERIC_SHARE * self.present
+
+    @property
+    def all_missing(self) -> bool:
+        return self.present == 0
+
+    @property
+    def distinct(self) -> int:
+        return MAX_DISTINCT + 1 if self.many else len(self.values)
+
+    @property
+    def mean_length(self) -> float:
+        return self.lengths / max(self.present, 1)
+
+    @property
+    def id_like(self) -> bool:
+        """Every value distinct: only lets a model memorize rows."""
+        return self.present == self.rows > 1 and (self.many or len(self.values) == self.rows) \
+            and (not self.numeric or bool(_ID_NAME.search(self.name)))
+
+    def describe(self) -> str:
+        d = f">{MAX_DISTINCT}" if self.many else str(len(self.values))
+        ex = ", ".join(repr(v) for v in sorted(self.values, key=str)[:3])
+        return (f"{d} distinct, {self.missing / max(self.rows, 1):.0%} missing"
+                + (f", e.g. {ex}" if ex else ""))
+
+    def update(self, cells: list) -> ColumnSummary:
+        for v in cells:
+            self.rows += 1
+            s = "" if v is None else str(v).strip()
+            if s.lower() in MISSING_TOKENS:
+                self.missing += 1
+                continue
+            self.numbers += bool(_NUMBER.match(s))
+            self.lengths += len(s)
+            if not self.many:
+                self.values.add(s)
+                if len(self.values) > MAX_DISTINCT:
+                    self.many, self.values = True, set(list(self.values)[:MAX_DISTINCT])
+        return self
+
+
+def summarize(reader: Any) -> dict[str, ColumnSummary]:
+    """One chunk of the source's columns, read as text, summarized per column."""
+    chunk = next(iter(reader.chunks({c: "string" for c in reader.columns})), None)
+    if chunk is None:
+        raise DataError("the source has no rows", source=reader.source)
+    return {c: ColumnSummary(c).update(list(chunk.columns[c])) for c in reader.columns}
+
+
+def infer_features(summaries: dict[str, ColumnSummary]) -> tuple[dict[str, str], dict[str, str]]:
+    """({column: type}, {dropped column: why}) by the feature types' `recognise`."""
+    from danlu.features import features
+
+    kept, dropped = {}, {}
+    for name, s in summaries.items():
+        if s.all_missing:
+            dropped[name] = "missing in every row"
+            continue
+        if s.distinct <= 1:
+            dropped[name] = f"constant ({next(iter(s.values), None)!r}): carries no information"
+            continue
+        if s.id_like:
+            dropped[name] = "ID-like (every value distinct): would only let a model memorize rows"
+            continue
+        for t in [*INFER_ORDER, *(n for n in features.names() if n not in INFER_ORDER)]:
+            if features[t].recognise(s):
+                kept[name] = t
+                break
+        else:
+            dropped[name] = f"no feature type recognises it ({s.describe()})"
+    return kept, dropped
+
+
+def resolve_features(cfg: Any, reader: Any) -> dict[str, Any]:
+    """data.features, else the source's declared features, else inferred from a chunk."""
+    from danlu.data.config import FeatureEntry
+
+    if cfg.features is not None:
+        return cfg.features
+    if reader.declared:
+        return {k: FeatureEntry.model_validate(v) for k, v in reader.declared.items()}
+    kept, dropped = infer_features(summarize(reader))
+    if not kept:
+        why = "; ".join(f"{c}: {r}" for c, r in list(dropped.items())[:5])
+        raise DataError(f"no usable feature columns ({why}); declare them in data.features",
+                        source=cfg.source)
+    return {k: FeatureEntry(type=t) for k, t in kept.items()}
+
+
+def build(entries: dict[str, Any] | list[tuple], reader: Any, pre: Any,
+          resolved: bool = False) -> list[Any]:
+    """Feature objects for recipe entries: columns looked up in the source, options from the
+    entry and the preprocess section (only those the type takes)."""
+    from danlu.features import build_features, features
+
+    if resolved:
+        return build_features(list(entries))
+    out = []
+    names = list(reader.columns)
+    for name, entry in entries.items():
+        cls = features[entry.type]
+        if entry.columns == "*":
+            columns = [c for c in names if c not in set(reader.groups)]
+        elif entry.columns is not None:
+            columns = list(entry.columns)
+        else:
+            columns = list(reader.groups.get(name, [name]))
+        missing = [c for c in columns if c not in names and c not in reader.groups]
+        if missing:
+            raise RecipeError(f"data.features.{name}", got=missing[0],
+                              expected=f"a column of {reader.source}: one of "
+                                       f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
+        shape = entry.shape or reader.shapes.get(name)
+        available = {"normalize": pre.normalize, "per": pre.per, "shape": shape}
+        options = {k: v for k, v in available.items() if k in cls.options_taken and v is not None}
+        out.append((name, entry.type, columns, options))
+    return build_features(out)

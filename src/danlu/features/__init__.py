@@ -1,0 +1,69 @@
+"""Typed features and heads: how data reaches a model and how it leaves it (DESIGN.md §3a).
+
+A feature type (`features`, one module each: number, image, category, text) owns how a raw column
+is recognised, checked, fitted on the training split, encoded without torch and put into the
+exported graph. A head (`heads`: category) owns the output: loss, metrics, decoding. Stages ask
+them; adding a type is one module that registers itself (a plug-in may register from anywhere).
+
+Importing this package is cheap (numpy only); torch is imported inside `module()` methods.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from danlu.registry import Registry
+
+if TYPE_CHECKING:
+    from danlu.features.base import Feature, Head
+
+__all__ = ["Feature", "Head", "build_features", "features", "heads", "load_features", "load_head"]
+
+
+def _builtins() -> None:
+    from danlu.features import category, image, number, text  # noqa: F401  (they register)
+
+
+features: Registry[type[Feature]] = Registry("feature type", "data.features", _builtins)
+heads: Registry[type[Head]] = Registry("head", "data.target.head", _builtins)
+
+
+def build_features(entries: list[tuple[str, str, list[str], dict[str, Any]]]) -> list[Feature]:
+    """Features from (name, type, columns, options) in recipe order. Types with a `group` gather
+    all their columns into one feature named after it (a table's numbers: `features`)."""
+    from danlu.errors import RecipeError
+
+    out: list[Feature] = []
+    grouped: dict[str, Feature] = {}
+    for name, type_name, columns, options in entries:
+        cls = features[type_name]
+        if cls.group is None:
+            out.append(cls(name, columns, options))
+            continue
+        f = grouped.get(type_name)
+        if f is None:
+            f = grouped[type_name] = cls(cls.group, [], options)
+            out.append(f)
+        elif options != f.options:
+            raise RecipeError(f"data.features.{name}", got=options, expected=f"the options of the "
+                              f"other {type_name} columns ({f.options}): they form one input")
+        f.columns.extend(columns)
+    return out
+
+
+def load_features(described: list[dict[str, Any]], folder: Any = None) -> list[Feature]:
+    """Features as `Feature.describe()` wrote them (data/features.json, model.json), fitted."""
+    return [features[d["type"]](d["name"], d["columns"], d.get("options"))
+            .load_state_dict(d.get("state") or {}, folder) for d in described]
+
+
+def load_head(described: dict[str, Any]) -> Head:
+    return heads[described["type"]](described.get("column"), described.get("labels", []))
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Feature", "Head"):
+        from danlu.features import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'danlu.features' has no attribute {name!r}")

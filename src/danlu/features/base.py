@@ -1,0 +1,192 @@
+"""The two plug-in kinds of the data path: a Feature (one typed model input) and a Head (the
+model's output). Stages ask these; they never test a feature's type.
+
+numpy only at import (the server imports features to encode raw values); torch is imported
+inside the methods that build graph modules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["NOTE", "Feature", "Head", "Spec", "count", "spec", "take"]
+
+# Spec: one tensor as danlu-model.json writes it, {"name", "datatype", "shape"} (-1 = any size).
+Spec = dict[str, Any]
+# Keys of an `encode` result that start with NOTE are per-row notes (e.g. "text was cut"), not
+# graph inputs: they travel with a batch's outputs until a protocol reports them.
+NOTE = "__"
+
+
+def spec(name: str, datatype: str, shape: list[int]) -> Spec:
+    return {"name": name, "datatype": datatype, "shape": list(shape)}
+
+
+# Values of several features travel as {feature name: array with one row per sample}.
+def take(values: dict[str, np.ndarray], idx: Any) -> dict[str, np.ndarray]:
+    """The rows `idx` of every feature's values."""
+    return {k: v[idx] for k, v in values.items()}
+
+
+def count(values: dict[str, np.ndarray]) -> int:
+    """Rows in `values`."""
+    return len(next(iter(values.values()))) if values else 0
+
+
+class Feature:
+    """One typed input of a model: how its raw column(s) are recognised, checked and fitted on the
+    training split, encoded without torch (the same call in training, evaluation, parity and the
+    server), and what it adds to the exported graph. One subclass per type, in `features`.
+
+    Values of a feature are numpy arrays with one row per sample: `float64 [n, k]` for numbers
+    and images, `object [n]` (str or None) for strings."""
+
+    type: ClassVar[str]
+    # How readers parse the feature's columns: "float" or "string".
+    parse: ClassVar[str] = "float"
+    # Set: every column of this type in a recipe forms ONE feature of this name (one model input,
+    # e.g. a table's numbers as one FP32 matrix `features`); None: one feature per column.
+    group: ClassVar[str | None] = None
+    # preprocess.augment steps this type takes.
+    augmentations: ClassVar[tuple[str, ...]] = ()
+    # Recipe/preprocess options the type takes (e.g. "normalize", "per", "shape").
+    options_taken: ClassVar[tuple[str, ...]] = ()
+    # [channels, height, width] where the values are images (image steps act on them).
+    image_shape: list[int] | None = None
+
+    def __init__(self, name: str, columns: list[str], options: dict[str, Any] | None = None):
+        self.name, self.columns, self.options = name, list(columns), dict(options or {})
+
+    @classmethod
+    def recognise(cls, column: Any) -> str | None:
+        """Why a raw column (danlu.data.inspect.ColumnStats) is of this type, or None."""
+        return None
+
+    # ---- data stage --------------------------------------------------------------------
+    def invalid(self, values: np.ndarray, clean: Any) -> list[Any]:
+        """Issues (danlu.data.readers.Issue) for rows this feature cannot use, under the
+        recipe's preprocess.clean rules."""
+        return []
+
+    def hashes(self, values: np.ndarray) -> np.ndarray:
+        """A 64-bit hash per row (equal values, equal hashes): exact duplicates and leakage."""
+        from danlu.data.dedup import row_hashes
+
+        return row_hashes(values)
+
+    def sketch(self, values: np.ndarray) -> tuple[np.ndarray, ...] | None:
+        """A compact per-row summary kept while streaming, for near duplicates (None: none)."""
+        return None
+
+    def near_pairs(self, sketch: tuple[np.ndarray, ...], cfg: Any) -> tuple[np.ndarray, dict]:
+        """(pairs [m, 2] of row indices, how they were found) from the kept rows' sketches."""
+        raise NotImplementedError
+
+    def partial_fit(self, values: np.ndarray) -> Feature:
+        """Fold in training rows (streamed in chunks); learned state ends in `_`."""
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any], folder: Any = None) -> Feature:
+        return self
+
+    def assets(self) -> list[Any]:
+        """Files the fitted feature needs beside the model (copied into model folders)."""
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        """name, type, columns, options and fitted state: data/features.json and model.json."""
+        return {"name": self.name, "type": self.type, "columns": self.columns,
+                "options": self.options, "state": self.state_dict()}
+
+    # ---- encoding (torch-free) ---------------------------------------------------------
+    def client_input(self) -> Spec:
+        """What a client sends for this feature."""
+        return spec(self.name, "FP32", [-1, len(self.columns)])
+
+    def graph_inputs(self) -> list[Spec]:
+        """What the exported graph takes for it (the client input when nothing runs outside)."""
+        return [self.client_input()]
+
+    def encode(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Client values -> the graph's inputs (and NOTE-prefixed per-row notes)."""
+        return {self.name: np.ascontiguousarray(values, dtype=np.float32)}
+
+    def form(self) -> dict[str, Any]:
+        """How a client (the playground page, the v2 metadata) should ask for this input."""
+        return {"name": self.name, "type": self.type, "widget": "numbers",
+                "columns": list(self.columns)}
+
+    def sort_key(self, values: np.ndarray) -> np.ndarray | None:
+        """Per-row cost (e.g. tokens) to batch similar rows together in inference, or None."""
+        return None
+
+    # ---- inside the model (torch) ------------------------------------------------------
+    def module(self) -> nn.Module:
+        """Graph inputs -> this feature's part of the network's input (in the exported graph)."""
+        raise NotImplementedError
+
+    def width(self) -> int:
+        """Columns this feature adds to the network's input vector."""
+        return len(self.columns)
+
+    def examples(self, batch: Any) -> list[Any]:
+        """(example tensor with 2 rows, {axis: torch.export.Dim}) per graph input, for export;
+        `batch` is the Dim every input shares."""
+        import torch
+
+        return [(torch.zeros(2, len(self.columns)), {0: batch})]
+
+
+class Head:
+    """The model's output: its size, loss, metrics, decoding in the graph and what clients get.
+    One subclass per type, in `heads`."""
+
+    type: ClassVar[str]
+    # Metrics of `scores` recorded per training epoch (history.jsonl as val_<name>); early
+    # stopping and tuning may watch any of them.
+    epoch_metrics: ClassVar[tuple[str, ...]] = ("loss",)
+
+    def __init__(self, column: str | None, labels: list[str]):
+        self.column, self.labels = column, list(labels)
+
+    @property
+    def size(self) -> int:
+        """Width of the network's raw output."""
+        raise NotImplementedError
+
+    def outputs(self) -> list[Spec]:
+        raise NotImplementedError
+
+    def loss(self) -> nn.Module:
+        raise NotImplementedError
+
+    def module(self) -> nn.Module:
+        """Raw network output -> the package's outputs (in the exported graph)."""
+        raise NotImplementedError
+
+    def scores(self, out: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """The metrics of this head's family for predictions `out` (first output) against y."""
+        raise NotImplementedError
+
+    def evaluate(self, out: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> dict[str, Any]:
+        """A split's metrics.json entry: `scores` plus intervals and warnings (evaluate cfg)."""
+        return self.scores(out, y)
+
+    def curves(self, out: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
+        """Curves for the report (ROC, PR, ...), or None."""
+        return None
+
+    def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The few metrics a stage result and the CLI show."""
+        return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.type, "column": self.column, "labels": self.labels}

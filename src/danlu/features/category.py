@@ -1,0 +1,150 @@
+"""`category`: a column of few distinct values. As an input: a vocabulary fitted on the training
+split (+ `__missing__`, `__unknown__`), looked up by the torch-free encoder, one-hot in the graph.
+As a head: classification (softmax; labels and probabilities; accuracy, F1, ... with intervals)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from danlu.features import features, heads
+from danlu.features.base import Feature, Head, spec
+
+__all__ = ["CategoryFeature", "CategoryHead", "MISSING", "UNKNOWN"]
+
+MISSING, UNKNOWN = "__missing__", "__unknown__"
+# At most this many distinct values (and under half of the rows) make a string column a category.
+MAX_CATEGORIES = 100
+
+
+def _key(v: Any) -> str:
+    """A cell as its vocabulary key: None, NaN and blank are missing; 3.0 and "3" are "3"."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return MISSING
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    s = str(v).strip()
+    return s if s else MISSING
+
+
+@features.register("category")
+class CategoryFeature(Feature):
+    type = "category"
+    parse = "string"
+
+    @classmethod
+    def recognise(cls, column: Any) -> str | None:
+        if not column.many and 1 < column.distinct <= MAX_CATEGORIES \
+                and column.distinct <= max(2, column.rows // 2):
+            return f"a category ({column.describe()})"
+        return None
+
+    def hashes(self, values: np.ndarray) -> np.ndarray:
+        from danlu.data.dedup import text_hashes
+
+        return text_hashes(np.array([_key(v) for v in values], dtype=object))
+
+    def partial_fit(self, values: np.ndarray) -> CategoryFeature:
+        counts = self.__dict__.setdefault("counts_", {})
+        for v in values:
+            k = _key(v)
+            counts[k] = counts.get(k, 0) + 1
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        seen = sorted(k for k in getattr(self, "counts_", {}) if k != MISSING)
+        return {"vocabulary": [*seen, MISSING, UNKNOWN]}
+
+    def load_state_dict(self, state: dict[str, Any], folder: Any = None) -> CategoryFeature:
+        vocab = list(state["vocabulary"])
+        self.counts_ = {k: 1 for k in vocab if k not in (MISSING, UNKNOWN)}
+        return self
+
+    @property
+    def index(self) -> dict[str, int]:
+        idx = getattr(self, "_index", None)
+        if idx is None:
+            idx = self._index = {k: i for i, k in enumerate(self.state_dict()["vocabulary"])}
+        return idx
+
+    def client_input(self):
+        return spec(self.name, "BYTES", [-1])
+
+    def graph_inputs(self):
+        return [spec(self.name, "INT64", [-1])]
+
+    def encode(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Vocabulary indices; a value never seen in training is `__unknown__` (never an error)."""
+        index, unknown = self.index, self.index[UNKNOWN]
+        flat = np.asarray(values, dtype=object).reshape(-1)
+        return {self.name: np.fromiter((index.get(_key(v), unknown) for v in flat), np.int64,
+                                       len(flat))}
+
+    def width(self) -> int:
+        return len(self.index)
+
+    def form(self) -> dict[str, Any]:
+        choices = [k for k in self.index if k not in (MISSING, UNKNOWN)]
+        return {"name": self.name, "type": self.type, "widget": "choice", "choices": choices}
+
+    def module(self):
+        from danlu.features.graph import OneHot
+
+        return OneHot(self.width())
+
+    def examples(self, batch: Any) -> list[Any]:
+        import torch
+
+        return [(torch.zeros(2, dtype=torch.int64), {0: batch})]
+
+
+@heads.register("category")
+class CategoryHead(Head):
+    """Classification: one logit per label; the package returns probabilities and the label."""
+
+    type = "category"
+    epoch_metrics = ("loss", "accuracy", "f1_macro")
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def outputs(self):
+        return [spec("probabilities", "FP32", [-1, len(self.labels)]), spec("label", "INT64", [-1])]
+
+    def loss(self):
+        from torch import nn
+
+        return nn.CrossEntropyLoss()  # takes class indices, or mixup's soft targets as they are
+
+    def module(self):
+        from danlu.features.graph import Classify
+
+        return Classify()
+
+    def scores(self, out: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """Every classification metric of evaluate.metrics for probabilities `out`."""
+        import torch
+
+        from danlu.evaluate.metrics import classification_metrics
+
+        return classification_metrics(torch.as_tensor(np.asarray(out, np.float64)),
+                                      torch.as_tensor(np.asarray(y, np.int64)), self.labels)
+
+    def evaluate(self, out: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> dict[str, Any]:
+        from danlu.evaluate.classification import score_classification
+
+        return score_classification(out, y, self.labels, cfg, seed)
+
+    def curves(self, out: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        import torch
+
+        from danlu.evaluate.metrics import curves
+
+        return curves(torch.as_tensor(np.asarray(out, np.float64)),
+                      torch.as_tensor(np.asarray(y, np.int64)), self.labels)
+
+    def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "f1_macro",
+                                         "precision_macro", "recall_macro")}

@@ -1,0 +1,83 @@
+"""The model-family plug-in: one object per family holds everything an architecture means to
+danlu — its config class, the feature types it takes, how it is built, saved and loaded, the
+runtimes it can be served in, and the hooks compression asks for. Stages ask the family; they
+never test `arch`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from danlu.features.base import Feature, Head
+    from danlu.models.config import ModelSection
+
+__all__ = ["Family"]
+
+
+class Family:
+    """Subclass, set the class attributes, implement `build`; register with `@models.register`."""
+
+    name: ClassVar[str]
+    config: ClassVar[type[ModelSection]]
+    # Feature types the network takes (its input is their parts, concatenated in recipe order).
+    accepts: ClassVar[tuple[str, ...]]
+    # Runtimes export builds and measures for it (entries of danlu.serve.runtimes), and the one
+    # served when none passes the parity gate (None: export fails instead).
+    runtimes: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    fallback: ClassVar[str | None] = None
+    # Rows per inference batch (memory grows with it: a transformer's with batch x length^2).
+    predict_batch: ClassVar[int] = 1024
+
+    def check(self, cfg: ModelSection, features: list[Feature]) -> None:
+        """Refuse features this family cannot take (a RecipeError naming model.arch)."""
+        from danlu.errors import RecipeError
+
+        types = sorted({f.type for f in features})
+        wrong = [t for t in types if t not in self.accepts]
+        if wrong or not features:
+            from danlu.models import models
+
+            fits = [n for n in models.names() if set(types) <= set(models[n].accepts)]
+            raise RecipeError("model.arch", got=cfg.arch,
+                              expected=f"a model for {', '.join(types) or 'no'} features "
+                                       f"({cfg.arch} takes {', '.join(self.accepts)})",
+                              hint=f"use model: {{arch: {fits[0]}}}" if fits else None)
+
+    def bind(self, cfg: ModelSection, features: list[Feature]) -> None:
+        """Fix what the features' encoding needs from the model (a text model's tokenizer)."""
+
+    def build(self, cfg: ModelSection, features: list[Feature], head: Head) -> nn.Module:
+        """The network: the features' parts (one tensor) -> the head's raw output."""
+        raise NotImplementedError
+
+    def prepare(self, net: nn.Module, train_cfg: Any) -> nn.Module:
+        """The network as training wants it (e.g. wrapped in LoRA adapters)."""
+        return net
+
+    def save(self, net: nn.Module, folder: Path, head: Head) -> None:
+        """Write the trained weights into `folder` (safetensors, never pickle)."""
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"))
+
+    def load(self, cfg: ModelSection, features: list[Feature], head: Head,
+             folder: Path) -> nn.Module:
+        """The network saved in `folder`, in eval mode on the CPU."""
+        from safetensors.torch import load_file
+
+        net = self.build(cfg, features, head)
+        net.load_state_dict(load_file(str(folder / "model.safetensors")))
+        return net.eval()
+
+    # ---- compression hooks: None / NotImplementedError = the step does not apply ---------
+    def scaled(self, cfg: ModelSection, width: float) -> ModelSection | None:
+        """A student's config: every width times `width` (knowledge distillation)."""
+        return None
+
+    def widths(self, net: nn.Module, cfg: ModelSection) -> ModelSection | None:
+        """The config whose layer widths are those of `net` (after structured pruning)."""
+        return None
