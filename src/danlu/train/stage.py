@@ -78,7 +78,7 @@ def train(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> S
 
 def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> dict:
     """The train stage in this process (one rank of many under torchrun); returns the summary."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     recipe = run.recipe
     main = is_main()  # only rank 0 writes files
@@ -137,8 +137,7 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
         save_text_run(out, model, splits.info["labels"], recipe)
     elif main:
         state = {k: v.detach().cpu().contiguous() for k, v in result.best_state.items()}
-        save_file(state, str(out / "model.safetensors.tmp"))
-        (out / "model.safetensors.tmp").replace(out / "model.safetensors")
+        atomic_write(out / "model.safetensors", save(state))  # save_file would make it 0600
         write_json(out / "model.json", model_spec(recipe.model, spec, splits.num_classes))
     if main:
         write_json(out / "summary.json", summary)
