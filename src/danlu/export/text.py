@@ -125,22 +125,11 @@ def export_text_onnx(hf_model: nn.Module, path: Path, opset: int = 20) -> Path:
 def quantize_int8(src: Path, dst: Path) -> Path:
     """ORT dynamic int8 with per-channel weight scales (per-tensor and naive static int8 lose
     MiniLM's accuracy, ENV.md); the embedding table is quantized too, so the file is ~4x smaller."""
-    import contextlib
-    import logging
-    import tempfile
+    from danlu.compress.quantize import quantize_dynamic
 
-    from onnxruntime import quantization as q
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    logging.getLogger("root").setLevel(logging.ERROR)  # the quantizer logs hints at warning level
-    with tempfile.TemporaryDirectory() as d:
-        pre = Path(d) / "pre.onnx"
-        # ORT's symbolic shape inference gives up on the exported attention graph ("Incomplete
-        # symbolic shape inference"): skip it, keep ONNX shape inference and graph optimization.
-        with contextlib.redirect_stdout(None):
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        q.quantize_dynamic(str(pre), str(dst), per_channel=True, weight_type=q.QuantType.QInt8)
-    return dst
+    # ORT's symbolic shape inference gives up on the exported attention graph ("Incomplete
+    # symbolic shape inference"): skip it, keep ONNX shape inference and graph optimization.
+    return quantize_dynamic(src, dst, per_channel=True, skip_symbolic_shape=True)
 
 
 def predict_texts(runner: Runner, encoder: TextEncoder, texts: Sequence[str], batch: int = 32
