@@ -6,8 +6,8 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,11 +29,16 @@ def _now() -> str:
 
 
 def atomic_write(path: Path, data: bytes | str) -> Path:
-    """Write to a temp file beside `path`, fsync, rename: readers never see half a file."""
+    """Write to a temp file beside `path`, fsync, rename: readers never see half a file.
+
+    The file gets 0666 & ~umask (0644 usually), as open() would give it: run folders are shared."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: it creates 0600. O_EXCL on a random name is mkstemp's own recipe,
+    # and the kernel applies the umask (reading it with os.umask() would race other threads).
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)

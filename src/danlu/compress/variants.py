@@ -27,7 +27,7 @@ from danlu.export.onnx import export_onnx
 from danlu.export.parity import check_parity
 from danlu.models import InputSpec, model_spec
 from danlu.models.packaged import Packaged
-from danlu.runs import write_json
+from danlu.runs import atomic_write, write_json
 
 __all__ = ["Built", "Context", "build_variant", "distillation_gain", "save_torch"]
 
@@ -83,10 +83,10 @@ class Built:
 
 def save_torch(ctx: Context, b: Built) -> None:
     """model.safetensors + model.json (the layer widths as a model config): reloads without pickle."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.detach().contiguous() for k, v in b.net.state_dict().items()}
-    save_file(state, str(b.dir / "model.safetensors"))
+    atomic_write(b.dir / "model.safetensors", save(state))  # save_file would make it 0600
     write_json(b.dir / "model.json", model_spec(b.model_cfg, ctx.spec, ctx.num_classes))
 
 

@@ -115,6 +115,7 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
                "seconds": sum(r["seconds"] for r in result.history)}
     if main:  # fit() left the best epoch's weights in the model
         save_model(out / "model", recipe.model, model, inputs.features, inputs.head)
+    if main:
         write_json(out / "summary.json", summary)
         atomic_write(history_path, "".join(json.dumps(r) + "\n" for r in result.history))
     return summary
