@@ -119,7 +119,8 @@ def resolve_package_dir(path: Path) -> Path:
         raise DanluError(f"{path}: no such folder; expected a model package folder "
                          f"(holding {MANIFEST}) or a run folder (holding package/{MANIFEST})")
     raise DanluError(f"{path}: not a model package; expected {MANIFEST} in it, or a run folder "
-                     f"with package/{MANIFEST} (run `danlu export` to make one)")
+                     f"with package/{MANIFEST} (`danlu run RECIPE` writes package/ in its export "
+                     "stage)")
 
 
 def _parse_meta(folder: Path, meta: Any) -> Package:
