@@ -39,6 +39,7 @@ def test_run_help_explains_overrides_out_and_resume():
 def test_serve_help_defaults_to_loopback():
     r = danlu("serve", "--help")
     assert r.returncode == 0 and "127.0.0.1" in r.stdout and "8080" in r.stdout
+    assert "serve.KEY=VALUE" in r.stdout and "recipe.yaml" in r.stdout  # where settings come from
 
 
 def test_version():

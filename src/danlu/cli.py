@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand
 
 from danlu import __version__
 from danlu.errors import DanluError, DataError, GateError, RecipeError
@@ -258,42 +259,80 @@ def compare_optimizers(
     out.print(f"curves and table: {result.dir}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+# `danlu serve` flags whose name differs from their ServeConfig field; the others match.
+_SERVE_FLAG_FIELDS = {"threads": "intra_op_threads", "request_timeout": "request_timeout_s",
+                      "graceful_timeout": "graceful_timeout_s"}
+
+
+class _ServeCommand(TyperCommand):
+    """Shows ServeConfig's defaults in `danlu serve --help`, imported only when help is asked
+    for: the flags default to None (not given), and start-up stays free of pydantic."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from danlu.serve.config import ServeConfig
+
+        defaults = ServeConfig()
+        for param in self.params:
+            field = _SERVE_FLAG_FIELDS.get(param.name, param.name)
+            value = getattr(defaults, field, None) if field in ServeConfig.model_fields else None
+            if isinstance(value, bool):
+                param.show_default = "on" if value else "off"
+            elif value is not None:
+                param.show_default = str(value)
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_ServeCommand)
 def serve(
-    paths: Annotated[list[Path], typer.Argument(help="Run folders or model package folders.")],
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server "
-                                           "to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-    batching: Annotated[bool, typer.Option(help="Dynamic batching of concurrent requests.")] = True,
-    max_batch_size: Annotated[int, typer.Option(help="Rows per ONNX Runtime call.")] = 8,
-    max_queue_delay_ms: Annotated[float, typer.Option(
-        help="How long a batch waits for more requests (0 = never waits).")] = 0.0,
-    max_queue_size: Annotated[int, typer.Option(
-        help="Queued requests per model before 429.")] = 256,
-    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads (0 = auto).")] = 0,
-    request_timeout: Annotated[float, typer.Option(help="Seconds before 504.")] = 30.0,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 16 << 20,
+    targets: Annotated[list[str], typer.Argument(
+        metavar="PATH|serve.KEY=VALUE",
+        help="Run folders or model package folders, then dotted overrides of the recipe's serve "
+             "section, e.g. serve.max_batch_size=16.")],
+    host: Annotated[str | None, typer.Option(help="Address to bind; 0.0.0.0 exposes the server "
+                                                  "to the network.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    batching: Annotated[bool | None, typer.Option(
+        "--batching/--no-batching", help="Dynamic batching of concurrent requests.")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Rows per ONNX Runtime call.")] = None,
+    max_queue_delay_ms: Annotated[float | None, typer.Option(
+        help="How long a batch waits for more requests (0 = never waits).")] = None,
+    max_queue_size: Annotated[int | None, typer.Option(
+        help="Queued requests per model before 429.")] = None,
+    inference_workers: Annotated[int | None, typer.Option(
+        help="Batches running at once (inference threads).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="ONNX Runtime intra-op threads (0 = cores / inference workers).")] = None,
+    request_timeout: Annotated[float | None, typer.Option(help="Seconds before 504.")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(
+        help="Largest request body (413 above).")] = None,
     token: Annotated[str | None, typer.Option(
         envvar="DANLU_TOKEN", help="Bearer token for the model endpoints (or DANLU_TOKEN).")] = None,
-    workers: Annotated[int, typer.Option(help="Server processes on one port.")] = 1,
+    workers: Annotated[int | None, typer.Option(help="Server processes on one port.")] = None,
+    graceful_timeout: Annotated[float | None, typer.Option(
+        help="Seconds queued and running requests get to finish on SIGTERM.")] = None,
     runtime: Annotated[str | None, typer.Option(
         help="Serve with this entry of the package's runtimes (e.g. torch, onnxruntime) "
              "instead of its default.")] = None,
 ) -> None:
-    """Serve model packages over HTTP: KServe v2 (/v2/...) and /v1/models/NAME:predict."""
-    from pydantic import ValidationError
+    """Serve model packages over HTTP: KServe v2 (/v2/...) and /v1/models/NAME:predict.
 
+    Settings, each over the one before: the defaults shown here; the serve section of the
+    first run folder's recipe.yaml (a package folder has none; other run folders' sections
+    are not used); serve.KEY=VALUE overrides; the flags given.
+    """
     from danlu.serve.app import serve as serve_packages
-    from danlu.serve.config import ServeConfig
+    from danlu.serve.config import resolve_serve_config, split_overrides
 
+    given = {"host": host, "port": port, "batching": batching, "max_batch_size": max_batch_size,
+             "max_queue_delay_ms": max_queue_delay_ms, "max_queue_size": max_queue_size,
+             "inference_workers": inference_workers, "threads": threads,
+             "request_timeout": request_timeout, "max_body_bytes": max_body_bytes,
+             "token": token, "workers": workers, "graceful_timeout": graceful_timeout,
+             "runtime": runtime}
+    flags = {_SERVE_FLAG_FIELDS.get(k, k): v for k, v in given.items()}
     try:
-        serve_packages(paths, ServeConfig(
-            host=host, port=port, batching=batching, max_batch_size=max_batch_size,
-            max_queue_delay_ms=max_queue_delay_ms, max_queue_size=max_queue_size,
-            intra_op_threads=threads, request_timeout_s=request_timeout,
-            max_body_bytes=max_body_bytes, token=token, workers=workers, runtime=runtime))
-    except ValidationError as e:
-        raise _fail(DanluError(f"serve options: {e}")) from None
+        paths, overrides = split_overrides(targets)
+        serve_packages(paths, resolve_serve_config(paths, overrides, flags))
     except DanluError as e:
         raise _fail(e) from None
 

@@ -15,6 +15,21 @@ from danlu.runs import Run, StageResult, atomic_write, cache_key, read_json
 __all__ = ["STAGES", "RunResult", "run"]
 
 
+def with_features(recipe: Recipe) -> Recipe:
+    """The recipe with data.features filled in when it has none (the source's own features,
+    or inferred from its first chunk), so the resolved recipe says what the model reads."""
+    if recipe.data.features is not None:
+        return recipe
+    from danlu.data.features import resolve_features
+    from danlu.data.readers import open_reader
+
+    d = recipe.data
+    reader = open_reader(d.source, d.target.column, d.chunk_rows, d.drop)
+    entries = resolve_features(d, reader)
+    features = {k: v.model_dump(mode="json", exclude_none=True) for k, v in entries.items()}
+    return load_recipe(recipe, {"data.features": features})
+
+
 def _data(run: Run, recipe: Recipe) -> StageResult:
     from danlu.data.stage import data
 
@@ -122,13 +137,14 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
     `danlu data prepare`)."""
     if resume is not None:
         r = Run.open(resume)
-        if recipe is not None or overrides:
+        if recipe is not None or overrides or r.recipe.data.features is None:
             # A changed section changes its stage's cache key: that stage and the ones after
             # it rerun in this folder, the others are reused.
-            r.recipe = load_recipe(recipe if recipe is not None else r.recipe, overrides)
+            r.recipe = with_features(load_recipe(recipe if recipe is not None else r.recipe,
+                                                 overrides))
             atomic_write(r.path("recipe.yaml"), r.recipe.dump())
     else:
-        r = Run.create(load_recipe(recipe, overrides), out)
+        r = Run.create(with_features(load_recipe(recipe, overrides)), out)
     result = RunResult(r.dir)
     key = ""
     cur = r  # the run as each stage sees it (after `tune`: the best configuration applied)

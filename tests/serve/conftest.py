@@ -156,15 +156,24 @@ def slow_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_package(tmp_path_factory.mktemp("slow"), slow_model(), meta)
 
 
+# The installed console script, as a user types it (`python -m danlu.serve` is the same command).
+DANLU_SERVE = (str(Path(sys.executable).with_name("danlu")), "serve")
+
+
 @contextlib.contextmanager
 def running_server(paths: list[Path], *args: str, env: dict[str, str] | None = None,
-                   logs: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A real `python -m danlu.serve PATHS ARGS` on a free port; stopped (SIGTERM) at exit."""
-    port = free_port()
+                   logs: Path | None = None, port: int | None = None,
+                   program: tuple[str, ...] = (sys.executable, "-m", "danlu.serve"),
+                   ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real `python -m danlu.serve PATHS ARGS` on a free port; stopped (SIGTERM) at exit.
+    With `port`, the caller has told the server that port itself (recipe, override or flag)."""
     logs = logs or Path(tempfile.mkdtemp(prefix="danlu-serve-"))
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
         [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    cmd = [sys.executable, "-m", "danlu.serve", *map(str, paths), "--port", str(port), *args]
+    if port is None:
+        port = free_port()
+        args = ("--port", str(port), *args)
+    cmd = [*program, *map(str, paths), *args]
     with open(logs / "out.txt", "wb") as out, open(logs / "err.txt", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=full_env)
     url = f"http://127.0.0.1:{port}"

@@ -29,8 +29,9 @@ def test_a_run_folder_resolves_to_its_package(packages: dict[str, Path]) -> None
 
 
 def test_a_folder_with_neither_says_what_was_expected(tmp_path: Path) -> None:
-    with pytest.raises(DanluError, match=r"danlu-model\.json.*package/"):
+    with pytest.raises(DanluError, match=r"danlu-model\.json.*package/") as e:
         load_package(tmp_path)
+    assert "`danlu run RECIPE` writes package/" in str(e.value)  # a command that exists
     with pytest.raises(DanluError, match="no such folder"):
         load_package(tmp_path / "missing")
 

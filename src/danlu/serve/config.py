@@ -1,10 +1,25 @@
-"""The recipe's `serve:` section: where the HTTP server listens and how hard it runs."""
+"""The recipe's `serve:` section: where the HTTP server listens and how hard it runs.
+
+Also how `danlu serve` (and `python -m danlu.serve`) resolves it: pydantic and YAML only, no
+torch and no FastAPI, so a serving machine reads a run's settings without the training stack.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-__all__ = ["ServeConfig"]
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from danlu.errors import RecipeError
+
+__all__ = ["RECIPE", "ServeConfig", "resolve_serve_config", "split_overrides"]
+
+RECIPE = "recipe.yaml"  # a run folder's resolved recipe (runs.py writes it)
+log = logging.getLogger("danlu.serve")
 
 
 class ServeConfig(BaseModel, extra="forbid"):
@@ -52,3 +67,95 @@ class ServeConfig(BaseModel, extra="forbid"):
     # "torch", "onnxruntime", "onnxruntime-int8") instead of the default export measured as
     # fastest here. None = each package's own `runtime`.
     runtime: str | None = Field(None, min_length=1)
+
+
+class _Section(BaseModel):
+    """`{"serve": ...}`: validating through it gives errors the recipe's dotted paths (serve.port)."""
+
+    serve: ServeConfig
+
+
+def split_overrides(args: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """`danlu serve`'s arguments as (folders, KEY=VALUE overrides), the rule `danlu run` uses:
+    an argument holding '=' that names no existing path is an override."""
+    paths: list[Path] = []
+    overrides: list[str] = []
+    for arg in args:
+        if "=" in str(arg) and not Path(arg).exists():
+            overrides.append(str(arg))
+        else:
+            paths.append(Path(arg))
+    return paths, overrides
+
+
+def resolve_serve_config(paths: Sequence[str | Path],
+                         overrides: Sequence[str] | Mapping[str, Any] | None = None,
+                         flags: Mapping[str, Any] | None = None) -> ServeConfig:
+    """The server's settings, each layer over the one before: ServeConfig's defaults, the first
+    run folder's recipe.yaml `serve:` section, `serve.KEY=VALUE` overrides, then `flags`
+    (ServeConfig field -> value; None = not given)."""
+    # Imported here: danlu.recipe imports this module. It costs pydantic models only, and it
+    # gives `danlu serve` the very override syntax and error messages of `danlu run`.
+    from danlu.recipe import parse_overrides
+
+    settings = _run_section([Path(p) for p in paths])
+    raw = overrides if isinstance(overrides, Mapping) else list(overrides or [])
+    for key, value in parse_overrides(raw).items():
+        field = key.removeprefix("serve.")
+        if field == key:
+            raise RecipeError(key, got=value, expected="a serve.KEY=VALUE override (danlu "
+                              "serve reads only the recipe's serve section)",
+                              hint=f"valid keys: {', '.join(sorted(ServeConfig.model_fields))}")
+        settings[field] = value
+    settings.update({k: v for k, v in (flags or {}).items() if v is not None})
+    return _validate(settings)
+
+
+def _run_section(paths: list[Path]) -> dict[str, Any]:
+    """The first run folder's `serve:` section (a package folder has none); {} when no run.
+    One server has one port and one batcher setting, so later runs' sections are not used;
+    a section that differs from the one used is named in a warning, not silently dropped."""
+    # "danlu-model.json" is serve.package.MANIFEST (that module imports numpy): a package.
+    recipes = [p / RECIPE for p in paths if not (p / "danlu-model.json").is_file()
+               and (p / RECIPE).is_file()]
+    if not recipes:
+        return {}
+    used = _read_section(recipes[0])
+    for other in recipes[1:]:
+        theirs = _read_section(other)
+        differ = sorted(k for k in {*used, *theirs} if used.get(k) != theirs.get(k))
+        if differ:
+            log.warning("danlu serve: using the serve section of %s; the one in %s differs "
+                        "(%s) and is not used", recipes[0], other, ", ".join(differ))
+    return used
+
+
+def _read_section(recipe: Path) -> dict[str, Any]:
+    """`serve:` of a run's recipe.yaml, checked alone so that an error names the file."""
+    try:
+        raw = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RecipeError("recipe", got=str(recipe), expected=f"a readable YAML file ({e})") \
+            from None
+    section = raw.get("serve") if isinstance(raw, dict) else None
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise RecipeError("serve", got=section, expected="a mapping of serve settings",
+                          hint=f"in {recipe}")
+    _validate(section, source=recipe)
+    return dict(section)
+
+
+def _validate(settings: dict[str, Any], source: Path | None = None) -> ServeConfig:
+    """ServeConfig from `settings`; an error is the RecipeError `danlu run` would give."""
+    try:
+        return _Section.model_validate({"serve": settings}).serve
+    except ValidationError as e:
+        from danlu.recipe import recipe_error
+
+        err = recipe_error(e, {"serve": settings})
+        if source is None:
+            raise err from None
+        hint = "; ".join(h for h in (err.hint, f"in {source}") if h)
+        raise RecipeError(err.path, got=err.got, expected=err.expected, hint=hint) from None

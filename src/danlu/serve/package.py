@@ -121,4 +121,6 @@ def resolve_package_dir(path: Path) -> Path:
         raise DanluError(f"{path}: no such folder; expected a model package folder "
                          f"(holding {MANIFEST}) or a run folder (holding package/{MANIFEST})")
     raise DanluError(f"{path}: not a model package; expected {MANIFEST} in it, or a run folder "
-                     f"with package/{MANIFEST} (`danlu run RECIPE` makes one in its export stage)")
+                     f"with package/{MANIFEST} (`danlu run RECIPE` writes package/ in its export "
+                     "stage)")
+
