@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from danlu.data.text_sources import CorpusReader
+from danlu.data.readers import CorpusReader
 from danlu.data.tokenize import TextEncoder
 from danlu.models import InputSpec, build_model
 from danlu.models.config import TransformerConfig

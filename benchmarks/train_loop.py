@@ -29,7 +29,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from danlu.data.normalize import Normalizer  # noqa: E402
-from danlu.data.sources import load_source  # noqa: E402
+from danlu.data.readers import open_reader  # noqa: E402
 from danlu.models import InputSpec, build_model  # noqa: E402
 from danlu.recipe import load_recipe  # noqa: E402
 from danlu.train.checkpoint import CheckpointStore  # noqa: E402
@@ -64,9 +64,10 @@ def main() -> None:
                          {"train.epochs": EPOCHS, "train.batch_size": BATCH,
                           "train.optimizer.lr": LR, "train.optimizer.weight_decay": 0.0,
                           "train.early_stopping.patience": 0})
-    t = load_source("sklearn:digits")
+    reader = open_reader("sklearn:digits")
+    t = next(reader.chunks())
     x = torch.from_numpy(Normalizer().fit_transform(t.x))
-    y = torch.from_numpy(t.y)
+    y = torch.from_numpy(t.labels)
     x, y, xv, yv = x[:1400], y[:1400], x[1400:1464], y[1400:1464]
     spec = InputSpec(64, (1, 8, 8))
 
@@ -75,12 +76,12 @@ def main() -> None:
         return build_model(recipe.model, spec, 10)
 
     ours, base = [], []
-    fit(model(), (x, y), (xv, yv), t.label_names, recipe.train, seed=0)  # warm-up
+    fit(model(), (x, y), (xv, yv), reader.label_values, recipe.train, seed=0)  # warm-up
     hand_loop(model(), x, y, xv, yv, seed=0)
     for _ in range(ROUNDS):
         m = model()
         t0 = time.perf_counter()
-        fit(m, (x, y), (xv, yv), t.label_names, recipe.train, seed=0)
+        fit(m, (x, y), (xv, yv), reader.label_values, recipe.train, seed=0)
         ours.append(EPOCHS * len(x) / (time.perf_counter() - t0))
         m = model()
         t0 = time.perf_counter()
@@ -91,7 +92,7 @@ def main() -> None:
         store = CheckpointStore(Path(d), recipe.train.checkpoint, "bench")
         m = model()
         t0 = time.perf_counter()
-        fit(m, (x, y), (xv, yv), t.label_names, recipe.train, seed=0, checkpoints=store)
+        fit(m, (x, y), (xv, yv), reader.label_values, recipe.train, seed=0, checkpoints=store)
         with_ckpt = EPOCHS * len(x) / (time.perf_counter() - t0)
     ratio = statistics.median(ours) / statistics.median(base)
     load = os.getloadavg()[0]

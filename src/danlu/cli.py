@@ -151,14 +151,17 @@ def _print_warnings(split: dict) -> None:
 def evaluate(
     path: Annotated[Path, typer.Argument(help="A run folder, or a model package folder.")],
     data: Annotated[str | None, typer.Option(
-        help="New labelled data: csv:PATH or parquet:PATH (default: the run's test split).")] = None,
+        help="New labelled data, any data.source: csv:PATH, parquet:PATH, jsonl:PATH, "
+             "folder:PATH, corpus:NAME, sklearn:NAME, or a .csv/.parquet/.jsonl file (default: "
+             "the run's test split). Cleaned by the run's preprocess.clean rules: invalid rows "
+             "are dropped and counted.")] = None,
     target: Annotated[str | None, typer.Option(
-        help="Label column of --data (default: the run recipe's data.target).")] = None,
+        help="Label column of --data (default: the run recipe's data.target; jsonl: label).")] = None,
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="Write the metrics JSON here (default for a run: "
                       "RUN/eval/external-<data name>.json).")] = None,
 ) -> None:
-    """Score a trained run (PyTorch) or a model package (ONNX Runtime) on labelled data."""
+    """Score a trained run (PyTorch) or a model package (its runtime) on labelled data."""
     from danlu.evaluate.external import evaluate_external
 
     try:
@@ -170,6 +173,12 @@ def evaluate(
     table.add_column("value [95% CI]" if "ci" in res.metrics else "value", justify="right")
     _metric_rows(table, res.metrics)
     out.print(table)
+    if res.cleaning is not None:
+        c = res.cleaning
+        removed = ", ".join(f"{k} {v}" for k, v in c["removed"].items())
+        out.print(f"rows: {c['rows_in']} read, {c['rows_out']} scored"
+                  + (f"; removed {c['removed_total']}: {removed}" if removed else ""),
+                  highlight=False, soft_wrap=True)
     _print_warnings(res.metrics)
     if res.written:
         out.print(f"written: {res.written}", highlight=False, soft_wrap=True)

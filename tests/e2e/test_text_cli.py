@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from danlu.data.stage import load_splits
-from danlu.data.text_sources import CorpusReader
+from danlu.data.readers import CorpusReader
 from danlu.data.tokenize import TextEncoder
 from danlu.models.text import TextPackaged, load_text_classifier, predict_texts
 from danlu.runs import Run, read_json

@@ -97,8 +97,8 @@ def test_cli_evaluates_a_run_on_new_csv_without_touching_test_metrics(digits_run
 
 
 def test_cli_evaluates_a_package_with_onnxruntime(digits_run, tmp_path):
-    # A package alone does not know feature names: columns are read in the file's order.
-    digits_csv = _digits_csv(digits_run.run_dir, tmp_path / "rows.csv", False)
+    # A package alone matches columns by the feature names in its danlu-model.json.
+    digits_csv = _digits_csv(digits_run.run_dir, tmp_path / "rows.csv", True)
     pkg = tmp_path / "pkg"
     import shutil
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from danlu.data.text_sources import CorpusReader
+from danlu.data.readers import CorpusReader
 from danlu.data.tokenize import TextEncoder
 from danlu.errors import RecipeError
 from danlu.models import InputSpec, build_model

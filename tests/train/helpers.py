@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from danlu.data.normalize import Normalizer
-from danlu.data.sources import load_source
+from danlu.data.readers import open_reader
 from danlu.models import InputSpec, build_model
 from danlu.models.config import MLPConfig
 from danlu.recipe import load_recipe
@@ -14,9 +14,10 @@ from danlu.train.config import TrainConfig
 
 def dataset(name: str = "iris", rows: int | None = None):
     """(x, y, label names) of a bundled scikit-learn set, z-scored."""
-    t = load_source(f"sklearn:{name}")
-    x, y = torch.from_numpy(Normalizer().fit_transform(t.x)), torch.from_numpy(t.y)
-    return x[:rows], y[:rows], t.label_names
+    reader = open_reader(f"sklearn:{name}")
+    t = next(reader.chunks())
+    x, y = torch.from_numpy(Normalizer().fit_transform(t.x)), torch.from_numpy(t.labels)
+    return x[:rows], y[:rows], reader.label_values
 
 
 def mlp(features: int, classes: int, hidden: int = 16, dropout: float = 0.0, seed: int = 0):

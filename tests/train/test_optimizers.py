@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from danlu.data.normalize import Normalizer
-from danlu.data.sources import load_source
+from danlu.data.readers import open_reader
 from danlu.models import InputSpec, build_model
 from danlu.models.config import MLPConfig
 from danlu.recipe import load_recipe
@@ -28,14 +28,15 @@ def test_every_recipe_optimizer_is_registered():
 
 @pytest.mark.parametrize("name", optimizers.names())
 def test_optimizer_lowers_the_loss_on_iris(name):
-    t = load_source("sklearn:iris")
+    reader = open_reader("sklearn:iris")
+    t = next(reader.chunks())
     x = torch.from_numpy(Normalizer().fit_transform(t.x))
-    y = torch.from_numpy(t.y)
+    y = torch.from_numpy(t.labels)
     cfg = load_recipe({"train": {"epochs": 15, "batch_size": 16, "early_stopping": {"patience": 0},
                                  "optimizer": {"name": name, "lr": LR[name]}}}).train
     torch.manual_seed(0)
     model = build_model(MLPConfig(hidden=[16], dropout=0.0), InputSpec(4), 3)
-    result = fit(model, (x, y), (x, y), t.label_names, cfg, seed=0)
+    result = fit(model, (x, y), (x, y), reader.label_values, cfg, seed=0)
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < 0.5 * losses[0], losses
     assert result.history[-1]["val_accuracy"] > 0.85
@@ -72,14 +73,15 @@ def test_unset_eps_keeps_torchs_default(name, eps):
 
 
 def test_early_stopping_keeps_the_best_epoch():
-    t = load_source("sklearn:iris")
-    x, y = torch.from_numpy(Normalizer().fit_transform(t.x)), torch.from_numpy(t.y)
+    reader = open_reader("sklearn:iris")
+    t = next(reader.chunks())
+    x, y = torch.from_numpy(Normalizer().fit_transform(t.x)), torch.from_numpy(t.labels)
     cfg = load_recipe({"train": {"epochs": 200, "early_stopping": {"metric": "val.loss",
                                                                   "patience": 3},
                                  "optimizer": {"name": "adam", "lr": 0.05}}}).train
     torch.manual_seed(0)
     model = build_model(MLPConfig(hidden=[8], dropout=0.0), InputSpec(4), 3)
-    result = fit(model, (x, y), (x[:30], y[:30]), t.label_names, cfg, seed=0)
+    result = fit(model, (x, y), (x[:30], y[:30]), reader.label_values, cfg, seed=0)
     assert result.stopped_early and len(result.history) < 200
     best = min(r["val_loss"] for r in result.history)
     assert result.best_value == best

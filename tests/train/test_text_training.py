@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 
 import danlu
-from danlu.data.text_sources import CorpusReader
+from danlu.data.readers import CorpusReader
 from danlu.data.tokenize import TextEncoder
 from danlu.models import InputSpec, build_model
 from danlu.models.config import TransformerConfig
