@@ -7,32 +7,22 @@ both read through it, so every source is read by the same rules.
 
 from __future__ import annotations
 
-import numpy as np
-
 # Importing a scheme's module registers it; the order is irrelevant (the registry sorts).
 from danlu.data.readers import corpus, csv, folder, jsonl, parquet, sklearn  # noqa: F401
 from danlu.data.readers.base import Chunk, Issue, Reader, ReaderOptions, label_cell, label_name, schemes
 from danlu.data.readers.corpus import CORPORA, CorpusReader, corpus_folder
 from danlu.data.readers.csv import csv_blocks
 from danlu.data.readers.folder import IMAGE_SUFFIXES
-from danlu.errors import RecipeError
 
 __all__ = ["CORPORA", "IMAGE_SUFFIXES", "Chunk", "CorpusReader", "Issue", "Reader",
            "ReaderOptions", "corpus_folder", "csv_blocks", "label_cell", "label_name",
            "open_reader", "schemes"]
 
 
-def open_reader(source: str, target: str | None = None, text_field: str | None = None,
-                chunk_rows: int = 100_000, image_shape: list[int] | None = None,
+def open_reader(source: str, target: str | None = None, chunk_rows: int = 100_000,
                 drop: list[str] | None = None) -> Reader:
-    """The reader for `SCHEME:REST` (e.g. `csv:PATH`, `sklearn:digits`); a table with
-    `image_shape` (data.image_shape) is read as flat images of that shape."""
+    """The reader for `SCHEME:REST` (e.g. `csv:PATH`, `sklearn:digits`)."""
     scheme, _, rest = source.partition(":")
-    opener = schemes[scheme]
-    reader = opener(rest, ReaderOptions(target, text_field, chunk_rows, tuple(drop or ())))
-    if image_shape is not None and reader.kind != "text":
-        if int(np.prod(image_shape)) != len(reader.feature_names):
-            raise RecipeError("data.image_shape", got=image_shape, expected=f"a shape whose product "
-                              f"is the {len(reader.feature_names)} features")
-        reader.image_shape, reader.kind = list(image_shape), "image"
+    reader = schemes[scheme](rest, ReaderOptions(target, chunk_rows, tuple(drop or ())))
+    reader.source = source
     return reader

@@ -1,4 +1,6 @@
-"""What csv and parquet share: numeric columns through pyarrow, or one text and one label column.
+"""What csv and parquet share: the column names, and turning parsed cells into the columns the
+features asked for — floats (a cell that is not a number becomes an Issue; a missing token such
+as "", NA, N/A, null, ? becomes NaN) or strings (None where missing).
 
 The file format's own parts (the header, how rows are cut into chunks) live in csv.py and
 parquet.py; a reader here is built by one of their openers, never by scheme name.
@@ -6,8 +8,8 @@ parquet.py; a reader here is built by one of their openers, never by scheme name
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,35 +18,27 @@ from danlu.errors import DataError, RecipeError
 
 # A number as text (RE2 syntax, pyarrow's regex engine): what float() accepts, roughly.
 _NUMERIC = r"(?i)^\s*[-+]?((\d+\.?\d*)|(\.\d+))(e[-+]?\d+)?\s*$|^\s*[-+]?(inf|infinity|nan)\s*$"
+# Cells that mean "no value" (pandas' and R's spellings), case-insensitive, trimmed.
+_MISSING = r"(?i)^\s*(|na|n/a|nan|null|none|\?|-|#n/a)\s*$"
 
 
-class _File(Reader):
-    """A csv/parquet file: the scheme it was named by and its column names."""
+class Table(Reader):
+    """A csv/parquet file: the target, the feature columns (every other one not dropped)."""
 
     scheme: str
 
-    def _open(self, path: Path) -> list[str]:
+    def __init__(self, path: Path, target: str | None, chunk_rows: int, drop: list[str]):
         if not path.is_file():
             raise RecipeError("data.source", got=f"{self.scheme}:{path}", expected="an existing file")
-        self.path = path
+        self.path, self.target, self.chunk_rows = path, target, chunk_rows
         import pyarrow as pa
 
         try:
-            return self._header()
+            names = self.column_names = self._header()
         except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
             raise DataError(f"cannot be read as {self.scheme}: {e}", source=str(path)) from None
-
-    def _header(self) -> list[str]:
-        raise NotImplementedError
-
-
-class NumberTable(_File):
-    """Features read as float64 in record batches; a cell that is not a number becomes an Issue."""
-
-    def __init__(self, path: Path, target: str | None, chunk_rows: int, drop: list[str]):
-        names = self.column_names = self._open(path)
-        self.target, self.chunk_rows = target, chunk_rows
-        self.label_values = []
+        self.label_values: list = []
+        self.bad_lines: list[tuple[int, str]] = []
         if target not in names:
             raise RecipeError("data.target", got=target,
                               expected=f"a column of {path.name}: one of {', '.join(names)}")
@@ -52,63 +46,49 @@ class NumberTable(_File):
         if unknown:
             raise RecipeError("data.drop", got=unknown[0],
                               expected=f"a column of {path.name}: one of {', '.join(names)}")
-        self.feature_names = [c for c in names if c != target and c not in drop]
-        if not self.feature_names:
+        self.columns = [c for c in names if c != target and c not in drop]
+        if not self.columns:
             raise DataError("no feature columns besides the target", source=str(path))
-        # Rows with the wrong number of columns (csv): (data-row number, text).
-        self.bad_lines: list[tuple[int, str]] = []
 
-    def _chunk(self, batch, rows: np.ndarray, as_text: bool) -> Chunk:
+    def _header(self) -> list[str]:
+        raise NotImplementedError
+
+    def _parse(self, parse: dict[str, str] | None) -> dict[str, str]:
+        """Each asked column's parse ("float" unless the features say "string")."""
+        parse = parse or {}
+        return {c: parse.get(c, "float") for c in self.columns if parse == {} or c in parse}
+
+    def _chunk(self, batch: Any, rows: np.ndarray, parse: dict[str, str]) -> Chunk:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        n = batch.num_rows
         issues: list[Issue] = []
-        cols = []
-        for name in self.feature_names:
+        cols: dict[str, np.ndarray] = {}
+        for name, how in parse.items():
             col = batch.column(name)
-            if as_text or not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)
-                               or pa.types.is_boolean(col.type) or pa.types.is_null(col.type)):
+            if how == "string":
+                cols[name] = _strings(col)
+                continue
+            if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)
+                    or pa.types.is_boolean(col.type) or pa.types.is_null(col.type)):
                 col = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
-                blank = pc.equal(pc.utf8_trim_whitespace(col), "")
-                ok = pc.or_(pc.match_substring_regex(col, _NUMERIC), blank)
+                missing = pc.match_substring_regex(col, _MISSING)
+                ok = pc.or_(pc.match_substring_regex(col, _NUMERIC), missing)
                 bad = ~np.asarray(ok.fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
                 if bad.any():
                     issues.append(Issue("wrong_type", bad, name, "not a number"))
-                col = pc.if_else(ok.fill_null(True), col, pa.scalar(None, pa.string()))
-                col = pc.if_else(pc.equal(pc.utf8_trim_whitespace(col), ""),
-                                 pa.scalar(None, pa.string()), col)
-                col = col.cast(pa.float64())
-            cols.append(col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
-        x = np.column_stack(cols) if cols else np.empty((n, 0))
-        return Chunk(rows=rows, labels=self._arrow_codes(batch.column(self.target)), x=x,
+                keep = pc.and_(ok.fill_null(True), pc.invert(missing.fill_null(True)))
+                col = pc.if_else(keep, col, pa.scalar(None, pa.string())).cast(pa.float64())
+            cols[name] = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        return Chunk(rows=rows, labels=self._arrow_codes(batch.column(self.target)), columns=cols,
                      issues=issues)
 
 
-class TextTable(_File):
-    """A text column (data.text_field) and a label column; row numbers count records."""
-
-    kind = "text"
-
-    def __init__(self, path: Path, target: str, text_field: str, chunk_rows: int):
-        names = self._open(path)
-        self.target, self.text_field, self.chunk_rows = target, text_field, chunk_rows
-        self.feature_names, self.label_values = [text_field], []
-        for key, col in (("data.text_field", text_field), ("data.target", target)):
-            if col not in names:
-                raise RecipeError(key, got=col,
-                                  expected=f"a column of {path.name}: one of {', '.join(names)}")
-
-    def chunks(self) -> Iterator[Chunk]:
-        done = 0
-        for texts, labels, malformed in self._records():
-            n = len(texts)
-            issues = ([Issue("malformed_line", malformed, "line", "wrong number of columns")]
-                      if malformed.any() else [])
-            yield Chunk(rows=np.arange(done + 1, done + n + 1), labels=self._codes(labels),
-                        text=np.array(texts, dtype=object), issues=issues)
-            done += n
-
-    def _records(self) -> Iterator[tuple[list[str], list, np.ndarray]]:
-        """(texts, label cells, malformed mask) per chunk."""
-        raise NotImplementedError
+def _strings(col: Any) -> np.ndarray:
+    """A pyarrow column as an object array of str, None where missing (3.0 -> "3")."""
+    out = np.empty(len(col), dtype=object)
+    for i, v in enumerate(col.to_pylist()):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        out[i] = None if v is None else str(v)
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +34,9 @@ class Issue:
 class Chunk:
     rows: np.ndarray                  # 1-based row numbers in the source (data rows, header excluded)
     labels: np.ndarray                # int64 label codes (reader.label_values), -1 = missing
-    x: np.ndarray | None = None       # float64 [n, features] for tables and images
-    text: np.ndarray | None = None    # object array of str for text sources
+    # column -> values: float64 [n] ("float" parse), object [n] of str/None ("string"), or a
+    # column group's float64 [n, k] (an image's pixels) under the group's name.
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -42,16 +44,24 @@ class Chunk:
 
 
 class Reader:
-    """What every reader exposes: the data's shape, label values seen so far, and chunks."""
+    """What every reader exposes: its columns, what it knows of their types, label values seen
+    so far, and chunks parsed as the features ask (`parse`: column -> "float" | "string")."""
 
-    kind: str = "table"               # table | image | text
-    feature_names: list[str]
-    image_shape: list[int] | None = None
+    source: str = ""
+    target: str | None = None         # the label column or field (None: the source knows)
+    columns: list[str]                # feature columns in source order (not target, not dropped)
+    # A name for several columns read as one [n, k] array (an image's pixels), and its shape.
+    groups: dict[str, list[str]] = {}
+    shapes: dict[str, list[int]] = {}
+    # The source's own features when a recipe declares none (name -> feature type or entry).
+    declared: dict[str, Any] = {}
     # Label values in first-seen order; Chunk.labels index into it. sklearn sets give names.
     label_values: list
     fixed_labels: bool = False        # True: label_values are final names in code order
+    # csv rows with the wrong number of cells, (data-row number, text), found while reading.
+    bad_lines: list[tuple[int, str]] = []
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self, parse: dict[str, str] | None = None) -> Iterator[Chunk]:
         raise NotImplementedError
 
     def _codes(self, values: list) -> np.ndarray:
@@ -103,10 +113,9 @@ def label_name(v: object) -> str:
 class ReaderOptions:
     """The `data` keys a reader may need besides the source (DataConfig's meanings)."""
 
-    target: str | None = None         # label column/field (jsonl and text tables: default "label")
-    text_field: str | None = None     # jsonl text field (default "text"); csv/parquet: a text source
+    target: str | None = None         # label column/field (jsonl: default "label")
     chunk_rows: int = 100_000
-    drop: tuple[str, ...] = ()        # csv/parquet columns that are not features
+    drop: tuple[str, ...] = ()        # columns that are not features
 
 
 # An opener takes what follows `scheme:` in data.source and the options, and returns the reader.

@@ -50,8 +50,6 @@ def _read_text(path: Path) -> str:
 class CorpusReader(Reader):
     """One sub-folder of text files per class; class names sorted."""
 
-    kind = "text"
-
     def __init__(self, name: str, chunk_rows: int):
         if name not in CORPORA:
             raise RecipeError("data.source", got=f"corpus:{name}",
@@ -63,11 +61,12 @@ class CorpusReader(Reader):
         if not self.files:
             raise DataError(f"no .txt files under {root}", source=f"corpus:{name}")
         self.chunk_rows = chunk_rows
-        self.feature_names, self.label_values, self.fixed_labels = ["text"], classes, True
+        self.columns, self.label_values, self.fixed_labels = ["text"], classes, True
+        self.declared = {"text": "text"}
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self, parse: dict[str, str] | None = None) -> Iterator[Chunk]:
         for start in range(0, len(self.files), self.chunk_rows):
             part = self.files[start:start + self.chunk_rows]
             yield Chunk(rows=np.arange(start + 1, start + len(part) + 1),
                         labels=np.array([k for _, k in part], dtype=np.int64),
-                        text=np.array([_read_text(p) for p, _ in part], dtype=object))
+                        columns={"text": np.array([_read_text(p) for p, _ in part], dtype=object)})

@@ -1,8 +1,9 @@
-"""csv:PATH, a header line then one row per line: numeric features, or a text column.
+"""csv:PATH, a header line then one row per line.
 
-Numbers are parsed by pyarrow in blocks of whole lines that danlu cuts itself; a text column
-(data.text_field) goes through Python's csv module, so quoted cells may hold commas and line
-breaks (articles do).
+Numeric columns are parsed by pyarrow in blocks of whole lines that danlu cuts itself (fast, and
+memory bounded). When a feature reads strings (a category, a text), the file goes through
+Python's csv module instead, so quoted cells may hold commas and line breaks (articles do); row
+numbers then count records.
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from danlu.data.readers._table import NumberTable, TextTable
-from danlu.data.readers.base import Chunk, Reader, ReaderOptions, label_cell, schemes
+from danlu.data.readers._table import Table
+from danlu.data.readers.base import Chunk, Reader, ReaderOptions, schemes
 
-__all__ = ["CsvNumbers", "CsvText", "csv_blocks", "open_csv"]
+__all__ = ["CsvReader", "csv_blocks", "open_csv"]
 
 
 @schemes.register("csv")
 def open_csv(rest: str, opts: ReaderOptions) -> Reader:
-    """A text source when data.text_field names a column, else numeric features."""
-    if opts.text_field:
-        return CsvText(Path(rest), opts.target or "label", opts.text_field, opts.chunk_rows)
-    return CsvNumbers(Path(rest), opts.target, opts.chunk_rows, list(opts.drop))
+    return CsvReader(Path(rest), opts.target, opts.chunk_rows, list(opts.drop))
 
 
 def csv_blocks(path: Path, chunk_rows: int) -> Iterator[bytes]:
@@ -33,7 +31,7 @@ def csv_blocks(path: Path, chunk_rows: int) -> Iterator[bytes]:
 
     We cut the blocks ourselves (pyarrow's streaming reader reads ahead of a slow consumer
     without bound: 620 MB of buffers for a 780 MB file here). A quoted cell holding a line
-    break is not supported in csv sources.
+    break is not supported by this path (the string path reads records).
     """
     with path.open("rb") as f:
         f.readline()
@@ -51,21 +49,21 @@ def csv_blocks(path: Path, chunk_rows: int) -> Iterator[bytes]:
             block = b""
 
 
-def _csv_header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return next(csv.reader(f), [])
-
-
-class CsvNumbers(NumberTable):
+class CsvReader(Table):
     scheme = "csv"
 
     def _header(self) -> list[str]:
-        return _csv_header(self.path)
+        with self.path.open(newline="", encoding="utf-8") as f:
+            return next(csv.reader(f), [])
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self, parse: dict[str, str] | None = None) -> Iterator[Chunk]:
+        parse = self._parse(parse)
+        if "string" in parse.values():
+            yield from self._records(parse)
+            return
         lines_before = 0
         for block in csv_blocks(self.path, self.chunk_rows):
-            table, as_text, bad = self._parse_block(block)
+            table, bad = self._parse_block(block, list(parse))
             # Data-row numbers of the parsed rows: the block's lines minus the skipped ones.
             good = np.arange(1, table.num_rows + 1)
             skipped = np.sort(np.array([b for b, _ in bad], dtype=np.int64))
@@ -73,10 +71,11 @@ class CsvNumbers(NumberTable):
                                                          side="right")
             self.bad_lines.extend((lines_before + b, t) for b, t in bad)
             lines_before += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-            yield self._chunk(table, rows, as_text)
+            yield self._chunk(table, rows, parse)
 
-    def _parse_block(self, block: bytes):
-        """(table, as_text, [(line in block, text)] of wrong-length lines) for one block."""
+    def _parse_block(self, block: bytes, features: list[str]):
+        """(table, [(line in block, text)] of wrong-length lines) for one block: floats where
+        every cell parses, else the block as text (checked cell by cell in `_chunk`)."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -87,14 +86,14 @@ class CsvNumbers(NumberTable):
                 bad.append((row.number, row.text))
                 return "skip"
 
-            types = {f: (pa.string() if as_text else pa.float64()) for f in self.feature_names}
+            types = {f: (pa.string() if as_text else pa.float64()) for f in features}
             table = pacsv.read_csv(
                 pa.BufferReader(block),
                 read_options=pacsv.ReadOptions(column_names=self.column_names, use_threads=threads,
                                                block_size=len(block) + 1),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
                 convert_options=pacsv.ConvertOptions(
-                    column_types=types, include_columns=[*self.feature_names, self.target]))
+                    column_types=types, include_columns=[*features, self.target]))
             return table, bad
 
         as_text = False
@@ -105,29 +104,34 @@ class CsvNumbers(NumberTable):
             table, bad = parse(True, threads=True)
         if any(b is None for b, _ in bad):  # line numbers need the serial parser (rare)
             table, bad = parse(as_text, threads=False)
-        return table, as_text, bad
+        return table, bad
 
+    def _records(self, parse: dict[str, str]) -> Iterator[Chunk]:
+        """Records through Python's csv module (quoted line breaks), chunk_rows at a time."""
+        import pyarrow as pa
 
-class CsvText(TextTable):
-    scheme = "csv"
-
-    def _header(self) -> list[str]:
-        return _csv_header(self.path)
-
-    def _records(self) -> Iterator[tuple[list[str], list, np.ndarray]]:
         csv.field_size_limit(min(sys.maxsize, 1 << 30))  # long articles in one cell
+        names = [*parse, self.target]
         with self.path.open(newline="", encoding="utf-8") as f:
             rd = csv.reader(f)
             header = next(rd, [])
-            ti, li = header.index(self.text_field), header.index(self.target)
-            texts, labels, bad = [], [], []
-            for rec in rd:
-                ok = len(rec) == len(header)
-                texts.append(rec[ti] if ok else "")
-                labels.append(label_cell(rec[li]) if ok else None)
-                bad.append(not ok)
-                if len(texts) >= self.chunk_rows:
-                    yield texts, labels, np.array(bad)
-                    texts, labels, bad = [], [], []
-            if texts:
-                yield texts, labels, np.array(bad)
+            at = [header.index(c) for c in names]
+            buf: list[list] = []
+            done = 0
+            for n, rec in enumerate(rd, start=1):
+                if len(rec) != len(header):
+                    self.bad_lines.append((n, ",".join(rec)))
+                    continue
+                buf.append([n, *(rec[i] for i in at)])
+                if len(buf) >= self.chunk_rows:
+                    yield self._rows_chunk(buf, names, parse, pa)
+                    done += len(buf)
+                    buf = []
+            if buf:
+                yield self._rows_chunk(buf, names, parse, pa)
+
+    def _rows_chunk(self, buf: list[list], names: list[str], parse: dict[str, str], pa) -> Chunk:
+        rows = np.array([r[0] for r in buf], dtype=np.int64)
+        table = pa.table({c: pa.array([r[j + 1] for r in buf], pa.string())
+                          for j, c in enumerate(names)})
+        return self._chunk(table, rows, parse)

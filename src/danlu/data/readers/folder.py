@@ -23,8 +23,6 @@ def open_folder(rest: str, opts: ReaderOptions) -> Reader:
 class FolderReader(Reader):
     """Class names are the sorted sub-folders; greyscale -> 1 channel, otherwise RGB."""
 
-    kind = "image"
-
     def __init__(self, root: Path, chunk_rows: int):
         if not root.is_dir():
             raise RecipeError("data.source", got=f"folder:{root}",
@@ -39,7 +37,9 @@ class FolderReader(Reader):
         self.label_values, self.fixed_labels = classes, True
         first = self._load(self.files[0][0])
         self.image_shape = [first.shape[0], first.shape[1], first.shape[2]]
-        self.feature_names = [f"px{i}" for i in range(int(np.prod(self.image_shape)))]
+        self.columns = [f"px{i}" for i in range(int(np.prod(self.image_shape)))]
+        self.groups, self.shapes = {"pixels": self.columns}, {"pixels": self.image_shape}
+        self.declared = {"pixels": "image"}
 
     @staticmethod
     def _load(path: Path) -> np.ndarray:
@@ -50,7 +50,7 @@ class FolderReader(Reader):
             a = np.asarray(im, dtype=np.float64)
         return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self, parse: dict[str, str] | None = None) -> Iterator[Chunk]:
         classes = {c: i for i, c in enumerate(self.label_values)}
         size = int(np.prod(self.image_shape))
         for start in range(0, len(self.files), self.chunk_rows):
@@ -71,5 +71,6 @@ class FolderReader(Reader):
             issues = [Issue("unreadable_image", unreadable, names),
                       Issue("wrong_shape", bad_shape, names, f"expected {self.image_shape}")]
             yield Chunk(rows=np.arange(start + 1, start + len(part) + 1),
-                        labels=np.array([classes[c] for _, c in part], dtype=np.int64), x=x,
+                        labels=np.array([classes[c] for _, c in part], dtype=np.int64),
+                        columns={"pixels": x},
                         issues=[i for i in issues if i.mask.any()])

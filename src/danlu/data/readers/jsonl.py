@@ -1,4 +1,4 @@
-"""jsonl:PATH, one JSON object per line with a text field and a label field."""
+"""jsonl:PATH, one JSON object per line: fields as columns, the label in `target` ("label")."""
 
 from __future__ import annotations
 
@@ -16,35 +16,50 @@ __all__ = ["JsonlReader", "open_jsonl"]
 
 @schemes.register("jsonl")
 def open_jsonl(rest: str, opts: ReaderOptions) -> Reader:
-    return JsonlReader(Path(rest), opts.target or "label", opts.text_field or "text",
-                       opts.chunk_rows)
+    return JsonlReader(Path(rest), opts.target or "label", opts.chunk_rows, list(opts.drop))
 
 
 class JsonlReader(Reader):
-    """Text from `text_field`, the label from `target`; a line that is not an object is an Issue."""
+    """The fields of the first object are the columns; a `text` field is a text feature unless
+    the recipe says otherwise; a line that is not an object is an Issue."""
 
-    kind = "text"
-
-    def __init__(self, path: Path, target: str, text_field: str, chunk_rows: int):
+    def __init__(self, path: Path, target: str, chunk_rows: int, drop: list[str]):
         if not path.is_file():
             raise RecipeError("data.source", got=f"jsonl:{path}", expected="an existing file")
-        self.path, self.target, self.text_field, self.chunk_rows = path, target, text_field, chunk_rows
-        self.feature_names, self.label_values = [text_field], []
+        self.path, self.target, self.chunk_rows = path, target, chunk_rows
+        self.label_values: list = []
+        self.columns = [k for k in self._first_object() if k != target and k not in drop]
+        self.declared = {"text": "text"} if "text" in self.columns else {}
 
-    def chunks(self) -> Iterator[Chunk]:
+    def _first_object(self) -> list[str]:
+        with self.path.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    return list(obj)
+        return ["text"]
+
+    def chunks(self, parse: dict[str, str] | None = None) -> Iterator[Chunk]:
+        parse = parse or {c: "string" for c in self.columns}
         with self.path.open(encoding="utf-8") as f:
             buf: list[tuple[int, str]] = []
             for n, line in enumerate(f, start=1):
                 buf.append((n, line))
                 if len(buf) >= self.chunk_rows:
-                    yield self._chunk(buf)
+                    yield self._chunk(buf, parse)
                     buf = []
             if buf:
-                yield self._chunk(buf)
+                yield self._chunk(buf, parse)
 
-    def _chunk(self, lines: list[tuple[int, str]]) -> Chunk:
-        texts, labels = [], []
-        malformed = np.zeros(len(lines), bool)
+    def _chunk(self, lines: list[tuple[int, str]], parse: dict[str, str]) -> Chunk:
+        n = len(lines)
+        cols = {c: (np.full(n, np.nan) if how == "float" else np.full(n, "", dtype=object))
+                for c, how in parse.items()}
+        labels = []
+        malformed, wrong = np.zeros(n, bool), {c: np.zeros(n, bool) for c in parse}
         for i, (_, line) in enumerate(lines):
             try:
                 obj = json.loads(line)
@@ -52,11 +67,19 @@ class JsonlReader(Reader):
                     raise ValueError
             except ValueError:
                 malformed[i], obj = True, {}
-            t = obj.get(self.text_field)
-            texts.append(t if isinstance(t, str) else "")
+            for c, how in parse.items():
+                v = obj.get(c)
+                if how == "float":
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        cols[c][i] = v
+                    elif v is not None:
+                        wrong[c][i] = True
+                else:
+                    cols[c][i] = v if isinstance(v, str) else (None if v is None else str(v))
             lab = obj.get(self.target)
             labels.append(lab if isinstance(lab, (str, int)) and not isinstance(lab, bool) else None)
         issues = ([Issue("malformed_line", malformed, "line", "not a JSON object")]
                   if malformed.any() else [])
-        return Chunk(rows=np.array([n for n, _ in lines]), labels=self._codes(labels),
-                     text=np.array(texts, dtype=object), issues=issues)
+        issues += [Issue("wrong_type", m, c, "not a number") for c, m in wrong.items() if m.any()]
+        return Chunk(rows=np.array([k for k, _ in lines]), labels=self._codes(labels),
+                     columns=cols, issues=issues)

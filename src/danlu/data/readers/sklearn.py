@@ -35,10 +35,16 @@ class SklearnReader(Reader):
         # always seen.
         self._x = np.asarray(b.data, dtype=np.float32).astype(np.float64)
         self._y = np.asarray(b.target, dtype=np.int64)
-        self.feature_names = [str(f) for f in b.feature_names]
+        self.columns = [str(f) for f in b.feature_names]
         self.label_values = [str(n) for n in b.target_names]
-        self.image_shape = [1, 8, 8] if name == "digits" else None
-        self.kind = "image" if self.image_shape else "table"
+        if name == "digits":  # 8x8 grey images: one `pixels` feature
+            self.groups, self.shapes = {"pixels": self.columns}, {"pixels": [1, 8, 8]}
+            self.declared = {"pixels": "image"}
+        else:
+            self.declared = {c: "number" for c in self.columns}
 
-    def chunks(self) -> Iterator[Chunk]:
-        yield Chunk(rows=np.arange(1, len(self._y) + 1), labels=self._y.copy(), x=self._x)
+    def chunks(self, parse: dict[str, str] | None = None) -> Iterator[Chunk]:
+        cols = {c: self._x[:, j] for j, c in enumerate(self.columns)}
+        if self.groups:
+            cols = {"pixels": self._x}
+        yield Chunk(rows=np.arange(1, len(self._y) + 1), labels=self._y.copy(), columns=cols)
