@@ -4,6 +4,7 @@ model card. `build_package` is the one path: the export stage and every compress
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.nd
     if not cfg.int8 and len(runtimes) > 1:
         runtimes = [r for r in runtimes if r != "onnxruntime-int8"]
     sizes = write_artifacts(model, out, runtimes, cfg.opset)
+    for f in model.features:  # what the server's encoder needs (a tokenizer.json)
+        for asset in f.assets():
+            shutil.copyfile(asset, out / Path(asset).name)
     from danlu.export.runtimes import ARTIFACTS
 
     dtypes = {"torch": torch_dtype(cfg), "onnxruntime-int8": "int8"}
