@@ -7,7 +7,7 @@ import pytest
 
 from danlu.compress.config import CompressConfig, DistillConfig, PruneConfig, QuantizeConfig, VariantConfig
 from danlu.errors import RecipeError
-from tests.textmodel import CLASSES, bbc_texts, tiny_classifier
+from tests.textdata import CLASSES, bbc_texts, tiny_classifier
 
 
 @pytest.mark.parametrize("variant, path", [

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.textmodel import CLASSES, bbc_texts
+from tests.textdata import CLASSES, bbc_texts
 
 
 @pytest.fixture(scope="session")

@@ -112,7 +112,7 @@ def test_a_text_package_scores_texts_through_its_runtime(text_package, tmp_path)
 @pytest.mark.slow
 def test_a_text_run_scores_new_texts_like_its_test_split(tmp_path):
     import danlu
-    from tests.textmodel import CLASSES, bbc_texts
+    from tests.textdata import CLASSES, bbc_texts
 
     texts, y = bbc_texts(0, 8)
     src = tmp_path / "bbc.jsonl"

@@ -10,7 +10,7 @@ import pytest
 
 from danlu.errors import RecipeError
 from danlu.export.config import ExportConfig
-from tests.textmodel import CLASSES, bbc_texts, tiny_classifier
+from tests.textdata import CLASSES, bbc_texts, tiny_classifier
 
 MAX_LEN = 64
 CFG = ExportConfig(latency_runs=5)
