@@ -409,12 +409,12 @@ def init(
     recipe_out: Annotated[Path, typer.Option("--out", help="Recipe file to write.")] = Path("recipe.yaml"),
 ) -> None:
     """Inspect a table (one streaming pass) and write a commented starter recipe."""
-    from danlu.data.inspect import inspect_table, starter_recipe
+    from danlu.data.inspect import init_recipe
     from danlu.recipe import load_recipe
     from danlu.runs import atomic_write
 
     try:
-        text = starter_recipe(source, target, inspect_table(source))
+        text = init_recipe(source, target)
         import yaml
 
         load_recipe(yaml.safe_load(text))  # what we write must load as it is

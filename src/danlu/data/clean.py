@@ -20,7 +20,7 @@ from danlu.data.readers import Issue
 from danlu.data.stats import RunningStats
 from danlu.errors import DataError
 
-__all__ = ["CleaningReport", "outlier_mask", "select_valid"]
+__all__ = ["CleaningReport", "count_bad_lines", "outlier_mask", "select_valid"]
 
 EXAMPLES = 5  # rows kept per reason in cleaning.json, enough to find the pattern
 
@@ -80,6 +80,26 @@ def select_valid(rows: np.ndarray, issues: list[Issue], policy: str, report: Cle
         _fail_or_count(issue, rows, "drop", report, source)
         valid &= ~issue.mask
     return valid
+
+
+def count_bad_lines(reader: Any, policy: str, report: CleaningReport, seen: int, source: str,
+                    before: int | None = None) -> int:
+    """Count the csv rows with the wrong number of cells the reader met since `seen` (removed as
+    `wrong_column_count`, and read: rows_in); with `fail`, stop at the first one (when `before`
+    is given, only if it comes before that row). Returns how many were seen in all."""
+    new = reader.bad_lines[seen:]
+    if not new or (before is not None and new[0][0] > before):
+        return seen
+    if policy == "fail":
+        row, text = new[0]
+        raise DataError(f"wrong number of columns ({text[:80]!r}, expected "
+                        f"{len(reader.columns) + 1}); preprocess.clean.invalid is 'fail' "
+                        "(use 'drop' to remove and count such rows)", row=row, source=source)
+    report.rows_in += len(new)
+    report.removed["wrong_column_count"] += len(new)
+    ex = report.examples.setdefault("wrong_column_count", [])
+    ex.extend({"row": r, "text": t[:200]} for r, t in new[: max(0, EXAMPLES - len(ex))])
+    return seen + len(new)
 
 
 def outlier_mask(x: np.ndarray, stats: RunningStats, cfg: OutlierConfig) -> np.ndarray:

@@ -8,8 +8,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from danlu.errors import DataError, RecipeError
 
 __all__ = ["MISSING_TOKENS", "ColumnSummary", "build", "infer_features", "resolve_features",

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from danlu.data.clean import CleaningReport, outlier_mask, select_valid
+from danlu.data.clean import CleaningReport, count_bad_lines, outlier_mask, select_valid
 from danlu.data.config import DataConfig, PreprocessConfig
 from danlu.data.dedup import components, exact_duplicates, leakage, mix_hashes
 from danlu.data.features import build, resolve_features
@@ -140,9 +140,9 @@ def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: Clean
             try:
                 valid = select_valid(chunk.rows, issues, clean.invalid, report, cfg.source)
             except DataError as e:  # `fail`: a wrong-length line before this row fails first
-                _bad_lines(reader, cfg, clean.invalid, report, seen_bad, before=e.row)
+                count_bad_lines(reader, clean.invalid, report, seen_bad, cfg.source, before=e.row)
                 raise
-            seen_bad = _bad_lines(reader, cfg, clean.invalid, report, seen_bad)
+            seen_bad = count_bad_lines(reader, clean.invalid, report, seen_bad, cfg.source)
             ys.append(chunk.labels[valid])
             rows.append(chunk.rows[valid])
             kept = {name: v[valid] for name, v in values.items()}
@@ -159,7 +159,7 @@ def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: Clean
                 # A scratch file read once: no compression, no dictionaries (floats rarely repeat).
                 writer = pq.ParquetWriter(tmp, table.schema, compression="none", use_dictionary=False)
             writer.write_table(table)
-        report.rows_in += _bad_lines(reader, cfg, clean.invalid, report, seen_bad)
+        count_bad_lines(reader, clean.invalid, report, seen_bad, cfg.source)
     finally:
         if writer is not None:
             writer.close()
@@ -180,26 +180,6 @@ def _near_feature(features: list):
     from danlu.features.base import Feature
 
     return next((f for f in features if type(f).sketch is not Feature.sketch), None)
-
-
-def _bad_lines(reader: Reader, cfg: DataConfig, policy: str, report: CleaningReport, seen: int,
-               before: int | None = None) -> int:
-    """Count csv rows with the wrong number of columns; with `fail`, stop at the first one
-    (when `before` is given, only if it comes before that row)."""
-    bad = getattr(reader, "bad_lines", [])
-    if len(bad) > seen:
-        new = bad[seen:]
-        if before is not None and new[0][0] > before:
-            return seen
-        if policy == "fail":
-            row, text = new[0]
-            raise DataError(f"wrong number of columns ({text[:80]!r}, expected "
-                            f"{len(reader.columns) + 1}); preprocess.clean.invalid is 'fail' "
-                            "(use 'drop' to remove and count such rows)", row=row, source=cfg.source)
-        report.removed["wrong_column_count"] += len(new)
-        ex = report.examples.setdefault("wrong_column_count", [])
-        ex.extend({"row": r, "text": t[:200]} for r, t in new[: max(0, 5 - len(ex))])
-    return len(bad)
 
 
 def _label_names(reader: Reader, y: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -22,25 +22,30 @@ def preview(recipe, out: Path, samples: int = 8, variants: int = 7) -> Path:
     import torch
 
     from danlu.data.augment import Augmenter
+    from danlu.data.features import build, resolve_features
+    from danlu.data.prepare import chunk_values
     from danlu.data.readers import open_reader
 
     cfg, pre = recipe.data, recipe.preprocess
-    reader = open_reader(cfg.source, cfg.target, cfg.text_field, cfg.chunk_rows, cfg.image_shape,
-                         cfg.drop)
-    if reader.kind != "image":
+    reader = open_reader(cfg.source, cfg.target.column, cfg.chunk_rows, cfg.drop)
+    images = [f for f in build(resolve_features(cfg, reader), reader, pre) if f.image_shape]
+    if not images:
         raise RecipeError("data.source", got=cfg.source, expected="image data for a preview grid",
-                          hint="set data.image_shape: [C, H, W] for images stored as rows")
+                          hint="declare the pixel columns: data.features: {pixels: {type: image, "
+                               "shape: [C, H, W], columns: '*'}}")
     if not pre.augment:
         raise RecipeError("preprocess.augment", got=[], expected="at least one augmentation to preview")
-    chunk = next(reader.chunks())
-    ok = np.isfinite(chunk.x).all(axis=1) & (chunk.labels >= 0)
-    x, y = chunk.x[ok][:samples], chunk.labels[ok][:samples]
+    image = images[0]
+    chunk = next(reader.chunks({c: image.parse for c in image.columns if c in reader.columns}))
+    pixels = chunk_values(chunk, image)
+    ok = np.isfinite(pixels).all(axis=1) & (chunk.labels >= 0)
+    x, y = pixels[ok][:samples], chunk.labels[ok][:samples]
     if len(x) == 0:
         raise DataError("no valid rows in the first chunk to preview", source=cfg.source)
-    shape = reader.image_shape
+    shape = image.image_shape
     n_classes = max(len(reader.label_values), int(y.max()) + 1)
     aug = Augmenter(pre.augment, torch.zeros(x.shape[1]), torch.ones(x.shape[1]), n_classes, shape,
-                    (float(chunk.x[ok].min()), float(chunk.x[ok].max())), recipe.seed)
+                    (float(pixels[ok].min()), float(pixels[ok].max())), recipe.seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     cols = [x] + [aug(xt, torch.as_tensor(y))[0].numpy() for _ in range(variants)]
     fig, axes = plt.subplots(len(x), variants + 1, figsize=(1.2 * (variants + 1), 1.2 * len(x)),

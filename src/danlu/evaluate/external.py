@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from danlu.data.clean import CleaningReport, check_chunk
+from danlu.data.clean import CleaningReport, count_bad_lines, select_valid
 from danlu.data.config import CleanConfig
-from danlu.data.readers import Reader, label_name, open_reader, schemes
+from danlu.data.readers import Issue, Reader, label_name, open_reader, schemes
 from danlu.errors import DanluError, DataError, RecipeError
 from danlu.evaluate.config import EvaluateConfig
-from danlu.runs import Run, read_json, write_json
+from danlu.features.base import count, take
+from danlu.runs import Run, write_json
 
 __all__ = ["ExternalResult", "evaluate_external"]
 
@@ -43,12 +44,14 @@ class ExternalResult:
 
 @dataclass
 class _Model:
-    """What reading new data for a model needs: its classes, its columns, what it takes."""
+    """What scoring new data for a model needs: its fitted features (what it reads) and head."""
 
-    labels: list[str]
-    feature_names: list[str] | None  # None: an older package; the file's columns in order
-    text: bool
-    image_shape: list[int] | None
+    features: list[Any]
+    head: Any
+
+    @property
+    def labels(self) -> list[str]:
+        return self.head.labels
 
 
 def _source(data: str) -> str:
@@ -67,11 +70,10 @@ def _source(data: str) -> str:
                       f"({', '.join(schemes.names())}) or a .csv/.parquet/.jsonl file")
 
 
-def _open(source: str, target: str | None, model: _Model, drop: list[str]) -> Reader:
+def _open(source: str, target: str | None) -> Reader:
     """open_reader, with its recipe keys named as the options of `danlu evaluate`."""
-    text_field = (model.feature_names or ["text"])[0] if model.text else None
     try:
-        return open_reader(source, target, text_field, drop=drop)
+        return open_reader(source, target)
     except RecipeError as e:
         if e.path == "data.target":
             raise RecipeError("--target", got=target, expected=e.expected if target else
@@ -81,74 +83,45 @@ def _open(source: str, target: str | None, model: _Model, drop: list[str]) -> Re
         raise
 
 
-def _reader(source: str, target: str | None, model: _Model) -> Reader:
-    """The reader of `source`; a table's columns that the model does not take are left out."""
-    reader = _open(source, target, model, [])
-    if model.text != (reader.kind == "text"):
-        raise DataError(f"a {reader.kind} source, but the model takes "
-                        f"{'text' if model.text else 'numbers'}", source=source)
-    if reader.kind == "image" and model.image_shape and reader.image_shape != model.image_shape:
-        raise DataError(f"images of shape {reader.image_shape}, but the model takes "
-                        f"{model.image_shape}", source=source)
-    names = model.feature_names
-    if reader.kind != "table" or not names or not set(names) <= set(reader.feature_names):
-        return reader  # missing columns are named after the labels are checked (_columns)
-    extra = [f for f in reader.feature_names if f not in names]
-    return _open(source, target, model, extra) if extra else reader
+def _read(source: str, target: str | None, model: _Model,
+          clean: CleanConfig) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    """(each feature's values, label indices into model.labels, cleaning counts) of `source`'s
+    valid rows: the model's columns matched by name, checked by the data stage's rules."""
+    from danlu.data.prepare import chunk_values
 
-
-def _columns(reader: Reader, x: np.ndarray, names: list[str], source: str) -> np.ndarray:
-    """`x`'s columns in the model's order, matched by name."""
-    missing = [f for f in names if f not in reader.feature_names]
+    reader = _open(source, target)
+    have = set(reader.columns) | set(reader.groups)
+    missing = [c for f in model.features for c in f.columns
+               if c not in have and f.name not in reader.groups]
     if missing:
         raise DataError(f"no column {', '.join(map(repr, missing[:5]))}"
                         f"{f' (and {len(missing) - 5} more)' if len(missing) > 5 else ''}; the "
                         f"model's features are matched to columns by name", source=source)
-    return x[:, [reader.feature_names.index(f) for f in names]]
-
-
-def _wrong_lengths(reader: Reader, seen: int, policy: str, report: CleaningReport, source: str,
-                   before: int | None = None) -> int:
-    """Count csv lines with the wrong number of cells met since `seen`; with `fail`, stop at
-    the first (when `before` is given, only if it comes before that row)."""
-    new = getattr(reader, "bad_lines", [])[seen:]
-    if new and before is not None and new[0][0] > before:
-        return seen
-    if new and policy == "fail":
-        raise DataError(f"wrong number of columns ({new[0][1][:80]!r}); preprocess.clean.invalid "
-                        "is 'fail' (use 'drop' to remove and count such rows)", row=new[0][0],
-                        source=source)
-    report.add("wrong_column_count", np.array([r for r, _ in new], np.int64))
-    report.rows_in += len(new)
-    return seen + len(new)
-
-
-def _read(source: str, target: str | None, model: _Model,
-          clean: CleanConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(features float32 in the model's column order, or texts; label indices into
-    model.labels; cleaning counts) of `source`'s valid rows, by the data stage's rules."""
-    reader = _reader(source, target, model)
-    report, xs, ys, seen = CleaningReport(), [], [], 0
-    for chunk in reader.chunks():
+    parse = {c: f.parse for f in model.features for c in f.columns if c in reader.columns}
+    report, parts, ys, seen = CleaningReport(), [], [], 0
+    for chunk in reader.chunks(parse):
         report.rows_in += len(chunk)
+        values = {f.name: chunk_values(chunk, f) for f in model.features}
+        issues = list(chunk.issues)
+        for f in model.features:
+            issues += f.invalid(values[f.name], clean)
+        issues.append(Issue("missing_label", chunk.labels < 0, reader.target or "label"))
         try:
-            valid = check_chunk(chunk, reader, clean, report, source)
+            valid = select_valid(chunk.rows, issues, clean.invalid, report, source)
         except DataError as e:  # `fail`: a wrong-length line before this row fails first
-            _wrong_lengths(reader, seen, clean.invalid, report, source, before=e.row)
+            count_bad_lines(reader, clean.invalid, report, seen, source, before=e.row)
             raise
-        seen = _wrong_lengths(reader, seen, clean.invalid, report, source)
-        xs.append(chunk.text[valid] if chunk.x is None else chunk.x[valid].astype(np.float32))
+        seen = count_bad_lines(reader, clean.invalid, report, seen, source)
+        parts.append(take(values, valid))
         ys.append(chunk.labels[valid])
+    count_bad_lines(reader, clean.invalid, report, seen, source)
     y = np.concatenate(ys) if ys else np.empty(0, np.int64)
     cleaning = report.to_dict(rows_out=len(y))
     if not len(y):
         raise DataError(f"no valid rows to score: {cleaning['rows_in']} read, removed by reason "
                         f"{cleaning['removed']}", source=source)
-    y = _model_labels(reader, y, model.labels, source)
-    x = np.concatenate(xs)
-    if model.feature_names and reader.kind == "table":
-        x = _columns(reader, x, model.feature_names, source)
-    return x, y, cleaning
+    values = {f.name: np.concatenate([p[f.name] for p in parts]) for f in model.features}
+    return values, _model_labels(reader, y, model.labels, source), cleaning
 
 
 def _model_labels(reader: Reader, y: np.ndarray, labels: list[str], source: str) -> np.ndarray:
@@ -169,8 +142,6 @@ def evaluate_external(path: str | Path, data: str | None = None, target: str | N
     A run is scored with its PyTorch weights and writes eval/external-<data name>.json (the
     test metrics in eval/metrics.json are left alone); a package folder is scored with its
     runtime and writes only to `out`, or to its run's eval/ when it sits in a run folder."""
-    from danlu.evaluate.stage import score
-
     path = Path(path)
     run_dir = path if (path / "manifest.json").is_file() else (
         path.parent if (path / "danlu-model.json").is_file()
@@ -182,7 +153,8 @@ def evaluate_external(path: str | Path, data: str | None = None, target: str | N
     if not is_package and run is None:
         raise DanluError(f"{path}: neither a run folder (manifest.json) nor a model package "
                          "(danlu-model.json)")
-    model = _model(run, path)
+    scorer = _package(path) if is_package else _run(run)
+    model = scorer.model
 
     cleaning = None
     if data is None:
@@ -192,20 +164,15 @@ def evaluate_external(path: str | Path, data: str | None = None, target: str | N
         from danlu.data.stage import load_splits
 
         splits = load_splits(run)
-        x, y, source = splits.x["test"], splits.y["test"], "test split"
+        values, y, source = splits.values["test"], splits.y["test"], "test split"
     else:
         source = _source(data)
-        target = target or (run.recipe.data.target if run else None)
+        target = target or (run.recipe.data.target.column if run else None) or model.head.column
         clean = run.recipe.preprocess.clean if run else CleanConfig()
-        x, y, cleaning = _read(source, target, model, clean)
+        values, y, cleaning = _read(source, target, model, clean)
 
-    if is_package:
-        probs, engine = _package_probs(path, x, source)
-        name = f"package ({engine})"
-    else:
-        probs, name = _run_probs(run, x, model.text, source), "run (PyTorch)"
-    metrics = score(probs, y, model.labels, cfg, seed)
-    doc = {"source": source, "model": name, "path": str(path), **metrics}
+    metrics = model.head.evaluate(scorer.predict(values), y, cfg, seed)
+    doc = {"source": source, "model": scorer.name, "path": str(path), **metrics}
     if cleaning is not None:
         doc["cleaning"] = cleaning
     written = None
@@ -214,56 +181,44 @@ def evaluate_external(path: str | Path, data: str | None = None, target: str | N
     elif run is not None and data is not None:
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(source.partition(":")[2]).stem) or "data"
         written = write_json(run.stage_dir("eval") / f"external-{stem}.json", doc)
-    return ExternalResult(metrics, source, name, written, cleaning)
+    return ExternalResult(metrics, source, scorer.name, written, cleaning)
 
 
-def _model(run: Run | None, path: Path) -> _Model:
-    """Classes and columns from the run's data/info.json, else from danlu-model.json."""
-    if run is not None:
-        info = read_json(run.path("data", "info.json"))
-        return _Model(list(info["labels"]), info.get("feature_names"), info.get("kind") == "text",
-                      info.get("image_shape"))
-    from danlu.serve.package import load_package
-
-    pkg = load_package(path)
-    if not pkg.labels:
-        raise DanluError(f"{path}: danlu-model.json has no labels; cannot score classification")
-    return _Model(list(pkg.labels), pkg.meta.get("feature_names"), pkg.text is not None,
-                  pkg.meta.get("image_shape"))
+@dataclass
+class _Scorer:
+    model: _Model
+    name: str
+    predict: Any  # values -> the head's first output for every row
 
 
-def _check_width(x: np.ndarray, features: int, source: str) -> None:
-    if x.shape[1] != features:
-        raise DataError(f"{x.shape[1]} feature columns, but the model takes {features}; "
-                        "give the same columns it was trained on", source=source)
+def _run(run: Run) -> _Scorer:
+    """The run's trained model in PyTorch (evaluation's own module)."""
+    from danlu.models.load import load_model
+    from danlu.models.packaged import predict
+
+    loaded = load_model(run.path("train", "model"))
+    module = loaded.packaged()
+    return _Scorer(_Model(loaded.features, loaded.head), "run (PyTorch)",
+                   lambda values: predict(module, values)[0])
 
 
-def _package_probs(path: Path, x: np.ndarray, source: str) -> tuple[np.ndarray, str]:
-    """Probabilities from the package's own runtime (texts are tokenized by it), and its name."""
+def _package(path: Path) -> _Scorer:
+    """The package's default runtime, raw values encoded by its features as the server does."""
+    from danlu.features import load_head
     from danlu.serve.package import load_package
     from danlu.serve.runtimes import load_runtime
 
     pkg = load_package(path)
-    rt, spec = load_runtime(pkg), pkg.inputs[0]
-    batch = 64  # texts: each batch is padded to its longest
-    if pkg.text is None:
-        _check_width(x, spec.shape[-1], source)
-        x, batch = x.astype(np.float32), 1024
-    parts = [rt.run({spec.name: x[i:i + batch]}, ["probabilities"])["probabilities"]
-             for i in range(0, len(x), batch)]
-    return np.concatenate(parts).astype(np.float64), ENGINES.get(pkg.runtime, pkg.runtime)
+    if not pkg.features or not pkg.meta.get("head"):
+        raise DanluError(f"{path}: danlu-model.json lists no features or head (a package from "
+                         "danlu before 0.2); rerun `danlu run` to export it again")
+    rt, first = load_runtime(pkg), pkg.outputs[0].name
 
+    def predict(values: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
+        parts = [rt.run(take(values, slice(i, i + batch)), [first])[first]
+                 for i in range(0, count(values), batch)]
+        return np.concatenate(parts).astype(np.float64)
 
-def _run_probs(run: Run, x: np.ndarray, text: bool, source: str) -> np.ndarray:
-    import torch
-
-    from danlu.evaluate.stage import text_probs
-    from danlu.train.checkpoint import load_packaged
-
-    model = load_packaged(run)
-    if text:
-        return text_probs(run, model, x)
-    _check_width(x, int(model.shift.numel()), source)
-    with torch.inference_mode():
-        probs, _ = model(torch.from_numpy(x.astype(np.float32)))
-    return probs.double().numpy()
+    engine = ENGINES.get(pkg.runtime, pkg.runtime)
+    return _Scorer(_Model(pkg.features, load_head(pkg.meta["head"])), f"package ({engine})",
+                   predict)

@@ -34,6 +34,16 @@ def model_card(package: Package) -> dict[str, Any]:
             else None}
 
 
+def pixel_max(package: Package) -> float:
+    """The ink value of a pixel in a schema-1 package: its `pixel_max`, else guessed from the
+    fitted normalization means (sklearn digits: means up to ~12 -> 0..16; 8-bit images -> 255)."""
+    if isinstance(package.meta.get("pixel_max"), (int, float)):
+        return float(package.meta["pixel_max"])
+    shift = (package.meta.get("preprocessing") or {}).get("normalize", {}).get("shift") or [1.0]
+    top = max(float(v) for v in shift) if isinstance(shift, list) and shift else 1.0
+    return 1.0 if top <= 1.0 else 16.0 if top <= 16.0 else 255.0
+
+
 def playground_html(packages: list[Package]) -> str:
     """The page with the model list inlined (no extra request, works behind auth)."""
     cards = json.dumps([model_card(p) for p in packages]).replace("</", "<\\/")

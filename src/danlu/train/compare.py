@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from danlu.data.stage import data, load_splits
 from danlu.recipe import Recipe, load_recipe
 from danlu.runs import Run, atomic_write, write_json
