@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits, load_iris
 
 from danlu.data.augment import Augmenter, NoAugment, build_augmenter
 from danlu.data.config import AugmentStep
-from danlu.data.normalize import Normalizer
+from danlu.features.normalize import Normalizer
 from danlu.errors import RecipeError
 
 IMAGE_STEPS = [{"rotate": {"degrees": 30}}, {"translate": {"fraction": 0.25}},
@@ -101,29 +101,51 @@ def test_image_steps_on_a_table_name_the_recipe_path():
     assert info.value.path == "preprocess.augment.1.rotate" and "noise or mixup" in str(info.value)
 
 
+def _iris_features(rows):
+    from danlu.features import build_features
+
+    (f,) = build_features([("features", "number", [f"x{j}" for j in range(4)], {})])
+    return f.partial_fit(load_iris().data[rows])
+
+
 def test_no_steps_build_the_identity():
-    norm = Normalizer("zscore").fit(load_iris().data)
-    assert isinstance(build_augmenter([], norm, 3, None, load_iris().data, 0), NoAugment)
+    from danlu.features.category import CategoryHead
+
+    head = CategoryHead("y", ["a", "b", "c"])
+    assert isinstance(build_augmenter([], [_iris_features(slice(None))], head, 0), NoAugment)
+
+
+def test_a_step_no_feature_takes_names_the_recipe_path_and_the_choices():
+    from danlu.features.category import CategoryHead
+
+    step = AugmentStep.model_validate({"rotate": {}})
+    with pytest.raises(RecipeError) as info:
+        build_augmenter([step], [_iris_features(slice(None))], CategoryHead("y", ["a", "b"]), 0)
+    assert info.value.path == "preprocess.augment.0.rotate"
+    assert "number features take: noise, mixup" in str(info.value)
 
 
 def test_fit_trains_with_mixup_and_noise_on_iris():
-    from danlu.models import InputSpec, build_model
-    from danlu.models.config import MLPConfig
+    from danlu.features.category import CategoryHead
+    from danlu.models import models
+    from danlu.models.mlp import MLPConfig
+    from danlu.models.packaged import Encoding
     from danlu.train.config import TrainConfig
-    from danlu.train.loop import fit, predict_proba
+    from danlu.train.loop import fit, predict_outputs
 
     d = load_iris()
     rng = np.random.default_rng(0)
     idx = rng.permutation(150)
     tr, va = idx[:110], idx[110:]
-    norm = Normalizer("zscore").fit(d.data[tr])
-    t = (torch.as_tensor(norm.transform(d.data[tr])), torch.as_tensor(d.target[tr]))
-    v = (torch.as_tensor(norm.transform(d.data[va])), torch.as_tensor(d.target[va]))
+    feature, head = _iris_features(tr), CategoryHead("y", ["a", "b", "c"])
+    enc = Encoding([feature])
+    t = (enc.network_input({"features": d.data[tr]}), torch.as_tensor(d.target[tr]))
+    v = (enc.network_input({"features": d.data[va]}), torch.as_tensor(d.target[va]))
     steps = [AugmentStep.model_validate(s) for s in ({"noise": {"std": 0.05}}, {"mixup": {"alpha": 0.2}})]
-    aug = build_augmenter(steps, norm, 3, None, d.data[tr], seed=0)
+    aug = build_augmenter(steps, [feature], head, seed=0)
     torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden=[32]), InputSpec(4), 3)
+    model = models["mlp"].build(MLPConfig(hidden=[32]), [feature], head)
     cfg = TrainConfig(epochs=60, batch_size=16, optimizer={"lr": 0.01}, early_stopping={"patience": 0})
-    fit(model, t, v, ["a", "b", "c"], cfg, seed=0, augment=aug)
-    acc = (predict_proba(model, v[0]).argmax(1) == v[1]).float().mean()
+    fit(model, t, v, head, cfg, seed=0, augment=aug)
+    acc = (predict_outputs(model, head, v[0]).argmax(1) == v[1]).float().mean()
     assert acc >= 0.9 and aug.calls == 60 * 7

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from danlu.data.normalize import Normalizer, make_normalizer
+from danlu.features.normalize import Normalizer, make_normalizer
 from danlu.data.stats import RunningStats
 
 REFERENCE = {"zscore": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
@@ -103,7 +103,9 @@ def test_robust_per_channel_is_baked_into_the_exported_graph(tmp_path):
     res = danlu.run(DIGITS, {"preprocess.normalize": "robust", "preprocess.per": "channel",
                              "train.epochs": 3, "evaluate.gate": {}}, out=tmp_path)
     meta = json.loads((res.package_dir / "danlu-model.json").read_text())
-    norm = meta["preprocessing"]["normalize"]
+    (pixels,) = meta["features"]
+    assert pixels["type"] == "image" and pixels["name"] in meta["preprocessing"]["in_graph"]
+    norm = pixels["state"]["normalize"]
     assert norm["kind"] == "robust" and norm["per"] == "channel" and len(norm["shift"]) == 64
     assert len(set(norm["shift"])) == 1 and len(set(norm["scale"])) == 1  # one channel
     assert res.metrics["export"]["parity_label_agreement"] == 1.0

@@ -10,11 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from danlu.data.clean import CleaningReport, check_chunk
-from danlu.data.config import CleanConfig
-from danlu.data.normalize import Normalizer
+from danlu.data.clean import CleaningReport, chunk_issues, select_valid
+from danlu.data.config import CleanConfig, DataConfig, PreprocessConfig
+from danlu.data.features import build, resolve_features
+from danlu.data.prepare import chunk_values
 from danlu.data.readers import Reader, open_reader, schemes
 from danlu.data.split import split_indices
+from danlu.features.normalize import Normalizer
 from danlu.errors import DataError, RecipeError
 
 
@@ -29,7 +31,8 @@ def _rows(reader: Reader) -> tuple[list[int], list, int]:
 
 
 def _sources(tmp_path) -> dict[str, tuple[str, dict, str, list]]:
-    """Per scheme: a real source of 3 rows, open_reader's arguments, the kind, the labels."""
+    """Per scheme: a real source of 3 rows, open_reader's arguments, the parse of its first
+    column (the source's own feature type where it declares one), the labels."""
     from PIL import Image
 
     (tmp_path / "t.csv").write_text("a,b,y\n1,2,cat\n3,4,dog\n5,6,cat\n")
@@ -41,12 +44,12 @@ def _sources(tmp_path) -> dict[str, tuple[str, dict, str, list]]:
         for i in range(n):
             Image.fromarray(np.full((4, 5), 40 * i, np.uint8)).save(tmp_path / "img" / cls / f"{i}.png")
     return {
-        "csv": (f"csv:{tmp_path / 't.csv'}", {"target": "y"}, "table", ["cat", "dog", "cat"]),
-        "parquet": (f"parquet:{tmp_path / 't.parquet'}", {"target": "y"}, "table", [7, 8, 7]),
-        "jsonl": (f"jsonl:{tmp_path / 't.jsonl'}", {}, "text", ["a", "b", "a"]),
-        "folder": (f"folder:{tmp_path / 'img'}", {}, "image", ["one", "one", "two"]),
-        "sklearn": ("sklearn:iris", {}, "table", None),
-        "corpus": ("corpus:bbc_news", {}, "text", None),
+        "csv": (f"csv:{tmp_path / 't.csv'}", {"target": "y"}, "float", ["cat", "dog", "cat"]),
+        "parquet": (f"parquet:{tmp_path / 't.parquet'}", {"target": "y"}, "float", [7, 8, 7]),
+        "jsonl": (f"jsonl:{tmp_path / 't.jsonl'}", {}, "string", ["a", "b", "a"]),
+        "folder": (f"folder:{tmp_path / 'img'}", {}, "float", ["one", "one", "two"]),
+        "sklearn": ("sklearn:iris", {}, "float", None),
+        "corpus": ("corpus:bbc_news", {}, "string", None),
     }
 
 
@@ -56,17 +59,18 @@ def test_every_scheme_has_a_case_here(tmp_path):
 
 @pytest.mark.parametrize("scheme", ["corpus", "csv", "folder", "jsonl", "parquet", "sklearn"])
 def test_each_scheme_reads_through_the_registry_in_numbered_chunks(tmp_path, scheme):
-    source, kwargs, kind, labels = _sources(tmp_path)[scheme]
+    source, kwargs, parse, labels = _sources(tmp_path)[scheme]
     reader = open_reader(source, chunk_rows=2, **kwargs)
-    assert reader.kind == kind and type(reader).__module__ == f"danlu.data.readers.{scheme}"
+    assert type(reader).__module__ == f"danlu.data.readers.{scheme}" and reader.source == source
     rows, got, chunks = _rows(reader)
     assert rows == list(range(1, len(rows) + 1))
     if labels is not None:  # small files: every row, in chunks of 2 (csv: blocks of >= 1 MiB)
         assert got == labels and chunks == (1 if scheme == "csv" else 2)
-    if kind == "text":
-        assert next(reader.chunks()).text.dtype == object
-    else:
-        assert next(reader.chunks()).x.shape[1] == len(reader.feature_names)
+    first = reader.columns[0]
+    chunk = next(reader.chunks({first: parse}))
+    values = chunk.columns.get(first, next((chunk.columns[g] for g, cols in reader.groups.items()
+                                            if first in cols), None))
+    assert values.dtype == (object if parse == "string" else np.float64)
 
 
 def test_an_unknown_scheme_names_data_source_the_schemes_and_the_closest():
@@ -83,9 +87,14 @@ def test_an_unknown_scheme_names_data_source_the_schemes_and_the_closest():
 def test_bundled_sets_load_without_network(name, rows, classes):
     reader = open_reader(f"sklearn:{name}")
     (chunk,) = reader.chunks()
-    assert chunk.x.shape[0] == rows and len(reader.label_values) == classes and reader.fixed_labels
-    assert (reader.image_shape == [1, 8, 8]) == (name == "digits")
-    assert (chunk.x == chunk.x.astype(np.float32)).all()  # float32 values, as always read
+    x = np.column_stack(list(chunk.columns.values()))
+    assert x.shape == (rows, 64 if name == "digits" else len(reader.columns))
+    assert len(reader.label_values) == classes and reader.fixed_labels
+    # the set's own features: digits are one image, the others numbers
+    assert reader.declared == ({"pixels": "image"} if name == "digits"
+                               else {c: "number" for c in reader.columns})
+    assert (reader.shapes.get("pixels") == [1, 8, 8]) == (name == "digits")
+    assert (x == x.astype(np.float32)).all()  # float32 values, as always read
 
 
 def test_csv_with_constant_column_and_string_labels_in_first_seen_order(write_csv):
@@ -93,26 +102,44 @@ def test_csv_with_constant_column_and_string_labels_in_first_seen_order(write_cs
                                              for i in range(20)]
     reader = open_reader(f"csv:{write_csv(rows)}", target="label")
     (chunk,) = reader.chunks()
-    assert reader.feature_names == ["a", "const", "b"] and reader.label_values == ["dog", "cat"]
-    assert chunk.x.shape == (20, 3) and chunk.labels.tolist() == [0, 1] * 10
+    assert reader.columns == ["a", "const", "b"] and reader.label_values == ["dog", "cat"]
+    assert list(chunk.columns) == ["a", "const", "b"] and len(chunk.columns["a"]) == 20
+    assert chunk.labels.tolist() == [0, 1] * 10
 
 
-def test_csv_and_parquet_text_columns_are_read_by_their_scheme(tmp_path):
+def test_csv_and_parquet_string_columns_are_read_as_the_features_ask(tmp_path):
     (tmp_path / "n.csv").write_text('id,body,topic\n1,"one, two\nthree",a\n2,four,b\n')
     pq.write_table(pa.table({"body": ["one", "four"], "topic": ["a", "b"]}), tmp_path / "n.parquet")
     for scheme in ("csv", "parquet"):
-        reader = open_reader(f"{scheme}:{tmp_path / f'n.{scheme}'}", target="topic",
-                             text_field="body")
-        assert reader.kind == "text" and type(reader).__module__.endswith(scheme)
-        (chunk,) = reader.chunks()
+        reader = open_reader(f"{scheme}:{tmp_path / f'n.{scheme}'}", target="topic")
+        assert type(reader).__module__.endswith(scheme)
+        (chunk,) = reader.chunks({"body": "string"})
         assert chunk.rows.tolist() == [1, 2] and reader.label_values == ["a", "b"]
-    assert chunk.text.tolist() == ["one", "four"]
+        assert chunk.columns["body"][1] == "four"
+    assert chunk.columns["body"].tolist() == ["one", "four"]
+
+
+def test_missing_tokens_in_a_number_column_are_nan_not_wrong_type(write_csv):
+    rows = [["a", "y"], [1, 0], ["NA", 1], ["?", 0], ["n/a", 1], ["", 0], ["abc", 1]]
+    (chunk,) = open_reader(f"csv:{write_csv(rows)}", target="y").chunks()
+    a = chunk.columns["a"]
+    assert a[0] == 1 and np.isnan(a[1:]).all()
+    (issue,) = chunk.issues  # only "abc" is not a number
+    assert issue.reason == "wrong_type" and issue.mask.tolist() == [0, 0, 0, 0, 0, 1]
 
 
 def _first_fail(source: str, reader: Reader) -> DataError:
+    # numbers declared: a short column of 2 numbers and "oops" could be inferred a category
+    cfg = DataConfig(source=source, target=reader.target,
+                     features={c: "number" for c in reader.columns})
+    features = build(resolve_features(cfg, reader), reader, PreprocessConfig())
+    parse = {c: f.parse for f in features for c in f.columns}
+    clean = CleanConfig(invalid="fail")
     with pytest.raises(DataError) as info:
-        for chunk in reader.chunks():
-            check_chunk(chunk, reader, CleanConfig(invalid="fail"), CleaningReport(), source)
+        for chunk in reader.chunks(parse):
+            values = {f.name: chunk_values(chunk, f) for f in features}
+            select_valid(chunk.rows, chunk_issues(chunk, values, features, clean, reader.target),
+                         "fail", CleaningReport(), source)
     return info.value
 
 
@@ -128,7 +155,7 @@ def test_a_non_numeric_cell_is_an_issue_with_its_row_and_column(write_csv):
 
 
 def test_a_missing_value_fails_with_its_row(write_csv):
-    source = f"csv:{write_csv([['a', 'b', 'y'], [1, 2, 0], [3, None, 1]])}"
+    source = f"csv:{write_csv([['a', 'b', 'y'], [1, 2, 0], [3, None, 1], [4, 5, 0]])}"
     e = _first_fail(source, open_reader(source, target="y"))
     assert (e.row, e.column) == (2, "b") and "nan or inf" in str(e)
 
@@ -151,11 +178,6 @@ def test_single_class_is_refused(tmp_path, write_csv):
     with pytest.raises(DataError, match="2 or more"):
         prepared(tmp_path / "d", {"source": f"csv:{write_csv([['a', 'y'], [1, 0], [2, 0]])}",
                                   "target": "y"})
-
-
-def test_image_shape_must_match_feature_count():
-    with pytest.raises(RecipeError, match="64 features"):
-        open_reader("sklearn:digits", image_shape=[1, 7, 7])
 
 
 def test_split_is_seeded_disjoint_and_stratified():

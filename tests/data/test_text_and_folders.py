@@ -69,7 +69,7 @@ def test_bbc_news_duplicates_and_near_duplicates_are_found(tmp_path, bbc_jsonl):
     assert c["rows_in"] == 2225 and c["removed"]["duplicate"] == 101
     nd = c["near_duplicates"]
     assert nd["pairs"] >= 40 and nd["pairs_with_different_labels"] == 0
-    assert r["info"]["kind"] == "text" and r["info"]["labels"] == [
+    assert r["info"]["feature_types"] == {"text": "text"} and r["info"]["labels"] == [
         "business", "entertainment", "politics", "sports", "tech"]
     # Near copies straddling the split were taken out of val/test.
     assert c["removed"].get("leakage", 0) == c["leakage"]["val"] + c["leakage"]["test"] > 0
@@ -96,4 +96,5 @@ def test_a_text_source_with_a_cnn_says_it_needs_a_text_model(tmp_path, bbc_jsonl
     with pytest.raises(RecipeError) as info:
         danlu.run({"data": {"source": f"jsonl:{bbc_jsonl}"}, "model": {"arch": "cnn"}},
                   out=tmp_path / "runs")
-    assert info.value.path == "model.arch" and "text model" in str(info.value)
+    assert info.value.path == "model.arch" and "text features" in str(info.value)
+    assert "arch: transformer" in str(info.value)  # the fix

@@ -20,7 +20,7 @@ from tests.data.helpers import prepared
 def test_bbc_news_loads_2225_articles_in_5_sorted_classes_and_reports_duplicates(tmp_path):
     r = prepared(tmp_path / "d", {"source": "corpus:bbc_news"})
     c, info = r["cleaning"], r["info"]
-    assert c["rows_in"] == 2225 and info["kind"] == "text"
+    assert c["rows_in"] == 2225 and info["feature_types"] == {"text": "text"}
     assert info["labels"] == ["business", "entertainment", "politics", "sports", "tech"]
     assert c["removed"]["duplicate"] == 101  # the set repeats articles
     assert c["near_duplicates"]["pairs"] >= 40 and c["removed"]["leakage"] > 0
@@ -29,7 +29,7 @@ def test_bbc_news_loads_2225_articles_in_5_sorted_classes_and_reports_duplicates
     assert len(set(labels.tolist())) == 5 and min(np.bincount(labels)) > 300
     # rows follow the sorted classes, then file names: row 1 is business/001.txt
     chunk = next(CorpusReader("bbc_news", 10_000).chunks())
-    assert chunk.text[0].startswith("Ad sales boost Time Warner profit") and chunk.labels[0] == 0
+    assert chunk.columns["text"][0].startswith("Ad sales boost Time Warner profit") and chunk.labels[0] == 0
     assert chunk.labels[-1] == 4 and list(chunk.rows[:2]) == [1, 2]
 
 
@@ -67,7 +67,7 @@ def test_a_csv_text_column_is_a_text_source_with_quoted_line_breaks(tmp_path):
     rows = _articles_csv(path)
     r = prepared(tmp_path / "d", {"source": f"csv:{path}", "target": "topic", "text_field": "body"})
     c = r["cleaning"]
-    assert r["info"]["kind"] == "text" and r["info"]["labels"] == ["arts", "econ", "sport"]
+    assert r["info"]["feature_types"] == {"body": "text"} and r["info"]["labels"] == ["arts", "econ", "sport"]
     assert c["rows_in"] == 60
     assert c["removed"]["empty_text"] == 1 and c["removed"]["missing_label"] == 1
     assert c["removed"]["duplicate"] == 1
@@ -82,9 +82,10 @@ def test_a_csv_text_column_is_a_text_source_with_quoted_line_breaks(tmp_path):
     assert p["cleaning"]["removed"] == c["removed"] and p["info"]["rows"] == r["info"]["rows"]
 
 
-def test_a_missing_text_column_names_data_text_field(tmp_path):
+def test_a_missing_text_column_names_the_feature_and_the_columns(tmp_path):
     path = tmp_path / "news.csv"
     _articles_csv(path)
     with pytest.raises(RecipeError) as info:
         prepared(tmp_path / "d", {"source": f"csv:{path}", "target": "topic", "text_field": "text"})
-    assert info.value.path == "data.text_field" and "body" in str(info.value)
+    # a version-1 recipe's data.text_field is the feature `text: text` in version 2
+    assert info.value.path == "data.features.text" and "body" in str(info.value)

@@ -20,7 +20,7 @@ from danlu.data.readers import Issue
 from danlu.data.stats import RunningStats
 from danlu.errors import DataError
 
-__all__ = ["CleaningReport", "count_bad_lines", "outlier_mask", "select_valid"]
+__all__ = ["CleaningReport", "chunk_issues", "count_bad_lines", "outlier_mask", "select_valid"]
 
 EXAMPLES = 5  # rows kept per reason in cleaning.json, enough to find the pattern
 
@@ -62,6 +62,17 @@ def _fail_or_count(issue: Issue, rows: np.ndarray, policy: str, report: Cleaning
         raise DataError(f"{reason}; preprocess.clean.invalid is 'fail' (use 'drop' to remove and "
                         "count such rows)", row=int(rows[idx[0]]), column=str(col), source=source)
     report.add(issue.reason, rows[idx], cols)
+
+
+def chunk_issues(chunk: Any, values: dict[str, np.ndarray], features: list, clean: Any,
+                 target: str | None) -> list[Issue]:
+    """Every issue of a chunk: the reader's, each feature's (`Feature.invalid` on its values),
+    and a missing label."""
+    issues = list(chunk.issues)
+    for f in features:
+        issues += f.invalid(values[f.name], clean)
+    issues.append(Issue("missing_label", chunk.labels < 0, target or "label"))
+    return issues
 
 
 def select_valid(rows: np.ndarray, issues: list[Issue], policy: str, report: CleaningReport,

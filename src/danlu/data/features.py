@@ -17,8 +17,9 @@ __all__ = ["MISSING_TOKENS", "ColumnSummary", "build", "infer_features", "resolv
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a"})
 # Distinct values tracked per column; beyond this a column counts as "many".
 MAX_DISTINCT = 1000
-# A column is numeric when at least this share of its non-missing cells are numbers.
-NUMERIC_SHARE = 0.9
+# A column is numeric when at least this share of its non-missing cells are numbers: the other
+# cells are then dirty numbers (wrong_type rows, counted), not categories.
+NUMERIC_SHARE = 0.5
 # Types tried in this order when inferring (the first that recognises a column wins).
 INFER_ORDER = ("number", "category", "text")
 _NUMBER = re.compile(r"^\s*[-+]?((\d+\.?\d*)|(\.\d+))([eE][-+]?\d+)?\s*$")
@@ -86,7 +87,8 @@ class ColumnSummary:
 
 
 def summarize(reader: Any) -> dict[str, ColumnSummary]:
-    """One chunk of the source's columns, read as text, summarized per column."""
+    """One chunk of the source's columns, read as text, summarized per column (a reader of its
+    own: what a reader counts while reading belongs to the data stage's pass)."""
     chunk = next(iter(reader.chunks({c: "string" for c in reader.columns})), None)
     if chunk is None:
         raise DataError("the source has no rows", source=reader.source)
@@ -125,7 +127,10 @@ def resolve_features(cfg: Any, reader: Any) -> dict[str, Any]:
         return cfg.features
     if reader.declared:
         return {k: FeatureEntry.model_validate(v) for k, v in reader.declared.items()}
-    kept, dropped = infer_features(summarize(reader))
+    from danlu.data.readers import open_reader
+
+    kept, dropped = infer_features(summarize(open_reader(cfg.source, cfg.target.column,
+                                                         cfg.chunk_rows, cfg.drop)))
     if not kept:
         why = "; ".join(f"{c}: {r}" for c, r in list(dropped.items())[:5])
         raise DataError(f"no usable feature columns ({why}); declare them in data.features",

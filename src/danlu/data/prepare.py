@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from danlu.data.clean import CleaningReport, count_bad_lines, outlier_mask, select_valid
+from danlu.data.clean import CleaningReport, chunk_issues, count_bad_lines, outlier_mask, select_valid
 from danlu.data.config import DataConfig, PreprocessConfig
 from danlu.data.dedup import components, exact_duplicates, leakage, mix_hashes
 from danlu.data.features import build, resolve_features
-from danlu.data.readers import Issue, Reader, open_reader
+from danlu.data.readers import Reader, open_reader
 from danlu.data.split import split_codes
 from danlu.data.stats import RunningStats
 from danlu.errors import DataError, RecipeError
@@ -133,10 +133,7 @@ def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: Clean
         for chunk in reader.chunks(parse):
             report.rows_in += len(chunk)
             values = {f.name: chunk_values(chunk, f) for f in features}
-            issues = list(chunk.issues)
-            for f in features:
-                issues += f.invalid(values[f.name], clean)
-            issues.append(Issue("missing_label", chunk.labels < 0, reader.target or "label"))
+            issues = chunk_issues(chunk, values, features, clean, reader.target)
             try:
                 valid = select_valid(chunk.rows, issues, clean.invalid, report, cfg.source)
             except DataError as e:  # `fail`: a wrong-length line before this row fails first

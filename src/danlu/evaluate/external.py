@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from danlu.data.clean import CleaningReport, count_bad_lines, select_valid
+from danlu.data.clean import CleaningReport, chunk_issues, count_bad_lines, select_valid
 from danlu.data.config import CleanConfig
-from danlu.data.readers import Issue, Reader, label_name, open_reader, schemes
+from danlu.data.readers import Reader, label_name, open_reader, schemes
 from danlu.errors import DanluError, DataError, RecipeError
 from danlu.evaluate.config import EvaluateConfig
 from danlu.features.base import count, take
@@ -102,10 +102,7 @@ def _read(source: str, target: str | None, model: _Model,
     for chunk in reader.chunks(parse):
         report.rows_in += len(chunk)
         values = {f.name: chunk_values(chunk, f) for f in model.features}
-        issues = list(chunk.issues)
-        for f in model.features:
-            issues += f.invalid(values[f.name], clean)
-        issues.append(Issue("missing_label", chunk.labels < 0, reader.target or "label"))
+        issues = chunk_issues(chunk, values, model.features, clean, reader.target)
         try:
             valid = select_valid(chunk.rows, issues, clean.invalid, report, source)
         except DataError as e:  # `fail`: a wrong-length line before this row fails first

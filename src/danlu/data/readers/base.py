@@ -83,8 +83,12 @@ class Reader:
 
     def _arrow_codes(self, col) -> np.ndarray:
         """Label codes of a pyarrow column, vectorized: map its few distinct values, then index."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
+        if pa.types.is_string(col.type):  # a blank label is a missing one
+            col = pc.if_else(pc.equal(pc.utf8_trim_whitespace(col), ""),
+                             pa.scalar(None, pa.string()), col)
         uniques = pc.unique(col)
         codes = np.append(self._codes(uniques.to_pylist()), -1)
         pos = pc.index_in(col, value_set=uniques).fill_null(len(uniques)).to_numpy(zero_copy_only=False)
