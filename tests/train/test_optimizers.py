@@ -6,13 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from danlu.data.normalize import Normalizer
-from danlu.data.readers import open_reader
-from danlu.models import InputSpec, build_model
-from danlu.models.config import MLPConfig
 from danlu.recipe import load_recipe
 from danlu.train.loop import fit
 from danlu.train.optim import build_optimizer, optimizers
+from tests.train.helpers import dataset, mlp
 
 LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05, "adam": 0.01,
       "adamw": 0.01, "rmsprop": 0.005}
@@ -28,15 +25,11 @@ def test_every_recipe_optimizer_is_registered():
 
 @pytest.mark.parametrize("name", optimizers.names())
 def test_optimizer_lowers_the_loss_on_iris(name):
-    reader = open_reader("sklearn:iris")
-    t = next(reader.chunks())
-    x = torch.from_numpy(Normalizer().fit_transform(t.x))
-    y = torch.from_numpy(t.labels)
+    x, y, head = dataset("iris")
     cfg = load_recipe({"train": {"epochs": 15, "batch_size": 16, "early_stopping": {"patience": 0},
                                  "optimizer": {"name": name, "lr": LR[name]}}}).train
-    torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden=[16], dropout=0.0), InputSpec(4), 3)
-    result = fit(model, (x, y), (x, y), reader.label_values, cfg, seed=0)
+    model = mlp(4, 3, hidden=16)
+    result = fit(model, (x, y), (x, y), head, cfg, seed=0)
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < 0.5 * losses[0], losses
     assert result.history[-1]["val_accuracy"] > 0.85
@@ -73,15 +66,12 @@ def test_unset_eps_keeps_torchs_default(name, eps):
 
 
 def test_early_stopping_keeps_the_best_epoch():
-    reader = open_reader("sklearn:iris")
-    t = next(reader.chunks())
-    x, y = torch.from_numpy(Normalizer().fit_transform(t.x)), torch.from_numpy(t.labels)
+    x, y, head = dataset("iris")
     cfg = load_recipe({"train": {"epochs": 200, "early_stopping": {"metric": "val.loss",
                                                                   "patience": 3},
                                  "optimizer": {"name": "adam", "lr": 0.05}}}).train
-    torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden=[8], dropout=0.0), InputSpec(4), 3)
-    result = fit(model, (x, y), (x[:30], y[:30]), reader.label_values, cfg, seed=0)
+    model = mlp(4, 3, hidden=8)
+    result = fit(model, (x, y), (x[:30], y[:30]), head, cfg, seed=0)
     assert result.stopped_early and len(result.history) < 200
     best = min(r["val_loss"] for r in result.history)
     assert result.best_value == best

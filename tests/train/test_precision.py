@@ -22,10 +22,10 @@ def test_bf16_autocast_runs_the_matmuls_in_bf16_on_cpu():
 
 
 def test_bf16_training_lowers_the_loss_and_keeps_fp32_weights():
-    x, y, labels = dataset()
+    x, y, head = dataset()
     cfg = train_cfg(epochs=15, batch_size=16, precision="bf16", optimizer={"name": "adam", "lr": 0.02})
     model = mlp(4, 3)
-    result = fit(model, (x, y), (x, y), labels, cfg, seed=0)
+    result = fit(model, (x, y), (x, y), head, cfg, seed=0)
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
@@ -33,16 +33,16 @@ def test_bf16_training_lowers_the_loss_and_keeps_fp32_weights():
 def test_fp16_on_cpu_is_a_recipe_error_naming_the_fix():
     with pytest.raises(RecipeError, match=r"train.precision: got 'fp16'.*use train.precision=bf16"):
         Precision("fp16", torch.device("cpu"))
-    x, y, labels = dataset()
+    x, y, head = dataset()
     with pytest.raises(RecipeError, match="train.precision"):
-        fit(mlp(4, 3), (x, y), (x, y), labels, train_cfg(precision="fp16"), seed=0)
+        fit(mlp(4, 3), (x, y), (x, y), head, train_cfg(precision="fp16"), seed=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 def test_fp16_with_grad_scaler_trains_on_gpu():
-    x, y, labels = dataset()
+    x, y, head = dataset()
     x, y = x.cuda(), y.cuda()
     cfg = train_cfg(epochs=15, batch_size=16, precision="fp16", clip_norm=1.0,
                     optimizer={"name": "adam", "lr": 0.02})
-    result = fit(mlp(4, 3).cuda(), (x, y), (x, y), labels, cfg, seed=0)
+    result = fit(mlp(4, 3).cuda(), (x, y), (x, y), head, cfg, seed=0)
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]

@@ -16,26 +16,26 @@ def _flat(model):
 
 
 def test_clip_norm_bounds_each_update():
-    x, y, labels = dataset()
+    x, y, head = dataset()
     model = mlp(4, 3)
     before = _flat(model)
     cfg = train_cfg(epochs=1, batch_size=15, clip_norm=1e-3, optimizer={"name": "sgd", "lr": 1.0})
-    fit(model, (x, y), (x, y), labels, cfg, seed=0)
+    fit(model, (x, y), (x, y), head, cfg, seed=0)
     # 10 plain-SGD updates of lr 1 on gradients of norm <= 1e-3 move the weights <= 1e-2.
     moved = (_flat(model) - before).norm().item()
     assert 0 < moved <= 10 * 1e-3 * 1.0001
     unclipped = mlp(4, 3)
-    fit(unclipped, (x, y), (x, y), labels, train_cfg(epochs=1, batch_size=15,
+    fit(unclipped, (x, y), (x, y), head, train_cfg(epochs=1, batch_size=15,
                                                      optimizer={"name": "sgd", "lr": 1.0}), seed=0)
     assert (_flat(unclipped) - before).norm().item() > 100 * moved
 
 
 def test_accumulating_two_batches_of_8_equals_one_batch_of_16():
-    x, y, labels = dataset(rows=144)  # 144 = 9 x 16: every accumulation group is full
+    x, y, head = dataset(rows=144)  # 144 = 9 x 16: every accumulation group is full
     a, b = mlp(4, 3), mlp(4, 3)
-    fit(a, (x, y), (x, y), labels, train_cfg(epochs=3, batch_size=16,
+    fit(a, (x, y), (x, y), head, train_cfg(epochs=3, batch_size=16,
                                              optimizer={"name": "sgd", "lr": 0.2}), seed=0)
-    result = fit(b, (x, y), (x, y), labels, train_cfg(epochs=3, batch_size=8, accumulate=2,
+    result = fit(b, (x, y), (x, y), head, train_cfg(epochs=3, batch_size=8, accumulate=2,
                                                       optimizer={"name": "sgd", "lr": 0.2}), seed=0)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-5)
@@ -43,10 +43,15 @@ def test_accumulating_two_batches_of_8_equals_one_batch_of_16():
 
 
 def test_adamw_skips_decay_on_biases_and_norm_weights_by_default():
-    from danlu.models import InputSpec, build_model
-    from danlu.models.config import CNNConfig
+    from danlu.features import build_features
+    from danlu.features.category import CategoryHead
+    from danlu.models import models
+    from danlu.models.cnn import CNNConfig
 
-    net = build_model(CNNConfig(channels=[4], hidden=8), InputSpec(64, (1, 8, 8)), 10)
+    (image,) = build_features([("pixels", "image", [f"p{i}" for i in range(64)],
+                                {"shape": [1, 8, 8]})])
+    net = models["cnn"].build(CNNConfig(channels=[4], hidden=8), [image],
+                              CategoryHead(None, [str(k) for k in range(10)]))
     cfg = load_recipe({"train": {"optimizer": {"name": "adamw", "weight_decay": 0.1}}}).train
     opt = build_optimizer(net, cfg.optimizer)
     decayed, plain = opt.param_groups
@@ -68,8 +73,8 @@ def test_decay_bias_and_norm_option(name, flag, groups):
 
 
 def test_adamw_with_decay_exclusion_trains():
-    x, y, labels = dataset()
+    x, y, head = dataset()
     cfg = train_cfg(epochs=15, batch_size=16, optimizer={"name": "adamw", "lr": 0.02,
                                                          "weight_decay": 0.05})
-    result = fit(mlp(4, 3), (x, y), (x, y), labels, cfg, seed=0)
+    result = fit(mlp(4, 3), (x, y), (x, y), head, cfg, seed=0)
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]

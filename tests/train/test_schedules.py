@@ -22,11 +22,11 @@ def test_every_recipe_schedule_is_registered():
 
 @pytest.mark.parametrize("name", schedules.names())
 def test_schedule_lowers_the_loss_on_iris(name):
-    x, y, labels = dataset()
+    x, y, head = dataset()
     cfg = train_cfg(epochs=15, batch_size=16, optimizer={"name": "adam", "lr": 0.02},
                     schedule={"name": name, "warmup_epochs": 2, "step_epochs": 5, "gamma": 0.5,
                               "patience": 1})
-    result = fit(mlp(4, 3), (x, y), (x, y), labels, cfg, seed=0)
+    result = fit(mlp(4, 3), (x, y), (x, y), head, cfg, seed=0)
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < 0.5 * losses[0], losses
     assert result.history[-1]["val_accuracy"] > 0.85
@@ -88,9 +88,9 @@ def test_plateau_cuts_the_lr_when_the_metric_stalls():
 
 
 def test_history_records_the_scheduled_lr():
-    x, y, labels = dataset()
+    x, y, head = dataset()
     cfg = train_cfg(epochs=4, batch_size=50, optimizer={"name": "sgd", "lr": 0.1},
                     schedule={"name": "step", "step_epochs": 1, "gamma": 0.5})
-    result = fit(mlp(4, 3), (x, y), (x, y), labels, cfg, seed=0)
+    result = fit(mlp(4, 3), (x, y), (x, y), head, cfg, seed=0)
     # the lr the epoch trained with (the schedule steps after the row is written)
     assert [r["lr"] for r in result.history] == pytest.approx([0.1, 0.05, 0.025, 0.0125])

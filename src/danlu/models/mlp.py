@@ -1,4 +1,5 @@
-"""`mlp`: a multi-layer perceptron over a table's vector (numbers, one-hot categories)."""
+"""`mlp`: a multi-layer perceptron over a vector: a table's numbers and one-hot categories, or an
+image's pixels as they come (flat)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class MLPConfig(ModelSection):
 @models.register("mlp")
 class MLPFamily(Family):
     config = MLPConfig
-    accepts = ("number", "category")
+    accepts = ("number", "category", "image")  # image: its pixels as a flat vector
 
     def build(self, cfg, features, head):
         """Linear -> ReLU -> Dropout per hidden width, then a linear layer to the head."""
