@@ -71,7 +71,7 @@ def _digits_csv(run_dir, path, reverse: bool):
     order = [names.index(c) for c in cols]
     lines = [",".join([*cols, "digit"])]
     lines += [",".join([*(f"{v:g}" for v in row[order]), str(lab)])
-              for row, lab in zip(s.x["test"], s.y["test"], strict=True)]
+              for row, lab in zip(s.values["test"]["pixels"], s.y["test"], strict=True)]
     path.write_text("\n".join(lines) + "\n")
     return path
 

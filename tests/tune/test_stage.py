@@ -90,10 +90,10 @@ def test_run_with_tune_enabled_packages_the_best_configuration(tmp_path):
     result = danlu.run(DIGITS, {**SMALL, "tune": tune_cfg}, out=tmp_path)
     assert result.stages == {s: "ran" for s in ("data", "tune", "train", "evaluate", "export", "report")}
     best = read_json(result.run_dir / "tune/best.json")
-    trained = read_json(result.run_dir / "train/model.json")["model"]
+    trained = read_json(result.run_dir / "train/model/model.json")["config"]
     assert trained["dropout"] == best["overrides"]["model.dropout"]
     assert trained["hidden"] == best["overrides"]["model.hidden"]
-    weights = load_file(str(result.run_dir / "train/model.safetensors"))
+    weights = load_file(str(result.run_dir / "train/model/model.safetensors"))
     assert any(t.ndim == 2 and t.shape[0] == best["overrides"]["model.hidden"]
                for t in weights.values())
     assert result.package_dir is not None

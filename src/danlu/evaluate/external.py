@@ -93,7 +93,10 @@ def _read(source: str, target: str | None, model: _Model,
     have = set(reader.columns) | set(reader.groups)
     missing = [c for f in model.features for c in f.columns
                if c not in have and f.name not in reader.groups]
-    if missing:
+    if missing:  # the labels are checked first: a file of another task says so
+        codes = [c.labels for c in reader.chunks({})]
+        _model_labels(reader, np.concatenate(codes) if codes else np.empty(0, np.int64),
+                      model.labels, source)
         raise DataError(f"no column {', '.join(map(repr, missing[:5]))}"
                         f"{f' (and {len(missing) - 5} more)' if len(missing) > 5 else ''}; the "
                         f"model's features are matched to columns by name", source=source)

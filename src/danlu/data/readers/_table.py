@@ -54,9 +54,10 @@ class Table(Reader):
         raise NotImplementedError
 
     def _parse(self, parse: dict[str, str] | None) -> dict[str, str]:
-        """Each asked column's parse ("float" unless the features say "string")."""
-        parse = parse or {}
-        return {c: parse.get(c, "float") for c in self.columns if parse == {} or c in parse}
+        """The asked columns and their parse, in file order (None: every column as floats)."""
+        if parse is None:
+            return {c: "float" for c in self.columns}
+        return {c: parse[c] for c in self.columns if c in parse}
 
     def _chunk(self, batch: Any, rows: np.ndarray, parse: dict[str, str]) -> Chunk:
         import pyarrow as pa
