@@ -1,4 +1,5 @@
-"""Contract checks reused by the tests: what every model, package and server must satisfy."""
+"""Contract checks reused by the tests: what every model family, feature type, package and
+server must satisfy."""
 
 from __future__ import annotations
 
@@ -12,28 +13,38 @@ import torch
 __all__ = ["check_model_exports", "check_package_loads"]
 
 
-def check_model_exports(model_cfg: Any, features: int, image_shape: tuple[int, int, int] | None,
-                        num_classes: int, atol: float = 1e-4) -> dict[str, Any]:
-    """Build the model, wrap it with a normalizer, export ONNX, check parity on random rows."""
+def check_model_exports(model_cfg: Any, features: list[Any], head: Any,
+                        values: dict[str, np.ndarray], atol: float = 1e-4) -> dict[str, Any]:
+    """Build the family's network for fitted `features` and `head` (seeded), wrap it as the
+    deployable `Packaged` module, export ONNX, and compare ONNX Runtime (fed by the features'
+    torch-free `encode`, as the server feeds it) with torch on `values`: parity as export
+    records it (max |difference| of the first output, agreement of the label)."""
+    import onnxruntime as ort
+
     from danlu.export.onnx import export_onnx
-    from danlu.export.parity import check_parity
-    from danlu.models import InputSpec, build_model
-    from danlu.models.packaged import Packaged
+    from danlu.export.runtimes import parity
+    from danlu.features.base import NOTE
+    from danlu.models import family
+    from danlu.models.packaged import Packaged, predict
 
     torch.manual_seed(0)
-    net = build_model(model_cfg, InputSpec(features, image_shape), num_classes).eval()
-    rng = np.random.default_rng(0)
-    shift = torch.from_numpy(rng.normal(size=features).astype(np.float32))
-    scale = torch.from_numpy(rng.uniform(0.5, 2.0, size=features).astype(np.float32))
-    module = Packaged(net, shift, scale).eval()
-    x = rng.normal(size=(37, features)).astype(np.float32)  # an odd batch: not the example's 2
+    fam = family(model_cfg)
+    fam.check(model_cfg, features)
+    fam.bind(model_cfg, features)
+    module = Packaged(features, fam.build(model_cfg, features, head).eval(), head).eval()
+    ref = predict(module, values)
     with tempfile.TemporaryDirectory() as d:
-        path = export_onnx(module, features, Path(d) / "model.onnx", "features")
-        return check_parity(module, path, x, "features", atol)
+        path = export_onnx(module, Path(d) / "model.onnx")
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feed = {k: v for f in features for k, v in f.encode(values[f.name]).items()
+                if not k.startswith(NOTE)}
+        got = tuple(sess.run(module.output_names, feed))
+    return parity(ref, got, atol, 1.0)
 
 
-def check_package_loads(pkg: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Load a package with plain onnxruntime (no danlu code) and run raw rows through it."""
+def check_package_loads(pkg: Path, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Load a package with plain onnxruntime (no danlu code) and run raw client values of its
+    in-graph features through it: what a user of Triton or ORT alone would do."""
     import json
 
     import onnxruntime as ort
@@ -44,5 +55,6 @@ def check_package_loads(pkg: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
     declared = [i["name"] for i in meta["inputs"]]
     assert [i.name for i in sess.get_inputs()] == declared, "package inputs differ from the graph"
     assert [o.name for o in sess.get_outputs()] == [o["name"] for o in meta["outputs"]]
-    probs, labels = sess.run(["probabilities", "label"], {declared[0]: x.astype(np.float32)})
+    feed = {name: np.asarray(values[name], np.float32) for name in declared}
+    probs, labels = sess.run(["probabilities", "label"], feed)
     return probs, labels

@@ -9,8 +9,8 @@ from sklearn.datasets import load_digits, load_iris
 
 from danlu.data.augment import Augmenter, NoAugment, build_augmenter
 from danlu.data.config import AugmentStep
-from danlu.features.normalize import Normalizer
 from danlu.errors import RecipeError
+from danlu.features.normalize import Normalizer
 
 IMAGE_STEPS = [{"rotate": {"degrees": 30}}, {"translate": {"fraction": 0.25}},
                {"scale": {"range": [0.6, 0.8]}}, {"resized_crop": {"scale": [0.3, 0.5]}},

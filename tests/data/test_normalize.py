@@ -7,8 +7,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from danlu.features.normalize import Normalizer, make_normalizer
 from danlu.data.stats import RunningStats
+from danlu.features.normalize import Normalizer, make_normalizer
 
 REFERENCE = {"zscore": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
 

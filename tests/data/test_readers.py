@@ -16,8 +16,8 @@ from danlu.data.features import build, resolve_features
 from danlu.data.prepare import chunk_values
 from danlu.data.readers import Reader, open_reader, schemes
 from danlu.data.split import split_indices
-from danlu.features.normalize import Normalizer
 from danlu.errors import DataError, RecipeError
+from danlu.features.normalize import Normalizer
 
 
 def _rows(reader: Reader) -> tuple[list[int], list, int]:

@@ -68,7 +68,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
         proc.kill()
     run_dir = runs[0]
     assert json.loads((run_dir / "manifest.json").read_text())["stages"]["train"]["status"] == "running"
-    assert not (run_dir / "train/model.safetensors").exists()
+    assert not (run_dir / "train/model/model.safetensors").exists()
 
     r = _train(str(run_dir), "--resume")
     assert r.returncode == 0, r.stderr
@@ -78,8 +78,8 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
     assert 0 < body["loop"]["batch"] < 19 and body["loop"]["epoch"] >= 1  # mid-epoch
 
     # bitwise: the kept (best) weights, and the last weights of the final checkpoint
-    assert ((run_dir / "train/model.safetensors").read_bytes()
-            == (ref_dir / "train/model.safetensors").read_bytes())
+    assert ((run_dir / "train/model/model.safetensors").read_bytes()
+            == (ref_dir / "train/model/model.safetensors").read_bytes())
     last = sorted((ref_dir / "train/checkpoints").glob("step-*.safetensors"))[-1].name
     a = load_file(str(run_dir / "train/checkpoints" / last))
     b = load_file(str(ref_dir / "train/checkpoints" / last))
@@ -102,11 +102,11 @@ def test_the_train_stage_picks_up_its_last_checkpoint(tmp_path):
     result = danlu.run(DIGITS, over, out=tmp_path, until="train")
     assert result.stages == {"data": "ran", "train": "ran"}
     assert not (result.run_dir / "eval").exists()
-    first = (result.run_dir / "train/model.safetensors").read_bytes()
+    first = (result.run_dir / "train/model/model.safetensors").read_bytes()
     run = Run.open(result.run_dir)
     again = train(run, run.recipe.train)
     assert again.metrics["resumed_from"] == "step-00000038.json"  # 2 epochs x 19 updates
-    assert (result.run_dir / "train/model.safetensors").read_bytes() == first
+    assert (result.run_dir / "train/model/model.safetensors").read_bytes() == first
     assert len((result.run_dir / "train/history.jsonl").read_text().splitlines()) == 2
 
 

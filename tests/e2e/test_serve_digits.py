@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from danlu.data.stage import load_splits
+from danlu.models.load import load_packaged
 from danlu.runs import Run
-from danlu.train.checkpoint import load_packaged
 from tests.serve.conftest import free_port
 
 DANLU = str(Path(sys.executable).with_name("danlu"))
@@ -49,9 +49,10 @@ def digits_server(digits_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def test_split(digits_run):
     s = load_splits(Run.open(digits_run.run_dir))
+    x = s.values["test"]["pixels"]
     with torch.inference_mode():
-        _, own = load_packaged(Run.open(digits_run.run_dir))(torch.from_numpy(s.x["test"]))
-    return s.x["test"], own.numpy()
+        _, own = load_packaged(digits_run.run_dir / "train/model")(torch.from_numpy(x))
+    return x, own.numpy()
 
 
 def test_v2_infer_with_raw_fp32_pixels_matches_danlus_evaluation(digits_server, test_split):

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from danlu.data.stage import load_splits
-from danlu.data.readers import CorpusReader
-from danlu.data.tokenize import TextEncoder
 from danlu.models.text import TextPackaged, load_text_classifier, predict_texts
+
+from danlu.data.readers import CorpusReader
+from danlu.data.stage import load_splits
+from danlu.data.tokenize import TextEncoder
 from danlu.runs import Run, read_json
 
 DANLU = str(Path(sys.executable).with_name("danlu"))

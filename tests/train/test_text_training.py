@@ -6,6 +6,8 @@ import json
 
 import pytest
 import torch
+from danlu.models.text import encode_texts, resolve_pretrained
+from danlu.train.text import token_lengths
 from safetensors import safe_open
 
 import danlu
@@ -13,12 +15,10 @@ from danlu.data.readers import CorpusReader
 from danlu.data.tokenize import TextEncoder
 from danlu.models import InputSpec, build_model
 from danlu.models.config import TransformerConfig
-from danlu.models.text import encode_texts, resolve_pretrained
 from danlu.runs import read_json
 from danlu.train.checkpoint import CheckpointStore
 from danlu.train.loop import fit
 from danlu.train.state import LoopState, epoch_batches
-from danlu.train.text import token_lengths
 from tests.train.helpers import train_cfg
 
 LABELS = ["business", "entertainment", "politics", "sports", "tech"]
