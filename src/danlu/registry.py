@@ -29,6 +29,10 @@ class Registry(Generic[T]):
         # importing the registry stays cheap and plug-ins may register before or after).
         self._builtins = builtins
 
+    def builtins(self, load: Callable[[], object]) -> None:
+        """Set what imports the built-in entries (run on the first lookup)."""
+        self._builtins = load
+
     def _load(self) -> None:
         if self._builtins is not None:
             load, self._builtins = self._builtins, None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from danlu.registry import Registry
+from danlu.features.base import features, heads
 
 if TYPE_CHECKING:
     from danlu.features.base import Feature, Head
@@ -24,8 +24,8 @@ def _builtins() -> None:
     from danlu.features import category, image, number, text  # noqa: F401  (they register)
 
 
-features: Registry[type[Feature]] = Registry("feature type", "data.features", _builtins)
-heads: Registry[type[Head]] = Registry("head", "data.target.head", _builtins)
+features.builtins(_builtins)
+heads.builtins(_builtins)
 
 
 def build_features(entries: list[tuple[str, str, list[str], dict[str, Any]]]) -> list[Feature]:

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from danlu.registry import Registry
+
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["NOTE", "Feature", "Head", "Spec", "count", "spec", "take"]
+__all__ = ["NOTE", "Feature", "Head", "Spec", "count", "features", "heads", "spec", "take"]
 
 # Spec: one tensor as danlu-model.json writes it, {"name", "datatype", "shape"} (-1 = any size).
 Spec = dict[str, Any]
@@ -190,3 +192,8 @@ class Head:
 
     def describe(self) -> dict[str, Any]:
         return {"type": self.type, "column": self.column, "labels": self.labels}
+
+
+# Feature types and heads by name; danlu.features adds the built-ins on first lookup.
+features: Registry[type[Feature]] = Registry("feature type", "data.features")
+heads: Registry[type[Head]] = Registry("head", "data.target.head")

@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from danlu.features import features, heads
-from danlu.features.base import Feature, Head, spec
+from danlu.features.base import Feature, Head, features, heads, spec
 
 __all__ = ["CategoryFeature", "CategoryHead", "MISSING", "UNKNOWN"]
 

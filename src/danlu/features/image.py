@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from danlu.data.readers import Issue
-from danlu.features import features
-from danlu.features.base import Feature
+from danlu.features.base import Feature, features
 from danlu.features.normalize import Normalizer
 
 __all__ = ["ImageFeature"]

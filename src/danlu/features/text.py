@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from danlu.data.readers import Issue
-from danlu.features import features
-from danlu.features.base import NOTE, Feature, spec
+from danlu.features.base import NOTE, Feature, features, spec
 
 __all__ = ["TRUNCATED", "TextFeature"]
 

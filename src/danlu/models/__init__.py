@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from danlu.registry import Registry
+from danlu.models.base import models
 
 if TYPE_CHECKING:
     from danlu.models.base import Family
@@ -19,21 +19,7 @@ def _builtins() -> None:
 
 
 
-class _Families(Registry):
-    """A Registry whose decorator takes a Family class and stores one instance of it."""
-
-    def register(self, name: str):
-        add = super().register(name)
-
-        def register_class(cls: type[Family]) -> type[Family]:
-            cls.name = name
-            add(cls())
-            return cls
-
-        return register_class
-
-
-models: Registry[Family] = _Families("model", "model.arch", _builtins)
+models.builtins(_builtins)
 
 
 def family(cfg: Any) -> Family:

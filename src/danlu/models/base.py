@@ -8,13 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from danlu.registry import Registry
+
 if TYPE_CHECKING:
     from torch import nn
 
     from danlu.features.base import Feature, Head
     from danlu.models.config import ModelSection
 
-__all__ = ["Family"]
+__all__ = ["Family", "models"]
 
 
 class Family:
@@ -38,8 +40,6 @@ class Family:
         types = sorted({f.type for f in features})
         wrong = [t for t in types if t not in self.accepts]
         if wrong or not features:
-            from danlu.models import models
-
             fits = [n for n in models.names() if set(types) <= set(models[n].accepts)]
             raise RecipeError("model.arch", got=cfg.arch,
                               expected=f"a model for {', '.join(types) or 'no'} features "
@@ -81,3 +81,21 @@ class Family:
     def widths(self, net: nn.Module, cfg: ModelSection) -> ModelSection | None:
         """The config whose layer widths are those of `net` (after structured pruning)."""
         return None
+
+
+class _Families(Registry):
+    """A Registry whose decorator takes a Family class and stores one instance of it."""
+
+    def register(self, name: str):
+        add = super().register(name)
+
+        def register_class(cls: type[Family]) -> type[Family]:
+            cls.name = name
+            add(cls())
+            return cls
+
+        return register_class
+
+
+# Model families by `model.arch`; danlu.models adds the built-ins on first lookup.
+models: Registry[Family] = _Families("model", "model.arch")

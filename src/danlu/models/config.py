@@ -31,7 +31,7 @@ def _by_arch(value: Any, handler: Any) -> ModelSection:
     if not isinstance(value, dict):
         raise PydanticCustomError("model_section", "expected a mapping with `arch`, got {got}",
                                   {"got": type(value).__name__})
-    from danlu.models import models
+    from danlu.models.base import models
     from danlu.registry import closest
 
     arch = value.get("arch", DEFAULT_ARCH)

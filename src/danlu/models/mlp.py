@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from danlu.models import models
-from danlu.models.base import Family
+from danlu.models.base import Family, models
 from danlu.models.config import ModelSection
 
 __all__ = ["MLPConfig", "MLPFamily"]

@@ -10,8 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from danlu.data.config import Section
-from danlu.models import models
-from danlu.models.base import Family
+from danlu.models.base import Family, models
 from danlu.models.config import ModelSection
 
 __all__ = ["FreezeConfig", "TransformerConfig", "TransformerFamily"]

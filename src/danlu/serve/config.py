@@ -94,9 +94,8 @@ def resolve_serve_config(paths: Sequence[str | Path],
     """The server's settings, each layer over the one before: ServeConfig's defaults, the first
     run folder's recipe.yaml `serve:` section, `serve.KEY=VALUE` overrides, then `flags`
     (ServeConfig field -> value; None = not given)."""
-    # Imported here: danlu.recipe imports this module. It costs pydantic models only, and it
-    # gives `danlu serve` the very override syntax and error messages of `danlu run`.
-    from danlu.recipe import parse_overrides
+    # The very override syntax and error messages of `danlu run` (pydantic and yaml only).
+    from danlu.overrides import parse_overrides
 
     settings = _run_section([Path(p) for p in paths])
     raw = overrides if isinstance(overrides, Mapping) else list(overrides or [])
@@ -152,9 +151,9 @@ def _validate(settings: dict[str, Any], source: Path | None = None) -> ServeConf
     try:
         return _Section.model_validate({"serve": settings}).serve
     except ValidationError as e:
-        from danlu.recipe import recipe_error
+        from danlu.overrides import section_error
 
-        err = recipe_error(e, {"serve": settings})
+        err = section_error(e, {"serve": settings}, _Section)
         if source is None:
             raise err from None
         hint = "; ".join(h for h in (err.hint, f"in {source}") if h)

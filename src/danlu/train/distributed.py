@@ -1,7 +1,7 @@
 """Multi-process training with torch.distributed (DDP), launched by torchrun.
 
 `train.nproc: N` (or `danlu train ... --nproc N`) makes the train stage start
-`python -m torch.distributed.run --standalone --nproc_per_node N -m danlu.train.distributed RUN`
+`python -m torch.distributed.run --standalone --nproc_per_node N -m danlu.train.rank RUN`
 and wait. Each rank trains on its share of every global batch (the rows a DistributedSampler
 would give it), DDP averages the gradients, the training loss is summed across ranks, and
 only rank 0 writes files. Multi-node: run the same module under torchrun's rendezvous
@@ -10,7 +10,6 @@ options on every node (docs/training.md).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,34 +72,8 @@ def all_sum(*values: float) -> list[float]:
 def launch(run_dir: Path, nproc: int) -> None:
     """Run the train stage of `run_dir` in `nproc` processes on this machine and wait."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "danlu.train.distributed", str(run_dir)]
+           f"--nproc_per_node={nproc}", "-m", "danlu.train.rank", str(run_dir)]
     proc = subprocess.run(cmd, check=False)
     if proc.returncode != 0:
         raise DanluError(f"distributed training failed (torchrun exit code {proc.returncode}); "
                          "each rank's error is printed above")
-
-
-def _main(run_dir: str) -> None:
-    """One rank: join the process group, run the train stage body, leave."""
-    import torch.distributed as dist
-
-    from danlu.runs import Run
-    from danlu.train.stage import train_here
-
-    run = Run.open(run_dir)
-    cfg = run.recipe.train
-    cuda = cfg.device in ("auto", "cuda") and torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group("nccl" if cuda else "gloo")
-    try:
-        train_here(run, cfg)
-        # Leave together: a rank tearing gloo down while another still talks to it aborts
-        # ("terminate called without an active exception"), seen here about 1 run in 4.
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1])

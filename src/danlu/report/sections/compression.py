@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from danlu.report import plots
+import danlu.report.plots as plots
 from danlu.report.common import e, figure, load, num, table
 
 __all__ = ["compression"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+import danlu.report.plots as plots
 from danlu.evaluate.summary import format_ci, lead_metrics
-from danlu.report import plots
 from danlu.report.common import e, figure, jsonl, load, num, table
 
 __all__ = ["calibration", "confusion", "curves", "metrics", "mistakes", "training"]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from danlu.report import plots
+import danlu.report.plots as plots
 from danlu.report.common import e, figure, jsonl, load, num, table
 
 __all__ = ["tuning"]

@@ -1,0 +1,37 @@
+"""One DDP rank of the train stage: `python -m danlu.train.rank RUN`, started by torchrun
+(danlu.train.distributed.launch)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from danlu.runs import Run
+from danlu.train.stage import train_here
+
+__all__: list[str] = []
+
+
+def _main(run_dir: str) -> None:
+    """One rank: join the process group, run the train stage body, leave."""
+    import torch.distributed as dist
+
+    run = Run.open(run_dir)
+    cfg = run.recipe.train
+    cuda = cfg.device in ("auto", "cuda") and torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        train_here(run, cfg)
+        # Leave together: a rank tearing gloo down while another still talks to it aborts
+        # ("terminate called without an active exception"), seen here about 1 run in 4.
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])
