@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -10,7 +12,29 @@ from danlu.errors import RecipeError
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "closest"]
+__all__ = ["PLUGIN_GROUP", "Registry", "closest", "load_plugins"]
+
+# Plug-ins (feature types, heads, model families, source schemes, ... defined outside danlu):
+# modules named by this entry-point group of installed distributions, or by the DANLU_PLUGINS
+# environment variable (comma-separated module names), are imported before the first registry
+# lookup, so `danlu run`, `danlu serve` and tuning workers all know them.
+PLUGIN_GROUP = "danlu.plugins"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every plug-in module once (entry points, then DANLU_PLUGINS)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        ep.load()
+    for name in os.environ.get("DANLU_PLUGINS", "").split(","):
+        if name.strip():
+            importlib.import_module(name.strip())
 
 
 def closest(word: str, choices: list[str]) -> str | None:
@@ -37,6 +61,7 @@ class Registry(Generic[T]):
         if self._builtins is not None:
             load, self._builtins = self._builtins, None
             load()
+        load_plugins()
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(obj: T) -> T:
