@@ -60,20 +60,20 @@ def section_error(err: ValidationError, raw: dict[str, Any], root: type[BaseMode
 def _one(e: dict[str, Any], raw: dict[str, Any], root: type[BaseModel]) -> RecipeError:
     loc = [str(p) for p in e["loc"]]
     path = ".".join(loc) or "recipe"
-    kind = e["type"]
-    if kind == "extra_forbidden":
+    etype = e["type"]
+    if etype == "extra_forbidden":
         valid = _fields_at(loc[:-1], raw, root)
         near = closest(loc[-1], valid)
         hint = (f"did you mean {'.'.join([*loc[:-1], near])!r}?" if near
                 else f"valid keys here: {', '.join(valid)}")
         where = ".".join(loc[:-1]) or "the recipe"
         return RecipeError(path, got=e.get("input"), expected=f"a known key of {where}", hint=hint)
-    if kind == "unknown_arch":
+    if etype == "unknown_arch":
         ctx = e.get("ctx", {})
         return RecipeError(f"{path}.arch", got=ctx.get("arch"),
                            expected=f"a model: one of {ctx.get('names')}",
                            hint=ctx.get("hint", "").strip(" ()") or None)
-    if kind == "literal_error":
+    if etype == "literal_error":
         expected = e["msg"].removeprefix("Input should be ")
         choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",") if c.strip()]
         near = closest(str(e.get("input")), choices)

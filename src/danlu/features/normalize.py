@@ -15,7 +15,16 @@ from danlu.data.stats import RunningStats
 
 __all__ = ["KINDS", "Normalizer", "make_normalizer"]
 
-KINDS = ("zscore", "minmax", "robust", "none")
+# kind -> (shift, scale) from the running statistics of the training split.
+STATISTICS = {
+    "zscore": lambda s: (s.mean, s.std),
+    "minmax": lambda s: (s.min, s.max - s.min),
+    "robust": lambda s: (s.quantile(0.5), s.quantile(0.75) - s.quantile(0.25)),
+    "none": lambda s: (np.zeros_like(s.mean), np.ones_like(s.mean)),
+}
+KINDS = tuple(STATISTICS)
+# Kinds that need a sample of rows (quantiles), not only the moments.
+SAMPLED = ("robust",)
 
 
 class Normalizer:
@@ -54,20 +63,12 @@ class Normalizer:
             cols = x.reshape(len(x), c, -1).transpose(0, 2, 1).reshape(-1, c)
         if self._stats is None:
             self._stats = RunningStats(cols.shape[1], sample=self.sample)
-        self._stats.update(cols, keep_sample=self.kind == "robust")
+        self._stats.update(cols, keep_sample=self.kind in SAMPLED)
         self._finish()
         return self
 
     def _finish(self) -> None:
-        s = self._stats
-        if self.kind == "zscore":
-            shift, scale = s.mean, s.std
-        elif self.kind == "minmax":
-            shift, scale = s.min, s.max - s.min
-        elif self.kind == "robust":
-            shift, scale = s.quantile(0.5), s.quantile(0.75) - s.quantile(0.25)
-        else:
-            shift, scale = np.zeros_like(s.mean), np.ones_like(s.mean)
+        shift, scale = STATISTICS[self.kind](self._stats)
         # A constant column has no spread: divide by 1, so it maps to 0 instead of inf/NaN.
         scale = np.where(scale > self.eps, scale, 1.0)
         if self.per == "channel":
@@ -91,7 +92,7 @@ class Normalizer:
                  "shift": self.shift_.tolist(), "scale": self.scale_.tolist()}
         if self.image_shape:
             state["image_shape"] = self.image_shape
-        if self._stats is not None and self.kind == "robust":
+        if self._stats is not None and self.kind in SAMPLED:
             state["quantiles"] = "exact" if self._stats.exact_quantiles else \
                 f"approximate (uniform sample of {self.sample} rows)"
         return state

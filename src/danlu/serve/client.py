@@ -115,7 +115,7 @@ class Client:
 
 
 def _datatype(arr: np.ndarray) -> str:
-    if arr.dtype.kind == "b":
+    if arr.dtype == np.bool_:
         return "BOOL"
     if arr.dtype.kind in "OUS":
         return "BYTES"

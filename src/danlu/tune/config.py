@@ -137,23 +137,23 @@ def _check_param(path: str, spec: Any) -> None:
     if unknown or len(kinds) != 1:
         raise ValueError(f"{where}: expected exactly one of {', '.join(PARAM_KINDS)} (plus an "
                          f"optional `when`), got keys {sorted(spec)}")
-    kind, value = kinds[0], spec[kinds[0]]
-    if kind == "choice":
+    dist, value = kinds[0], spec[kinds[0]]
+    if dist == "choice":
         if not isinstance(value, list) or not value:
             raise ValueError(f"{where}: choice expects a non-empty list, got {value!r}")
     else:
         ok = (isinstance(value, list) and len(value) == 2
               and all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
               and value[0] < value[1])
-        if kind == "int":
+        if dist == "int":
             ok = ok and all(isinstance(x, int) for x in value)
-        if kind == "log_float":
+        if dist == "log_float":
             ok = ok and value[0] > 0
         if not ok:
-            raise ValueError(f"{where}: {kind} expects [low, high] with low < high"
-                             f"{' and low > 0' if kind == 'log_float' else ''}"
-                             f"{' (integers)' if kind == 'int' else ''}, got {value!r}")
-    if "step" in spec and kind not in ("float", "int"):
+            raise ValueError(f"{where}: {dist} expects [low, high] with low < high"
+                             f"{' and low > 0' if dist == 'log_float' else ''}"
+                             f"{' (integers)' if dist == 'int' else ''}, got {value!r}")
+    if "step" in spec and dist not in ("float", "int"):
         raise ValueError(f"{where}: step applies to float and int ranges only")
     when = spec.get("when")
     if when is not None and (not isinstance(when, dict) or not all(

@@ -84,12 +84,12 @@ def grid_space(space: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
             n = math.floor((hi - lo) / spec["step"] + 1e-9)
             grid[path] = [round(lo + i * spec["step"], 12) for i in range(n + 1)]
         else:
-            kind = "log_float" if "log_float" in spec else "float"
-            lo, hi = spec[kind]
+            dist = "log_float" if "log_float" in spec else "float"
+            lo, hi = spec[dist]
             raise RecipeError(
-                f"tune.space.{path}", got={kind: [lo, hi]},
+                f"tune.space.{path}", got={dist: [lo, hi]},
                 expected="an explicit value list for grid search (a continuous range has no grid)",
-                hint=f"write e.g. {{choice: [{lo}, {_mid(lo, hi, kind == 'log_float')}, {hi}]}}, "
+                hint=f"write e.g. {{choice: [{lo}, {_mid(lo, hi, dist == 'log_float')}, {hi}]}}, "
                      "or use sampler: tpe / gp / random for ranges")
     return grid
 

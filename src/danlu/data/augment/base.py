@@ -55,11 +55,11 @@ class Augmenter:
                     raise RecipeError(f"preprocess.augment.{i}.{name}", got=name,
                                       expected="image data for an image augmentation",
                                       hint="for tables use noise or mixup")
-                self.ops.append(("image", image_op(name, params, self.image_shape)))
+                self.ops.append((True, image_op(name, params, self.image_shape)))
             elif name == "noise":
-                self.ops.append(("table", noise(params)))
+                self.ops.append((False, noise(params)))
             else:
-                self.ops.append(("table", mixup(params, num_classes)))
+                self.ops.append((False, mixup(params, num_classes)))
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor,
                  step: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,8 +67,8 @@ class Augmenter:
         epoch, batch = step if step is not None else (0, self.calls)
         with torch.random.fork_rng(devices=[]):  # own stream: model init/dropout RNG untouched
             torch.manual_seed((self.seed * 1_000_003 + epoch) * 1_000_003 + batch)
-            for kind, op in self.ops:
-                if kind == "image":
+            for on_images, op in self.ops:  # (on raw-scale images?, the step)
+                if on_images:
                     x = self._on_images(op, x)
                 else:
                     x, y = op(x, y)

@@ -29,6 +29,9 @@ def open_corpus(rest: str, opts: ReaderOptions) -> Reader:
     return CorpusReader(rest, opts.chunk_rows)
 
 
+open_corpus.names = tuple(CORPORA)  # what a recipe may name
+
+
 def corpus_folder(name: str) -> Path:
     """The folder of a bundled corpus, located through the import system without importing."""
     package, inner = CORPORA[name]

@@ -26,6 +26,10 @@ def open_csv(rest: str, opts: ReaderOptions) -> Reader:
     return CsvReader(Path(rest), opts.target, opts.chunk_rows, list(opts.drop))
 
 
+open_csv.needs_target = True  # a table names its label column
+
+
+
 def csv_blocks(path: Path, chunk_rows: int) -> Iterator[bytes]:
     """The file after its header in blocks of whole lines, ~chunk_rows lines each.
 

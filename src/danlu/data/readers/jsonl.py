@@ -19,6 +19,9 @@ def open_jsonl(rest: str, opts: ReaderOptions) -> Reader:
     return JsonlReader(Path(rest), opts.target or "label", opts.chunk_rows, list(opts.drop))
 
 
+open_jsonl.default_target = "label"  # the label field when the recipe names none
+
+
 class JsonlReader(Reader):
     """The fields of the first object are the columns; a `text` field is a text feature unless
     the recipe says otherwise; a line that is not an object is an Issue."""

@@ -19,6 +19,10 @@ def open_parquet(rest: str, opts: ReaderOptions) -> Reader:
     return ParquetReader(Path(rest), opts.target, opts.chunk_rows, list(opts.drop))
 
 
+open_parquet.needs_target = True  # a table names its label column
+
+
+
 class ParquetReader(Table):
     scheme = "parquet"
 

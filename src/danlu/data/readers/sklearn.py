@@ -19,6 +19,9 @@ def open_sklearn(rest: str, opts: ReaderOptions) -> Reader:
     return SklearnReader(rest)
 
 
+open_sklearn.names = SKLEARN_SETS  # what a recipe may name
+
+
 class SklearnReader(Reader):
     """The whole set as one chunk, with the set's own label names; digits are [1, 8, 8] images."""
 

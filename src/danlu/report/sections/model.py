@@ -119,7 +119,7 @@ def mistakes(d: Path, info: dict[str, Any] | None) -> str:
     if xs is None:
         return head + intro + "</section>"
     x = xs[order]
-    if x.dtype.kind == "U":  # text: the start of each article instead of a feature row
+    if np.issubdtype(x.dtype, np.str_):  # text: the start of each article instead of a feature row
         trows = [[num(int(rows[i])), e(labels[y[i]]), e(labels[pred[i]]), f"{probs[i, pred[i]]:.3f}",
                   e(_cut(str(x[j])))] for j, i in enumerate(order)]
         return head + intro + table(("row", "true", "predicted", "p", "text"), trows) + "</section>"

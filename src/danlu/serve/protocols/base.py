@@ -121,40 +121,40 @@ def check_count(arr: np.ndarray, shape: list[int], what: str) -> None:
 
 def check_finite(arr: np.ndarray, what: str) -> None:
     """Refuse NaN/Infinity: the model declares no non-finite inputs."""
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise ProtocolError(400, f"{what}: contains NaN or Infinity; non-finite input is "
                                  "not allowed")
 
 
 def convert(arr: np.ndarray, datatype: str, what: str, source: str | None = None) -> np.ndarray:
     """`arr` as `datatype` where the conversion is exact or standard, else a 400."""
-    kind, target = arr.dtype.kind, DATATYPES[datatype]
-    source = source or f"JSON {_KINDS.get(kind, arr.dtype.name)}"
+    code, target = arr.dtype.kind, DATATYPES[datatype]
+    source = source or f"JSON {_KINDS.get(code, arr.dtype.name)}"
     if arr.size == 0:  # np.asarray([]) is float64 whatever was meant: nothing to check
         return arr.astype(target)
     if datatype in FLOATS:
-        if kind not in "iuf":
+        if code not in "iuf":
             raise _refuse(what, source, datatype, "float")
         with np.errstate(over="ignore", invalid="ignore"):  # both are detected below, as 400s
             out = arr.astype(target)
             # An integer is exact in a float type iff it survives the round trip back.
-            inexact = kind in "iu" and (out.astype(arr.dtype) != arr).any()
-        if kind == "f" and (np.isinf(out) & np.isfinite(arr)).any():
+            inexact = code in "iu" and (out.astype(arr.dtype) != arr).any()
+        if code == "f" and (np.isinf(out) & np.isfinite(arr)).any():
             raise ProtocolError(400, f"{what}: values exceed the {datatype} range")
         if inexact:
             raise ProtocolError(400, f"{what}: integers too large to be exact in {datatype}")
         return out
     if datatype in INTS:
-        if kind not in "iu":  # floats -> ints would round: not exact, so refused
+        if code not in "iu":  # floats -> ints would round: not exact, so refused
             raise _refuse(what, source, datatype, "int")
         info = np.iinfo(target)
         if arr.min() < info.min or arr.max() > info.max:
             raise ProtocolError(400, f"{what}: values outside the {datatype} range "
                                      f"[{info.min}, {info.max}]")
         return arr.astype(target)
-    if datatype == "BOOL" and kind == "b":
+    if datatype == "BOOL" and code == "b":
         return arr
-    if datatype == "BYTES" and kind in "US":
+    if datatype == "BYTES" and code in "US":
         return arr.astype(object)
     raise _refuse(what, source, datatype, datatype)
 

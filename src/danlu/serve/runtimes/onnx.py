@@ -94,26 +94,26 @@ def _session(path: Path, threads: int,
         raise DanluError(f"{path}: ONNX Runtime cannot load it ({_first_line(e)})") from e
 
 
-def _check_contract(path: Path, kind: str, declared: list[TensorSpec], actual: list) -> None:
+def _check_contract(path: Path, role: str, declared: list[TensorSpec], actual: list) -> None:
     """Fail at load, not per request, when danlu-model.json and the ONNX graph disagree."""
     graph = {a.name: a for a in actual}
     for spec in declared:
         node = graph.get(spec.name)
         if node is None:
-            raise DanluError(f"{path}: declared {kind} {spec.name!r} is not in the ONNX graph "
-                             f"(graph {kind}s: {', '.join(graph)})")
+            raise DanluError(f"{path}: declared {role} {spec.name!r} is not in the ONNX graph "
+                             f"(graph {role}s: {', '.join(graph)})")
         dt = ORT_TYPES.get(node.type, node.type)
         if dt != spec.datatype:
-            raise DanluError(f"{path}: {kind} {spec.name!r} is {dt} in the ONNX graph "
+            raise DanluError(f"{path}: {role} {spec.name!r} is {dt} in the ONNX graph "
                              f"but {spec.datatype} in danlu-model.json")
-        _check_dims(path, kind, spec, node.shape)
-    if kind == "input" and set(graph) != {s.name for s in declared}:
+        _check_dims(path, role, spec, node.shape)
+    if role == "input" and set(graph) != {s.name for s in declared}:
         missing = sorted(set(graph) - {s.name for s in declared})
         raise DanluError(f"{path}: the ONNX graph needs inputs {missing} that "
                          "danlu-model.json does not declare")
 
 
-def _check_dims(path: Path, kind: str, spec: TensorSpec, shape: list | None) -> None:
+def _check_dims(path: Path, role: str, spec: TensorSpec, shape: list | None) -> None:
     """Rank must agree; a dim the graph fixes must be declared with the same size."""
     if shape is None:  # ORT could not infer this output's shape: nothing to compare
         return
@@ -121,7 +121,7 @@ def _check_dims(path: Path, kind: str, spec: TensorSpec, shape: list | None) -> 
         not isinstance(g, int) or g == d for g, d in zip(shape, spec.shape, strict=True))
     if not ok:
         graph = [g if isinstance(g, int) else -1 for g in shape]
-        raise DanluError(f"{path}: {kind} {spec.name!r} has shape {graph} in the ONNX graph "
+        raise DanluError(f"{path}: {role} {spec.name!r} has shape {graph} in the ONNX graph "
                          f"but {list(spec.shape)} in danlu-model.json (-1 = any size)")
 
 
