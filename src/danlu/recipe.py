@@ -35,7 +35,7 @@ class Recipe(Section):
     name: str = Field("danlu", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     # One seed drives the split, the initial weights and the batch order.
     seed: int = 0
-    data: DataConfig = DataConfig()
+    data: DataConfig = Field(default_factory=DataConfig)  # built on use: it checks registries
     preprocess: PreprocessConfig = PreprocessConfig()
     model: ModelConfig = {"arch": DEFAULT_ARCH}
     train: TrainConfig = TrainConfig()

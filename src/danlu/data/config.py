@@ -100,7 +100,8 @@ class DataConfig(Section):
                         "corpus:bbc_news (text)")
     # The label column of a csv/parquet file (field of a jsonl line, default "label") and the
     # head predicting it; sklearn sets and image folders know their own target.
-    target: TargetConfig = TargetConfig()
+    # (default_factory: a default built at import would look up the heads registry, numpy)
+    target: TargetConfig = Field(default_factory=TargetConfig)
     # Column -> feature type (DESIGN.md §3a). Absent: the source's own (images, corpora) or
     # inferred from the data (docs/data.md), and written into the run's resolved recipe.
     features: dict[str, FeatureEntry] | None = None
