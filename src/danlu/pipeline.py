@@ -17,17 +17,18 @@ __all__ = ["STAGES", "RunResult", "run"]
 
 def with_features(recipe: Recipe) -> Recipe:
     """The recipe with data.features filled in when it has none (the source's own features,
-    or inferred from its first chunk), so the resolved recipe says what the model reads."""
+    or inferred from its first chunk) and the columns inference left out added to data.drop,
+    so the resolved recipe says what the model reads and what it does not."""
     if recipe.data.features is not None:
         return recipe
-    from danlu.data.features import resolve_features
+    from danlu.data.features import resolve
     from danlu.data.readers import open_reader
 
     d = recipe.data
     reader = open_reader(d.source, d.target.column, d.chunk_rows, d.drop)
-    entries = resolve_features(d, reader)
+    entries, dropped = resolve(d, reader)
     features = {k: v.model_dump(mode="json", exclude_none=True) for k, v in entries.items()}
-    return load_recipe(recipe, {"data.features": features})
+    return load_recipe(recipe, {"data.features": features, "data.drop": [*d.drop, *dropped]})
 
 
 def _data(run: Run, recipe: Recipe) -> StageResult:

@@ -37,7 +37,8 @@ class Recipe(Section):
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)  # built on use: it checks registries
     preprocess: PreprocessConfig = PreprocessConfig()
-    model: ModelConfig = {"arch": DEFAULT_ARCH}
+    model: ModelConfig = Field(default_factory=lambda: {"arch": DEFAULT_ARCH},
+                               validate_default=True)
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()

@@ -41,11 +41,14 @@ def mix_hashes(parts: list[np.ndarray]) -> np.ndarray:
     return h
 
 
-def text_hashes(texts: np.ndarray) -> np.ndarray:
-    """64-bit hash per text after folding case and whitespace (so 'A  b' == 'a b')."""
-    return np.array([int.from_bytes(hashlib.blake2b(" ".join(t.lower().split()).encode(),
-                                                    digest_size=8).digest(), "little")
-                     for t in texts], dtype=np.uint64)
+def text_hashes(texts: np.ndarray, fold: bool = True) -> np.ndarray:
+    """64-bit hash per text; with `fold`, after folding case and whitespace (so 'A  b' == 'a b':
+    free text), without it exactly (category values: 'Yes' and 'yes' are two categories)."""
+    def norm(t: str) -> str:
+        return " ".join(t.lower().split()) if fold else t
+
+    return np.array([int.from_bytes(hashlib.blake2b(norm(t).encode(), digest_size=8).digest(),
+                                    "little") for t in texts], dtype=np.uint64)
 
 
 def exact_duplicates(h: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

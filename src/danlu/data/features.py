@@ -10,8 +10,8 @@ from typing import Any
 
 from danlu.errors import DataError, RecipeError
 
-__all__ = ["MISSING_TOKENS", "ColumnSummary", "build", "infer_features", "resolve_features",
-           "summarize"]
+__all__ = ["MISSING_TOKENS", "ColumnSummary", "build", "infer_features", "resolve",
+           "resolve_features", "summarize"]
 
 # Cells that mean "no value" in a number column (pandas' and R's usual spellings).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a"})
@@ -23,6 +23,8 @@ NUMERIC_SHARE = 0.5
 # Types tried in this order when inferring (the first that recognises a column wins).
 INFER_ORDER = ("number", "category", "text")
 _NUMBER = re.compile(r"^\s*[-+]?((\d+\.?\d*)|(\.\d+))([eE][-+]?\d+)?\s*$")
+# Values this long (characters, on average) are text, not identifiers.
+ID_LENGTH = 30
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|index|key)$", re.IGNORECASE)
 
 
@@ -60,13 +62,16 @@ class ColumnSummary:
 
     @property
     def id_like(self) -> bool:
-        """Every value distinct: only lets a model memorize rows."""
-        return self.present == self.rows > 1 and (self.many or len(self.values) == self.rows) \
+        """Short values, every one distinct (a key, a code): only lets a model memorize rows.
+        Long distinct values are free text, a feature."""
+        distinct = len(self.values) == self.rows if not self.many else True
+        return self.present == self.rows > 1 and distinct and self.mean_length < ID_LENGTH \
             and (not self.numeric or bool(_ID_NAME.search(self.name)))
 
     def describe(self) -> str:
         d = f">{MAX_DISTINCT}" if self.many else str(len(self.values))
-        ex = ", ".join(repr(v) for v in sorted(self.values, key=str)[:3])
+        ex = ", ".join(repr(v if len(v) <= 24 else v[:24] + "...")
+                       for v in sorted(self.values, key=str)[:3])
         return (f"{d} distinct, {self.missing / max(self.rows, 1):.0%} missing"
                 + (f", e.g. {ex}" if ex else ""))
 
@@ -121,12 +126,17 @@ def infer_features(summaries: dict[str, ColumnSummary]) -> tuple[dict[str, str],
 
 def resolve_features(cfg: Any, reader: Any) -> dict[str, Any]:
     """data.features, else the source's declared features, else inferred from a chunk."""
+    return resolve(cfg, reader)[0]
+
+
+def resolve(cfg: Any, reader: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """(features, {column: why it is not one}) as resolve_features decides them."""
     from danlu.data.config import FeatureEntry
 
     if cfg.features is not None:
-        return cfg.features
+        return cfg.features, {}
     if reader.declared:
-        return {k: FeatureEntry.model_validate(v) for k, v in reader.declared.items()}
+        return {k: FeatureEntry.model_validate(v) for k, v in reader.declared.items()}, {}
     from danlu.data.readers import open_reader
 
     kept, dropped = infer_features(summarize(open_reader(cfg.source, cfg.target.column,
@@ -135,7 +145,7 @@ def resolve_features(cfg: Any, reader: Any) -> dict[str, Any]:
         why = "; ".join(f"{c}: {r}" for c, r in list(dropped.items())[:5])
         raise DataError(f"no usable feature columns ({why}); declare them in data.features",
                         source=cfg.source)
-    return {k: FeatureEntry(type=t) for k, t in kept.items()}
+    return {k: FeatureEntry(type=t) for k, t in kept.items()}, dropped
 
 
 def build(entries: dict[str, Any] | list[tuple], reader: Any, pre: Any,
@@ -161,6 +171,10 @@ def build(entries: dict[str, Any] | list[tuple], reader: Any, pre: Any,
             raise RecipeError(f"data.features.{name}", got=missing[0],
                               expected=f"a column of {reader.source}: one of "
                                        f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
+        if cls.group is None and len(columns) != 1:
+            raise RecipeError(f"data.features.{name}.columns", got=columns,
+                              expected=f"one column: a {entry.type} feature reads one",
+                              hint=f"write one entry per column, e.g. {columns[0]}: {entry.type}")
         shape = entry.shape or reader.shapes.get(name)
         available = {"normalize": pre.normalize, "per": pre.per, "shape": shape}
         options = {k: v for k, v in available.items() if k in cls.options_taken and v is not None}

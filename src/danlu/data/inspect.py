@@ -4,7 +4,6 @@ commented starter recipe with the evidence for each choice."""
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -69,11 +68,20 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
         raise DataError("no usable feature columns are left after dropping ID-like, constant and "
                         "empty columns", source=source)
     rows = next(iter(summaries.values())).rows
+    arch, kept, unfit = _family_for(kept)
+    dropped.update(unfit)
     ratio = max(classes.values()) / max(min(classes.values()), 1)
     imbalanced = ratio > IMBALANCE
-    width = int(min(256, max(32, 2 ** math.ceil(math.log2(2 * len(kept))))))
-    epochs = 100 if rows < 1_000 else 50 if rows < 10_000 else 20 if rows < 100_000 else 10
-    batch = 32 if rows < 2_000 else 64 if rows < 20_000 else 128 if rows < 200_000 else 256
+    from danlu.features import build_features
+    from danlu.models import models
+
+    features = build_features([(c, t, [c], {}) for c, t in kept.items()])
+    for f in features:  # string features see their values (a category's vocabulary: its width)
+        if f.parse == "string":
+            f.partial_fit(np.array(sorted(summaries[f.columns[0]].values), dtype=object))
+    model, train = models[arch].starter(features, rows)
+    train.setdefault("early_stopping", {"metric": "val.f1_macro" if imbalanced else "val.accuracy",
+                                        "patience": 10})
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(source.partition(":")[2]).stem).strip("-.") or "data"
     balance = ", ".join(f"{k}: {v}" for k, v in sorted(classes.items(), key=lambda kv: -kv[1])[:12])
     lines = [
@@ -98,15 +106,47 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
               "  clean:",
               "    invalid: drop        # missing/non-numeric rows: removed, counted in data/cleaning.json",
               "    duplicates: true", "",
-              f"# {len(kept)} feature columns -> an MLP sized to them.",
-              "model:", "  arch: mlp", f"  hidden: [{width}, {width}]", "  dropout: 0.1", "",
-              f"# Epochs and batch size sized to {rows:,} rows; early stopping keeps the best epoch.",
-              "train:", f"  epochs: {epochs}", f"  batch_size: {batch}",
-              "  optimizer: {name: adam, lr: 0.001}",
-              f"  early_stopping: {{metric: {'val.f1_macro' if imbalanced else 'val.accuracy'}, "
-              "patience: 10}",
-              "", "evaluate:", "  gate: {}                 # e.g. {accuracy: 0.9}: below it, no package", ""]
+              f"# {len(kept)} feature columns -> the {arch} family, sized to them "
+              f"(models/{arch}.py `starter`).",
+              *_section("model", model),
+              f"# Sized to {rows:,} rows; early stopping keeps the best epoch.",
+              *_section("train", train),
+              "evaluate:", "  gate: {}                 # e.g. {accuracy: 0.9}: below it, no package", ""]
     return "\n".join(lines)
+
+
+def _family_for(kept: dict[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(family, the columns it takes, the others with why): the registered family that takes
+    the most of the columns (the built-ins' order breaks ties)."""
+    from danlu.features import build_features
+    from danlu.models import models
+
+    best = None
+    for arch in dict.fromkeys(["mlp", "cnn", "transformer", *models.names()]):
+        fam = models[arch]
+        took = {c: t for c, t in kept.items() if t in fam.accepts}
+        if not took:
+            continue
+        try:
+            fam.check(fam.config(), build_features([(c, t, [c], {}) for c, t in took.items()]))
+        except Exception:  # noqa: BLE001  (this family cannot take these columns together)
+            continue
+        if best is None or len(took) > len(best[1]):
+            best = (arch, took)
+    if best is None:
+        raise DataError(f"no model family takes these columns ({', '.join(kept)})")
+    arch, took = best
+    unfit = {c: f"a {t} column, which {arch} (the family for the other columns) does not take; "
+                f"one family for {t} beside them is not yet supported"
+             for c, t in kept.items() if c not in took}
+    return arch, took, unfit
+
+
+def _section(name: str, body: dict) -> list[str]:
+    import yaml
+
+    text = yaml.safe_dump({name: body}, sort_keys=False, default_flow_style=None)
+    return [*text.rstrip().splitlines(), ""]
 
 
 def _yaml_key(name: str) -> str:

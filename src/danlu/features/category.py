@@ -42,7 +42,7 @@ class CategoryFeature(Feature):
     def hashes(self, values: np.ndarray) -> np.ndarray:
         from danlu.data.dedup import text_hashes
 
-        return text_hashes(np.array([_key(v) for v in values], dtype=object))
+        return text_hashes(np.array([_key(v) for v in values], dtype=object), fold=False)
 
     def partial_fit(self, values: np.ndarray) -> CategoryFeature:
         counts = self.__dict__.setdefault("counts_", {})

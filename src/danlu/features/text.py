@@ -28,7 +28,7 @@ class TextFeature(Feature):
     @classmethod
     def recognise(cls, column: Any) -> str | None:
         if not column.numeric and column.mean_length >= LONG_TEXT \
-                and column.distinct > column.present // 2:
+                and (column.many or column.distinct > column.present // 2):
             return f"free text ({column.describe()})"
         return None
 

@@ -73,6 +73,11 @@ class Family:
         net.load_state_dict(load_file(str(folder / "model.safetensors")))
         return net.eval()
 
+    def starter(self, features: list[Feature], rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(model section, train section) of a starter recipe (`danlu init`) for these features
+        and this many rows: what the family would pick without tuning."""
+        return {"arch": self.name}, {}
+
     # ---- compression hooks: None / NotImplementedError = the step does not apply ---------
     def scaled(self, cfg: ModelSection, width: float) -> ModelSection | None:
         """A student's config: every width times `width` (knowledge distillation)."""

@@ -67,6 +67,16 @@ class TransformerFamily(Family):
             raise RecipeError("data.features", got=[f.name for f in features],
                               expected="one text feature for model.arch transformer")
 
+    def starter(self, features, rows):
+        """recipes/text.yaml's choices: MiniLM-L6 fine-tuned in full for 3 epochs (bf16 autocast),
+        BERT's warmup + linear decay, batches of similar lengths."""
+        return ({"arch": "transformer", "pretrained": "minilm", "max_length": 128,
+                 "freeze": {"embeddings": True, "layers": 0}},
+                {"epochs": 3, "batch_size": 32, "precision": "bf16",
+                 "optimizer": {"name": "adamw", "lr": 1e-4, "weight_decay": 0.01},
+                 "schedule": {"name": "linear", "warmup_epochs": 0.3},
+                 "checkpoint": {"every_epochs": 1, "keep_last": 1}})
+
     def bind(self, cfg, features):
         from danlu.models.hf import resolve_pretrained
 

@@ -19,13 +19,22 @@ def _main(run_dir: str) -> None:
     import torch.distributed as dist
 
     run = Run.open(run_dir)
+    if run.recipe.tune is not None and run.recipe.tune.enabled:
+        # the stage was handed the tuned recipe (pipeline._after): the ranks train it too
+        import dataclasses
+
+        from danlu.tune.apply import tuned_recipe
+
+        run = dataclasses.replace(run, recipe=tuned_recipe(run))
+    from danlu.tune.apply import fit_splits
+
     cfg = run.recipe.train
     cuda = cfg.device in ("auto", "cuda") and torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
-        train_here(run, cfg)
+        train_here(run, cfg, fit_splits(run.recipe))
         # Leave together: a rank tearing gloo down while another still talks to it aborts
         # ("terminate called without an active exception"), seen here about 1 run in 4.
         dist.barrier()

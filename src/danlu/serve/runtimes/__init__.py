@@ -59,6 +59,12 @@ def load_runtime(package: Package, cfg: ServeConfig | None = None) -> Runtime:
     runtime = getattr(importlib.import_module(module), cls)(
         package, cfg, artifact=str(entry.get("artifact", ARTIFACTS[name])), entry=entry)
     runtime.name = name
+    measured = entry.get("loaded") or {}
+    got = runtime.describe()
+    if measured and (measured.get("class"), measured.get("options")) != (got["class"], got["options"]):
+        log.warning("%s: serving %s with other settings than export measured (%s, not %s): "
+                    "its latency and parity figures may not hold", package.name, name,
+                    got["options"], measured.get("options"))
     if package.features:  # clients send raw values: the features encode them first
         from danlu.serve.runtimes.encoding import EncodingRuntime
 

@@ -35,10 +35,13 @@ class Runtime(ABC):
     options: dict[str, Any] = {}
 
     def describe(self) -> dict[str, Any]:
-        """{"runtime", "class", "options"}: what was loaded, comparable across processes."""
+        """{"runtime", "class", "options", "threads"}: what was loaded. `options` decide the
+        numbers (artifact, dtype, session settings) and must match what export measured;
+        `threads` is the deployment's choice (the server shares cores among batches)."""
         cls = type(self)
+        options = {k: v for k, v in self.options.items() if k != "intra_op_threads"}
         return {"runtime": self.name, "class": f"{cls.__module__}.{cls.__qualname__}",
-                "options": dict(self.options)}
+                "options": options, "threads": self.options.get("intra_op_threads")}
 
     @abstractmethod
     def run(self, inputs: dict[str, np.ndarray],
