@@ -346,7 +346,7 @@ def serve(
         raise _fail(e) from None
 
 
-data_app = typer.Typer(no_args_is_help=True, help="Data alone: prepare (clean + split + normalizer) "
+data_app = typer.Typer(no_args_is_help=True, help="Data alone: prepare (clean + split + fit the features) "
                        "or preview augmentations.")
 app.add_typer(data_app, name="data")
 
@@ -357,7 +357,7 @@ def data_prepare(
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides KEY=VALUE.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder that holds run folders.")] = Path("runs"),
 ) -> None:
-    """Clean, split and fit the normalizer only; `danlu run --resume RUN` then reuses it."""
+    """Clean, split and fit the features only; `danlu run --resume RUN` then reuses it."""
     from danlu.pipeline import run as run_pipeline
     from danlu.runs import read_json
 
