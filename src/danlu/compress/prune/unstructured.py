@@ -29,7 +29,7 @@ EVENTS = 10
 def cubic_sparsity(step: int, target: float, ramp_steps: int, events: int = EVENTS) -> float:
     """Sparsity at `step` (0..1). Zhu & Gupta 2017, eq. 1: s_f·(1 − (1 − t/(nΔt))³), s_i = 0,
     evaluated at the last pruning event ≤ step (events every Δt = ramp_steps / n steps)."""
-    if ramp_steps <= 0:
+    if step >= ramp_steps:  # the ramp is over (with fewer steps than events too)
         return target
     dt = max(1, ramp_steps // events)
     k = min(events, (step // dt))
