@@ -16,7 +16,17 @@ if TYPE_CHECKING:
     from danlu.features.base import Feature, Head
     from danlu.models.config import ModelSection
 
-__all__ = ["Family", "models"]
+__all__ = ["WIDTH_FAMILY_VARIANTS", "Family", "models"]
+
+# The default compress.variants of a family with width students (`scaled`), magnitude and
+# structured pruning (`prunable`, `widths`) and static int8: the MLP and the CNN.
+WIDTH_FAMILY_VARIANTS = (
+    {"name": "pruned80", "prune": {"sparsity": 0.8}},
+    {"name": "slim50", "prune": {"method": "structured", "ratio": 0.5}},
+    {"name": "int8", "quantize": {"mode": "static"}},
+    {"name": "student", "distill": {"width": 0.5}},
+    {"name": "student-int8", "from": "student", "quantize": {"mode": "static"}},
+)
 
 
 class Family:
@@ -82,14 +92,11 @@ class Family:
     compress_hint: ClassVar[str | None] = None
 
     def compress_variants(self) -> list[dict[str, Any]]:
-        """compress.variants when the recipe lists none (plain data, validated by compress)."""
-        return [
-            {"name": "pruned80", "prune": {"sparsity": 0.8}},
-            {"name": "slim50", "prune": {"method": "structured", "ratio": 0.5}},
-            {"name": "int8", "quantize": {"mode": "static"}},
-            {"name": "student", "distill": {"width": 0.5}},
-            {"name": "student-int8", "from": "student", "quantize": {"mode": "static"}},
-        ]
+        """compress.variants when the recipe lists none (plain data, validated by compress):
+        what any family takes, its graph in dynamic int8; families with width students and
+        pruning list more (WIDTH_FAMILY_VARIANTS)."""
+        return [{"name": "int8", "quantize": {"mode": "dynamic"}}] \
+            if "dynamic" in self.quantize_modes else []
 
     def scaled(self, cfg: ModelSection, width: float) -> ModelSection | None:
         """A student's config: every width times `width` (knowledge distillation)."""

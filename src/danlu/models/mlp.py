@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from danlu.models.base import Family, models
+from danlu.models.base import WIDTH_FAMILY_VARIANTS, Family, models
 from danlu.models.config import ModelSection
 
 __all__ = ["MLPConfig", "MLPFamily"]
@@ -36,6 +36,9 @@ class MLPFamily(Family):
             width = h
         layers.append(nn.Linear(width, head.size))
         return nn.Sequential(*layers)
+
+    def compress_variants(self):
+        return [dict(v) for v in WIDTH_FAMILY_VARIANTS]
 
     def scaled(self, cfg, width):
         return cfg.model_copy(update={"hidden": [max(1, round(h * width)) for h in cfg.hidden]})
