@@ -36,7 +36,7 @@ def test_unknown_parent_is_a_recipe_error_naming_the_path():
 
 def test_default_variants_are_the_model_familys():
     from danlu.compress.config import CompressConfig
-    from danlu.compress.stage import resolve_variants
+    from danlu.compress.plan import resolve_variants
     from danlu.models import models
 
     cnn, source = resolve_variants(CompressConfig(), None, models["cnn"])

@@ -47,7 +47,7 @@ def test_steps_the_transformer_family_cannot_take_are_refused(variant, path, tex
 
 def test_the_family_defaults_are_valid_for_the_teacher(text_teacher, tmp_path):
     from danlu.compress.config import CompressConfig
-    from danlu.compress.stage import resolve_variants
+    from danlu.compress.plan import resolve_variants
     from danlu.compress.variants import check_variants
 
     variants, _ = resolve_variants(CompressConfig(), None, text_teacher.family)

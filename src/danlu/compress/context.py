@@ -30,6 +30,8 @@ class Context:
     head: Any
     family: Any  # the baseline's model family (danlu.models Family)
     baseline: Path  # the baseline's package folder (compress/baseline): features, head, assets
+    # The baseline package's test labels as served, once measured (the accuracy gate's reference).
+    baseline_labels: np.ndarray | None = None
     _xy: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @property
@@ -41,13 +43,6 @@ class Context:
         """The run's export settings, at the latency section's threads: every variant's package
         is built, gated and its runtime chosen as the export stage does it."""
         return self.run.recipe.export.model_copy(update={"threads": self.cfg.latency.threads})
-
-    @cached_property
-    def baseline_labels(self) -> np.ndarray:
-        """The baseline package's test labels, as served (the accuracy gate's reference)."""
-        from danlu.compress.measure import serve_predict
-
-        return serve_predict(self, self.baseline, "test")[-1]
 
     def values(self, split: str) -> dict[str, np.ndarray]:
         """Client values of a split (what `danlu serve` receives), by feature name."""

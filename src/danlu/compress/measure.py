@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from danlu.compress.context import Context
 from danlu.features.base import count, take
 
 if TYPE_CHECKING:
+    from danlu.compress.context import Context
     from danlu.compress.variants import Variant
 
 __all__ = ["Measured", "deflated_size", "load_served", "measure", "onnx_params", "serve_predict"]

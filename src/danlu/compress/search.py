@@ -70,7 +70,7 @@ def search(run: Run, cfg: CompressConfig, trials: int | None = None) -> list[Var
     import optuna
 
     from danlu.compress.measure import measure
-    from danlu.compress.stage import prepare
+    from danlu.compress.plan import prepare
     from danlu.compress.variants import build_variant
 
     folder = run.stage_dir("compress") / "search"

@@ -137,17 +137,20 @@ def _fp32_graph(ctx: Context, b: Variant, parent: Variant, folder: Path) -> Path
 
 
 def quantize_variant(ctx: Context, b: Variant, parent: Variant, cfg: QuantizeConfig) -> None:
-    """b.dir becomes a package of the quantized graph; `auto` measures the family's int8 modes
-    against the float32 graph and keeps the fastest within the accuracy budget."""
+    """b.dir becomes a package of the quantized graph (ONNX Runtime, with the family's
+    pre-processing options); `auto` measures the family's int8 modes against the float32 graph
+    and keeps the fastest within the accuracy budget."""
     from danlu.compress.package import quantized_package
+    from danlu.compress.quantize import quantize_onnx
 
     modes = {"auto": [m for m in ("dynamic", "static") if m in b.family.quantize_modes],
              "qat": ["static"]}.get(cfg.mode, [cfg.mode])  # qat: its fine-tuned graph, static
     with tempfile.TemporaryDirectory(prefix="danlu-quant-") as d:
         fp32 = _fp32_graph(ctx, b, parent, Path(d))
         calib = ctx.calibration(cfg.calibration_samples) if "static" in modes else None
-        cands = {m: b.family.quantize(fp32, Path(d) / f"model.{m}.onnx", m, cfg,
-                                      calib if m == "static" else None) for m in modes}
+        cands = {m: quantize_onnx(fp32, Path(d) / f"model.{m}.onnx", m, cfg,
+                                  calib if m == "static" else None, **b.family.quantize_preprocess)
+                 for m in modes}
         mode, record = next(iter(cands)), {}
         if len(cands) > 1:
             mode, record = _pick(ctx, b, fp32, cands, Path(d))
@@ -166,7 +169,7 @@ def _pick(ctx: Context, b: Variant, fp32: Path, cands: dict[str, Path],
     together (as every variant is); the fastest whose accuracy passes the gate wins (static
     wins ties: it is the smaller file on convolutions)."""
     from danlu.compress.gates import accuracy_gate
-    from danlu.compress.measure import measure
+    from danlu.compress.measure import measure, serve_predict
     from danlu.compress.package import quantized_package
 
     pkgs = {}
@@ -175,6 +178,8 @@ def _pick(ctx: Context, b: Variant, fp32: Path, cands: dict[str, Path],
         p.meta = quantized_package(ctx, p.dir, path, mode, b.name)
         pkgs[mode] = p
     m = measure(ctx, pkgs)
+    if ctx.baseline_labels is None:
+        ctx.baseline_labels = serve_predict(ctx, ctx.baseline, "test")[-1]
     y = ctx.y("test")
     rows = {}
     for mode in cands:

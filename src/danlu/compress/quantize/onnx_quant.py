@@ -81,9 +81,11 @@ class _Feeds:
 
 
 def quantize_onnx(src: Path, dst: Path, mode: str, cfg: QuantizeConfig,
-                  calibration: list[dict[str, np.ndarray]] | None = None) -> Path:
+                  calibration: list[dict[str, np.ndarray]] | None = None,
+                  **preprocess: Any) -> Path:
     """Write the `mode` (dynamic|static|fp16) version of the fp32 model `src` to `dst`;
-    `calibration`: batches of graph inputs (static only)."""
+    `calibration`: batches of graph inputs (static only); `preprocess`: options of ORT's
+    quant_pre_process (a model family's `quantize_preprocess`)."""
     import onnx
     from onnxruntime import quantization as q
 
@@ -98,14 +100,14 @@ def quantize_onnx(src: Path, dst: Path, mode: str, cfg: QuantizeConfig,
     # Both int8 modes quantize the pre-processed graph: shape inference + graph optimization
     # (folds BatchNorm into Conv).
     if mode == "dynamic":
-        return quantize_dynamic(src, dst, per_channel=cfg.per_channel)
+        return quantize_dynamic(src, dst, per_channel=cfg.per_channel, **preprocess)
     if mode != "static":
         raise ValueError(f"quantize mode {mode!r}: expected dynamic, static or fp16")
     if not calibration:
         raise ValueError("static quantization needs calibration batches")
     method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
               "percentile": q.CalibrationMethod.Percentile}[cfg.calibration]
-    with preprocessed(src) as pre:
+    with preprocessed(src, **preprocess) as pre:
         # S8S8 QDQ: ORT's recommended default on x86 with VNNI. Only the weight-bearing ops are
         # quantized: a quantized Softmax would serve probabilities in steps of 1/255.
         q.quantize_static(str(pre), str(dst), _Feeds(calibration),
