@@ -100,3 +100,19 @@ def test_another_runs_model_is_compressed_with_its_own_normalizer(run_copy, tmp_
     assert p50["prune"]["achieved"]["sparsity"] == pytest.approx(0.5, abs=0.01)
     model = json.loads((run_copy / "compress" / "p50" / "model" / "model.json").read_text())
     assert model["features"][0]["state"]["normalize"]["kind"] == "minmax"  # the other run's
+
+
+def test_the_exported_package_is_the_baseline_only_when_it_is_what_compress_would_build(run_copy):
+    """Same weights, runtimes and threads: the export stage's package is copied (build_package
+    made it); at other threads the baseline is built again from train/model/."""
+    from danlu.runs import read_json
+
+    dyn = [{"name": "dyn8", "quantize": {"mode": "dynamic"}}]
+    for threads, how in ((2, "the export stage's package/"), (1, "built by build_package")):
+        cfg = CompressConfig.model_validate({"latency": {"runs": 5, "warmup": 1, "threads": threads},
+                                             "variants": dyn})
+        compress(Run.open(run_copy), cfg)
+        record = read_json(run_copy / "compress" / "baseline" / "compression.json")
+        assert record["package"].startswith(how), record["package"]
+        meta = read_json(run_copy / "compress" / "baseline" / "danlu-model.json")
+        assert meta["version"] == "1-baseline" and meta["runtime_choice"]["reference"]["threads"] == threads

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from danlu.compress.measure import Measured
     from danlu.compress.variants import Variant
 
-__all__ = ["package_files", "package_model", "promote", "quantized_package", "write_variant"]
+__all__ = ["exported_package", "package_baseline", "package_files", "package_model", "promote",
+           "quantized_package", "write_variant"]
 
 # What a variant shares with the baseline's package: the contract clients see.
 SHARED = ("name", "task", "features", "head", "inputs", "outputs", "labels", "preprocessing",
@@ -42,6 +43,47 @@ def package_model(ctx: Context, b: Variant) -> dict[str, Any]:
 
     return build_package(b.dir, b.model, ctx.values("test"), ctx.y("test"), ctx.export,
                          **_meta(ctx, b.name))
+
+
+def exported_package(ctx: Context, b: Variant) -> Path | None:
+    """The package the export stage built from b.model in its own run (package/, or
+    package.orig/ after a promotion), when it is what `package_model` would build now: the same
+    weights (provenance.model_sha256), runtimes, runtime override and threads. None otherwise."""
+    from danlu.export.package import sha256
+
+    run_dir = Path(b.record["source"]["path"])
+    found = [d for d in (run_dir / "package.orig", run_dir / "package") if (d / MANIFEST).is_file()]
+    weights = sorted(b.model.folder.glob("*.safetensors"))
+    if not found or not weights:
+        return None
+    meta = read_meta(found[0]).dump()
+    runtimes = list(b.family.runtimes)
+    if not ctx.export.int8 and len(runtimes) > 1:  # as build_package leaves it out
+        runtimes.remove("onnxruntime-int8")
+    choice = meta.get("runtime_choice", {})
+    same = (meta.get("provenance", {}).get("model_sha256") == sha256(weights[0])
+            and "compression" not in meta and list(meta["runtimes"]) == runtimes
+            and choice.get("override") == ctx.export.runtime
+            and choice.get("reference", {}).get("threads") == ctx.export.threads)
+    return found[0] if same else None
+
+
+def package_baseline(ctx: Context, b: Variant) -> dict[str, Any]:
+    """b.dir gets the baseline's package: a copy of the export stage's when it is the same
+    (`exported_package`: built by the same build_package, so not built twice), else built."""
+    exported = exported_package(ctx, b)
+    if exported is None:
+        b.record["package"] = "built by build_package from the model folder"
+        return package_model(ctx, b)
+    shutil.copytree(exported, b.dir, dirs_exist_ok=True)
+    b.record["package"] = (f"the export stage's {exported.name}/ of {exported.parent.name} (same "
+                           "weights, runtimes and threads)")
+    meta = read_meta(b.dir).dump()
+    ours = _meta(ctx, b.name)
+    meta.update(version=ours["version"], provenance={**meta.get("provenance", {}),
+                                                     "variant": b.name})
+    write_meta(b.dir, meta)
+    return meta
 
 
 def quantized_package(ctx: Context, folder: Path, graph: Path, mode: str,

@@ -34,7 +34,7 @@ def prepare(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None,
     """The baseline (packaged in `folder`), the checked variants and what they are built with;
     `check(baseline)` runs before anything is built."""
     from danlu.compress.baseline import load_baseline
-    from danlu.compress.package import package_model
+    from danlu.compress.package import package_baseline
     from danlu.data.stage import load_splits
 
     splits = load_splits(run)
@@ -57,5 +57,5 @@ def prepare(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None,
         features, head = load_package(folder).features, splits.head
     ctx = Context(run, cfg, splits, features, head, base.family, folder)
     if base.model is not None:
-        base.meta = package_model(ctx, base)
+        base.meta = package_baseline(ctx, base)
     return ctx, base, variants, source
