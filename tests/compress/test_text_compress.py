@@ -122,3 +122,25 @@ def test_the_student_and_its_int8_are_measured_as_served(text_compressed):
     assert q["size_bytes"] * 3 <= rows["student"]["params"] * 4
     qmeta = json.loads((run_dir / "compress" / "student-int8" / "danlu-model.json").read_text())
     assert qmeta["features"] == student["features"] and qmeta["parity"]["reference"].startswith("student")
+
+
+def test_a_text_package_is_a_baseline_for_int8(text_run, tmp_path):
+    """A package folder (no torch steps): served in its chosen runtime, parameters from its
+    ONNX graph, and its int8 child quantized with the transformer family's settings."""
+    from danlu.compress.config import CompressConfig
+    from danlu.compress.stage import compress
+    from danlu.runs import Run, read_json
+    from tests.compress.conftest import copy_run
+
+    run_dir = copy_run(text_run.run_dir, tmp_path / "run")
+    pkg = read_json(run_dir / "package" / "danlu-model.json")
+    cfg = CompressConfig.model_validate({"baseline": str(run_dir / "package"),
+                                         "latency": {"runs": 5, "warmup": 1},
+                                         "budget": {"max_accuracy_drop": 1.0},
+                                         "variants": [{"name": "q", "quantize": {"mode": "auto"}}]})
+    compress(Run.open(run_dir), cfg)
+    rows = {r["name"]: r for r in read_json(run_dir / "compress" / "pareto.json")["variants"]}
+    assert rows["baseline"]["runtime"] == pkg["runtime"]
+    assert rows["baseline"]["params"] > 1e6 and rows["q"]["dtype"] == "int8"
+    q = read_json(run_dir / "compress" / "q" / "compression.json")["quantize"]
+    assert q["candidates"] == ["dynamic"] and q["chosen_mode"] == "dynamic"  # the family's only

@@ -107,10 +107,11 @@ def onnx_params(path: Path) -> tuple[int, int]:
     return total, nonzero
 
 
-def _params(b: Variant, artifact: Path) -> tuple[int, int]:
-    """From the torch network behind the package, else (a package baseline's graphs) the ONNX."""
+def _params(b: Variant, package: Any) -> tuple[int, int]:
+    """From the torch network behind the package, else (a package baseline's graphs) its ONNX
+    graph's initializers."""
     if b.model is None:
-        return onnx_params(artifact)
+        return onnx_params(package.dir / package.artifacts["onnx"])
     ps = list(b.model.net.parameters())
     return sum(p.numel() for p in ps), sum(int((p != 0).sum()) for p in ps)
 
@@ -130,7 +131,7 @@ def measure(ctx: Context, variants: dict[str, Variant]) -> dict[str, Measured]:
         probs, labels = _predict(package, runtime, ctx.values("test"), batch)[:2]
         val_labels = _predict(package, runtime, ctx.values("val"), batch)[-1]
         artifact = _artifact(package)
-        params, nonzero = _params(b, artifact)
+        params, nonzero = _params(b, package)
         out[name] = Measured(
             probabilities=np.asarray(probs, np.float32), labels=np.asarray(labels, np.int64),
             metrics=ctx.head.scores(probs, y),

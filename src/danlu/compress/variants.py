@@ -47,7 +47,7 @@ class Variant:
 
     @property
     def dtype(self) -> str:
-        return self.meta["runtimes"][self.runtime].get("dtype", "float32")
+        return self.meta.get("runtimes", {}).get(self.runtime, {}).get("dtype", "float32")
 
 
 def needs_torch(variants: list[VariantConfig]) -> list[str]:
@@ -156,7 +156,8 @@ def quantize_variant(ctx: Context, b: Variant, parent: Variant, cfg: QuantizeCon
             mode, record = _pick(ctx, b, fp32, cands, Path(d))
         b.meta = quantized_package(ctx, b.dir, cands[mode], mode, b.name)
     b.quantized = mode
-    b.record["quantize"] = {**cfg.model_dump(mode="json"), "chosen_mode": mode, **record}
+    b.record["quantize"] = {**cfg.model_dump(mode="json"), "candidates": modes,
+                            "chosen_mode": mode, **record}
     qat = (f"quantization-aware training ({cfg.qat.epochs} epochs), then "
            if cfg.mode == "qat" else "")
     b.steps.append(qat + f"{mode} quantization"
