@@ -70,6 +70,7 @@ def test_missing_baseline_folder_is_a_recipe_error(run_copy, tmp_path):
         compress(Run.open(run_copy), cfg)
 
 
+@pytest.mark.slow  # the session's text run
 def test_a_baseline_of_another_task_is_a_recipe_error(run_copy, text_run):
     cfg = CompressConfig.model_validate({"baseline": str(text_run.run_dir / "package"), **FAST,
                                          "variants": [{"name": "q", "quantize": {"mode": "dynamic"}}]})

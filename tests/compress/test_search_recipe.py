@@ -69,6 +69,7 @@ def test_search_returns_a_pareto_front_of_gated_variants(small_run, tmp_path):
     assert manifest["stages"]["compress"]["status"] == "finished"
 
 
+@pytest.mark.slow  # the session's text run
 def test_search_on_a_family_without_its_hooks_says_what_is_missing(text_run, tmp_path):
     from danlu.compress.stage import compress_run
 

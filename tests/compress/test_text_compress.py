@@ -12,6 +12,9 @@ import pytest
 from danlu.compress.config import DistillConfig, VariantConfig
 from danlu.errors import RecipeError
 
+# Every test here starts from the session's tiny text run (tests/conftest.py text_run, ~25-80 s).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def text_teacher(text_run):
@@ -88,7 +91,6 @@ def test_the_student_keeps_the_teachers_chosen_layers(text_teacher):
     assert text_teacher.net.hf.config.num_hidden_layers == 2  # the teacher is untouched
 
 
-@pytest.mark.slow
 def test_the_student_and_its_int8_are_measured_as_served(text_compressed):
     run_dir, rep = text_compressed
     rows = {r["name"]: r for r in rep["variants"]}
