@@ -443,13 +443,15 @@ def compress(
     except DanluError as e:
         raise _fail(e) from None
     report = read_json(run_dir / result.paths["pareto"])
-    table = Table(title="compression variants (test split; ORT latency, median)")
-    for col in ("variant", "status", "accuracy", "params", "non-zero", "zip KB", "b1 ms", "b32 ms"):
-        table.add_column(col, justify="left" if col in ("variant", "status") else "right")
+    table = Table(title="compression variants (test split; latency as served, median)")
+    for col in ("variant", "status", "runtime", "accuracy", "params", "non-zero", "zip KB",
+                "b1 ms", "b32 ms"):
+        table.add_column(col, justify="left" if col in ("variant", "status", "runtime") else "right")
     for r in report["variants"]:
         table.add_row(r["name"] + (" *" if r["name"] == report["chosen"] else ""), r["status"],
-                      f"{r['accuracy']:.4f}", f"{r['params']:,}", f"{r['nonzero_params']:,}",
-                      f"{r['deflated_bytes'] / 1e3:.1f}", f"{r['b1_ms']:.3f}", f"{r['b32_ms']:.3f}")
+                      f"{r['runtime']} ({r['dtype']})", f"{r['accuracy']:.4f}", f"{r['params']:,}",
+                      f"{r['nonzero_params']:,}", f"{r['deflated_bytes'] / 1e3:.1f}",
+                      f"{r['b1_ms']:.3f}", f"{r['b32_ms']:.3f}")
     out.print(table)
     for r in report["variants"]:
         for reason in r["reasons"]:

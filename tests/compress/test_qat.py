@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 
 import numpy as np
 import pytest
@@ -11,8 +10,7 @@ import torch
 
 from danlu.compress.config import QATConfig
 from danlu.compress.quantize.qat import FakeQuantized, qat_finetune
-from danlu.runs import Run
-from danlu.train.checkpoint import load_model
+from tests.compress.conftest import FAST, copy_run
 
 
 def test_fake_quantized_layer_matches_int8_arithmetic():
@@ -31,11 +29,11 @@ def test_fake_quantized_layer_matches_int8_arithmetic():
     assert len(torch.unique(torch.round(wq / ws))) <= 255  # on the int8 grid
 
 
-def test_qat_keeps_the_model_config_and_folds_batchnorm_exactly(small_run, ctx):
-    net = load_model(Run.open(small_run.run_dir))
-    before = {k: v.shape for k, v in net.state_dict().items()}
-    trained = copy.deepcopy(net)
-    res = qat_finetune(trained, QATConfig(epochs=1), ctx.train, ctx.val, seed=0)
+def test_qat_keeps_the_model_config_and_folds_batchnorm_exactly(teacher, ctx):
+    before = {k: v.shape for k, v in teacher.net.state_dict().items()}
+    trained = copy.deepcopy(teacher.net)
+    res = qat_finetune(trained, QATConfig(epochs=1), ctx.xy("train"), ctx.xy("val"), ctx.head,
+                       seed=0)
     assert res.best_epoch == 1 and {k: v.shape for k, v in trained.state_dict().items()} == before
     bns = [m for m in trained.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(not m.training and float(m.weight.detach().min()) == 1.0 for m in bns)
@@ -48,14 +46,13 @@ def test_qat_variant_is_a_valid_int8_onnx_within_budget(small_run, tmp_path):
 
     from danlu.compress.config import CompressConfig
     from danlu.compress.stage import compress
-    from tests.compress.test_baseline import _pareto
+    from danlu.runs import Run, read_json
 
-    run_dir = tmp_path / "run"
-    shutil.copytree(small_run.run_dir, run_dir)
-    cfg = CompressConfig.model_validate({"latency": {"runs": 10, "warmup": 2}, "variants": [
+    run_dir = copy_run(small_run.run_dir, tmp_path / "run")
+    cfg = CompressConfig.model_validate({**FAST, "variants": [
         {"name": "qat8", "quantize": {"mode": "qat", "qat": {"epochs": 2}}}]})
     compress(Run.open(run_dir), cfg)
-    rows = {r["name"]: r for r in _pareto(run_dir)["variants"]}
+    rows = {r["name"]: r for r in read_json(run_dir / "compress" / "pareto.json")["variants"]}
     q = rows["qat8"]
     model = onnx.load(str(run_dir / "compress" / "qat8" / "model.onnx"))
     ops = {n.op_type for n in model.graph.node}
@@ -68,3 +65,10 @@ def test_qat_variant_is_a_valid_int8_onnx_within_budget(small_run, tmp_path):
     assert drop <= 0.01, q  # the accuracy gate's budget, measured in ONNX Runtime
     assert q["vs_parent"]["accuracy"]["label_agreement_with_parent"] >= 0.95
     assert q["deflated_bytes"] < rows["baseline"]["deflated_bytes"] / 2.5
+    # The fine-tuned fp32 weights are a model folder of the same config; the package serves
+    # the int8 graph, with the baseline's features and head.
+    assert read_json(run_dir / "compress" / "qat8" / "model" / "model.json")["config"] == \
+        read_json(run_dir / "train" / "model" / "model.json")["config"]
+    meta = read_json(run_dir / "compress" / "qat8" / "danlu-model.json")
+    assert meta["runtime"] == "onnxruntime" and meta["runtimes"]["onnxruntime"]["dtype"] == "int8"
+    assert meta["features"] == read_json(run_dir / "package" / "danlu-model.json")["features"]

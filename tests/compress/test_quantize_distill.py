@@ -1,47 +1,73 @@
-"""Quantization in ONNX Runtime and the distillation loss, on real digits."""
+"""Quantization in ONNX Runtime, measurement as served, and distillation, on real digits."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import pytest
 import torch
 
-from danlu.compress.config import LatencyConfig, QuantizeConfig
-from danlu.compress.distill import distillation_loss
+from danlu.compress.config import DistillConfig, QuantizeConfig
+from danlu.compress.distill import distill, distillation_loss
 from danlu.compress.gates import speed_gate
-from danlu.compress.measure import paired_latency, predict, session
 from danlu.compress.quantize import quantize_onnx
 
 
-def _baseline_onnx(small_run):
-    return small_run.run_dir / "package" / "model.onnx"
+def _session_labels(path, ctx) -> tuple[np.ndarray, np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return tuple(sess.run(["probabilities", "label"], ctx.feeds(ctx.values("test"))))
 
 
-def test_static_int8_with_calibration_runs_in_ort_and_keeps_labels(small_run, ctx, tmp_path):
-    src = _baseline_onnx(small_run)
+def test_static_int8_calibrated_on_encoded_rows_runs_in_ort_and_keeps_labels(small_run, ctx,
+                                                                            tmp_path):
+    src = small_run.run_dir / "package" / "model.onnx"
+    calib = ctx.calibration(256)
+    assert len(calib) == 8 and set(calib[0]) == {"pixels"}  # batches of the graph's inputs
+    _, ref = _session_labels(src, ctx)
     for method in ("minmax", "percentile"):
         dst = quantize_onnx(src, tmp_path / f"int8-{method}.onnx", "static",
-                            QuantizeConfig(mode="static", calibration=method), "pixels",
-                            ctx.calibration(256))
-        x = ctx.splits.x["test"]
-        _, ref = predict(session(src, 2), x)
-        probs, labels = predict(session(dst, 2), x)
+                            QuantizeConfig(mode="static", calibration=method), calib)
+        probs, labels = _session_labels(dst, ctx)
         agreement = float((labels == ref).mean())
         assert agreement > 0.95, (method, agreement)
         assert np.allclose(probs.sum(1), 1, atol=1e-3)
         assert dst.stat().st_size < src.stat().st_size / 2.5  # int8 weights: ~4x smaller
 
 
-def test_dynamic_int8_conv_speed_gate_follows_the_measurement(small_run, ctx, tmp_path):
-    src = _baseline_onnx(small_run)
-    dst = quantize_onnx(src, tmp_path / "dyn.onnx", "dynamic", QuantizeConfig(mode="dynamic"),
-                        "pixels")
-    cfg = LatencyConfig(runs=60)
-    parent_ms, child_ms = paired_latency(src, dst, ctx.splits.x["test"], cfg)
-    gate = speed_gate(parent_ms, child_ms, cfg.speed_tolerance)
-    assert gate["passed"] == (child_ms <= parent_ms * (1 + cfg.speed_tolerance))
-    assert gate["b32_ms"] == child_ms and gate["parent_b32_ms"] == parent_ms
+def test_every_package_is_measured_as_served_and_timed_in_one_loop(small_run, ctx, teacher,
+                                                                   tmp_path):
+    """The run's package and its dynamic int8 graph (a package with the same features), loaded
+    through danlu.serve.runtimes: outputs equal a plain ORT session's, latency from one loop."""
+    from danlu.compress.measure import measure
+    from danlu.compress.package import quantized_package
+    from danlu.compress.variants import Variant
+    from danlu.runs import read_json
+
+    src = small_run.run_dir / "package" / "model.onnx"
+    q = quantize_onnx(src, tmp_path / "dyn.onnx", "dynamic", QuantizeConfig(mode="dynamic"))
+    meta = quantized_package(ctx, tmp_path / "dyn", q, "dynamic", "dyn")
+    assert meta["runtimes"] == {"onnxruntime": {"artifact": "onnx", "dtype": "int8",
+                                                "passed": True, "reasons": [], "loaded": {},
+                                                "size_bytes": q.stat().st_size}}
+    base = Variant("baseline", small_run.run_dir / "package", teacher.family, teacher,
+                   meta=read_json(small_run.run_dir / "package" / "danlu-model.json"))
+    dyn = dataclasses.replace(base, name="dyn", dir=tmp_path / "dyn", quantized="dynamic", meta=meta)
+    m = measure(ctx, {"baseline": base, "dyn": dyn})
+    for name, path in (("baseline", src), ("dyn", q)):
+        probs, labels = _session_labels(path, ctx)
+        assert np.array_equal(m[name].labels, labels)
+        np.testing.assert_allclose(m[name].probabilities, probs, atol=1e-6)
+        assert m[name].accuracy == pytest.approx(float((labels == ctx.y("test")).mean()))
+        assert m[name].size_bytes == path.stat().st_size
+        assert m[name].latency["b1_ms"] > 0 and m[name].latency["runtime"] == "onnxruntime"
+    assert m["dyn"].latency["dtype"] == "int8" and m["baseline"].params == m["dyn"].params
+    parent_ms, child_ms = m["baseline"].latency["b32_ms"], m["dyn"].latency["b32_ms"]
+    gate = speed_gate(parent_ms, child_ms, 0.1, ("onnxruntime", "onnxruntime"))
+    assert gate["passed"] == (child_ms <= parent_ms * 1.1)
     if not gate["passed"]:
         assert f"{child_ms:.3f} ms vs {parent_ms:.3f} ms" in gate["reason"]
 
@@ -69,27 +95,39 @@ def test_distillation_loss_matches_a_hand_computation():
     assert abs(float(distillation_loss(z_s, z_t, y, T, 0.0)) - ce / 2) < 1e-6
 
 
-def test_augmented_distillation_labels_each_augmented_batch_with_the_teacher(small_run, ctx):
-    from danlu.compress.config import DistillConfig
-    from danlu.compress.distill import distill, student_config
-    from danlu.compress.variants import _augmenter
-    from danlu.runs import Run
-    from danlu.train.checkpoint import load_model
+def test_the_cnn_family_student_is_the_teacher_scaled_by_width(teacher):
+    cfg = DistillConfig(width=0.25)
+    s_cfg, net = teacher.family.student(teacher, cfg, "compress.variants[0].distill")
+    assert s_cfg.channels == [8, 16] and s_cfg.hidden == 32  # digits recipe: [32, 64], 128
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in teacher.net.parameters()) / 10
+    named = DistillConfig(student={"arch": "cnn", "channels": [4], "hidden": 8})
+    assert teacher.family.student(teacher, named, "x")[0].channels == [4]
 
-    teacher = load_model(Run.open(small_run.run_dir))
+
+def test_augmented_distillation_labels_each_augmented_batch_with_the_teacher(teacher, ctx):
+    from danlu.data.augment import build_augmenter
+
+    net = teacher.net
     seen: list[torch.Tensor] = []
-    teacher.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
+    hook = net.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
     cfg = DistillConfig.model_validate({"width": 0.25, "epochs": 1, "batch_size": 256,
                                         "augment": [{"rotate": {"degrees": 15, "p": 1.0}}]})
-    s_cfg = student_config(cfg, Run.open(small_run.run_dir).recipe.model)
-    x = ctx.train[0]
-    _, res = distill(teacher, s_cfg, ctx.spec, ctx.num_classes, cfg, ctx.train, ctx.val, 0,
-                     augment=_augmenter(ctx, cfg.augment))
-    batches = -(-len(x) // 256)
-    assert len(seen) == batches and res.steps == batches  # teacher called per batch, not cached
-    rows = {tuple(r.tolist()) for r in x}
-    assert all(tuple(seen[0][i].tolist()) not in rows for i in range(10))  # rotated inputs
-    seen.clear()
-    _, res0 = distill(teacher, s_cfg, ctx.spec, ctx.num_classes, cfg, ctx.train, ctx.val, 0,
-                      use_teacher=False, augment=_augmenter(ctx, cfg.augment))
-    assert seen == [] and res0.steps == res.steps  # the comparison student never asks the teacher
+    try:
+        def student():
+            torch.manual_seed(0)
+            return teacher.family.student(teacher, cfg, "x")[1]
+
+        x = ctx.xy("train")[0]
+        res = distill(net, student(), cfg, ctx.xy("train"), ctx.xy("val"), ctx.head, 0,
+                      augment=build_augmenter(cfg.augment, ctx.features, ctx.head, 0))
+        batches = -(-len(x) // 256)
+        assert len(seen) == batches and res.steps == batches  # teacher called per batch, not cached
+        rows = {tuple(r.tolist()) for r in x}
+        assert all(tuple(seen[0][i].tolist()) not in rows for i in range(10))  # rotated inputs
+        seen.clear()
+        res0 = distill(net, student(), cfg, ctx.xy("train"), ctx.xy("val"), ctx.head, 0,
+                       use_teacher=False,
+                       augment=build_augmenter(cfg.augment, ctx.features, ctx.head, 0))
+        assert seen == [] and res0.steps == res.steps  # the comparison student never asks the teacher
+    finally:
+        hook.remove()

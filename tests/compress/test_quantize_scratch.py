@@ -64,7 +64,7 @@ def test_quantize_restores_the_root_logger_level(mode, cwd, tmp_path):
     root.setLevel(logging.INFO)
     try:
         dst = quantize_onnx(_model(tmp_path / "relu.onnx"), tmp_path / f"{mode}.onnx", mode,
-                            QuantizeConfig(mode=mode), "x")
+                            QuantizeConfig(mode=mode))
         assert root.level == logging.INFO
     finally:
         root.setLevel(old)

@@ -8,6 +8,7 @@ import pytest
 
 from danlu.errors import RecipeError
 from danlu.recipe import load_recipe
+from tests.compress.conftest import copy_run
 from tests.conftest import DIGITS
 
 
@@ -19,6 +20,9 @@ def test_compress_section_is_optional_and_round_trips():
     assert r.compress.variants[1].from_ == "a"
     again = load_recipe(r.to_dict())
     assert again.compress == r.compress and "from" in again.dump()
+    # No list: the model family's defaults, decided by the stage (null in the resolved recipe).
+    bare = load_recipe(DIGITS, {"compress": {"promote": True}})
+    assert bare.compress.variants is None and load_recipe(bare.to_dict()).compress == bare.compress
 
 
 def test_unknown_parent_is_a_recipe_error_naming_the_path():
@@ -30,24 +34,47 @@ def test_unknown_parent_is_a_recipe_error_naming_the_path():
         load_recipe(DIGITS, {"compress": {"variants": [{"name": "a", "prune": {"sparsity": 1.5}}]}})
 
 
+def test_default_variants_are_the_model_familys():
+    from danlu.compress.config import CompressConfig
+    from danlu.compress.plan import resolve_variants
+    from danlu.models import models
+
+    cnn, source = resolve_variants(CompressConfig(), None, models["cnn"])
+    assert [v.name for v in cnn] == ["pruned80", "slim50", "int8", "student", "student-int8"]
+    assert source == "the cnn family's defaults (compress.variants not set)"
+    text, _ = resolve_variants(CompressConfig(), None, models["transformer"])
+    assert [v.name for v in text] == ["student", "int8", "student-int8"]
+    assert {v.quantize.mode for v in text if v.quantize} == {"dynamic"}
+    listed = CompressConfig.model_validate({"variants": [{"name": "q", "quantize": {}}]})
+    assert resolve_variants(listed, None, models["transformer"])[1] == "recipe"
+
+
 @pytest.mark.slow
-def test_search_returns_a_pareto_front_of_gated_variants(tmp_path):
-    import danlu
+def test_search_returns_a_pareto_front_of_gated_variants(small_run, tmp_path):
     from danlu.compress.stage import compress_run
 
-    run = danlu.run(DIGITS, overrides={"train.epochs": 5, "evaluate.gate": {},
-                                                "preprocess.augment": []}, out=tmp_path)
-    res = compress_run(run.run_dir, ["compress.search.finetune_epochs=1",
-                                     "compress.search.distill_epochs=1"], search=True, trials=3)
-    folder = run.run_dir / "compress"
+    run_dir = copy_run(small_run.run_dir, tmp_path / "run")
+    res = compress_run(run_dir, ["compress.search.finetune_epochs=1",
+                                 "compress.search.distill_epochs=1", "compress.latency.runs=10"],
+                       search=True, trials=3)
+    folder = run_dir / "compress"
     trials = json.loads((folder / "search" / "trials.json").read_text())
     assert len(trials) == 3 and (folder / "search" / "study.db").is_file()
+    assert all(t["state"] == "COMPLETE" for t in trials)
     on_front = [t["variant"]["name"] for t in trials if t["on_front"]]
     report = json.loads((folder / "pareto.json").read_text())
     assert [v["name"] for v in report["variants"]] == ["baseline", *on_front]
-    assert res.metrics["chosen"] == report["chosen"]
-    assert Run_stage_finished(run.run_dir)
+    assert report["variants_from"] == "given" and res.metrics["chosen"] == report["chosen"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["compress"]["status"] == "finished"
 
 
-def Run_stage_finished(run_dir) -> bool:  # noqa: N802
-    return json.loads((run_dir / "manifest.json").read_text())["stages"]["compress"]["status"] == "finished"
+@pytest.mark.slow  # the session's text run
+def test_search_on_a_family_without_its_hooks_says_what_is_missing(text_run, tmp_path):
+    from danlu.compress.stage import compress_run
+
+    run_dir = copy_run(text_run.run_dir, tmp_path / "run")
+    with pytest.raises(RecipeError, match=r"model\.arch: got 'transformer'.*no scaled \(width "
+                                          r"students\), prunable.*widths.*compress\.variants"):
+        compress_run(run_dir, search=True, trials=1)
+    assert not (run_dir / "compress" / "search" / "study.db").exists()

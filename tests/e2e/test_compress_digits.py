@@ -54,6 +54,10 @@ def test_compress_makes_every_variant_with_measurements(compressed):
         folder = run_dir / v["dir"]
         for f in ("model.onnx", "danlu-model.json", "README.md", "predictions.npz", "compression.json"):
             assert (folder / f).is_file(), (v["name"], f)
+        meta = json.loads((folder / "danlu-model.json").read_text())
+        assert v["runtime"] == meta["runtime"] == "onnxruntime"  # the CNN family's one runtime
+        if v["name"] in ("pruned80", "slim50", "student"):  # torch steps: model folders
+            assert json.loads((folder / "model" / "model.json").read_text())["family"] == "cnn"
         with np.load(folder / "predictions.npz", allow_pickle=False) as z:
             assert z["probabilities"].shape == (360, 10) and z["labels"].shape == (360,)
             assert v["accuracy"] == pytest.approx(float((z["labels"] == z["y"]).mean()))
@@ -61,6 +65,7 @@ def test_compress_makes_every_variant_with_measurements(compressed):
     rows = {v["name"]: v for v in report["variants"]}
     assert rows["pruned80"]["nonzero_params"] < 0.25 * rows["pruned80"]["params"]
     assert rows["pruned80"]["deflated_bytes"] < 0.5 * rows["baseline"]["deflated_bytes"]
+    assert (run_dir / "compress" / "pruned80" / "model.onnx.zip").is_file()
     assert rows["slim50"]["params"] < rows["baseline"]["params"] / 3
     assert rows["student"]["params"] < rows["baseline"]["params"] / 3
     # Each gate decision matches its own numbers; a rejected variant is never chosen.
@@ -105,7 +110,7 @@ def test_promoted_variant_is_served_over_http(compressed):
         assert pkg["version"].endswith(chosen)
     with np.load(run_dir / "compress" / chosen / "predictions.npz", allow_pickle=False) as z:
         expected = z["labels"]
-    x = load_splits(Run.open(run_dir)).x["test"]
+    x = load_splits(Run.open(run_dir)).values["test"]["pixels"]
     port = free_port()
     proc = subprocess.Popen([DANLU, "serve", str(run_dir), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

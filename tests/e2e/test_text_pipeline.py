@@ -61,18 +61,22 @@ def test_export_writes_a_text_package_with_a_measured_runtime(text_run):
 
 @pytest.mark.slow
 def test_compress_measures_text_variants_like_any_other(text_run):
+    """The pipeline's compress stage on a transformer: the one compress path (model folders
+    packaged by build_package, quantized graphs, everything measured as served)."""
     rep = json.loads((text_run.run_dir / "compress" / "pareto.json").read_text())
     rows = {r["name"]: r for r in rep["variants"]}
-    assert set(rows) == {"baseline", "student", "student-int8"} and rep["kind"] == "text"
+    assert list(rows) == ["baseline", "student", "student-int8"] and rep["variants_from"] == "recipe"
     for name in ("student", "student-int8"):
         r = rows[name]
         assert r["b1_ms"] > 0 and r["b32_ms"] > 0 and r["size_bytes"] > 0
         assert set(r["vs_baseline"]) >= {"accuracy_diff", "ci", "mcnemar_p"}
         assert r["params"] < rows["baseline"]["params"]
-    assert rows["student-int8"]["runtime"] == "onnxruntime-int8"
+    assert (rows["student-int8"]["runtime"], rows["student-int8"]["dtype"]) == ("onnxruntime", "int8")
     assert rows["student-int8"]["size_bytes"] * 3 <= rows["student"]["params"] * 4
     comp = json.loads((text_run.run_dir / "compress" / "student" / "compression.json").read_text())
     assert comp["distill"]["student"]["layers"] == [1] and comp["distill"]["teacher_logits_cached"]
+    assert rows["student"]["distillation_gain"] == comp["distill"]["gain"]
     student_pkg = json.loads((text_run.run_dir / "compress" / "student" / "danlu-model.json").read_text())
     assert student_pkg["runtime"] in student_pkg["runtimes"]
+    assert rows["student"]["runtime"] == student_pkg["runtime"]
     assert text_run.metrics["compress"]["chosen"] == rep["chosen"]

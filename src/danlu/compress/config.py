@@ -10,7 +10,7 @@ from danlu.data.config import AugmentStep, Section
 from danlu.models.config import ModelConfig
 
 __all__ = ["BudgetConfig", "CompressConfig", "DistillConfig", "LatencyConfig", "PruneConfig",
-           "QATConfig", "QuantizeConfig", "SearchConfig", "VariantConfig"]
+           "QATConfig", "QuantizeConfig", "SearchConfig", "VariantConfig", "check_parents"]
 
 
 class PruneConfig(Section):
@@ -58,7 +58,9 @@ class QuantizeConfig(Section):
 
 
 class DistillConfig(Section):
-    # Any registry model; None = the teacher's architecture with every width times `width`.
+    # Any registry model; None = the teacher's family's student (danlu.models Family.student):
+    # MLP/CNN: the teacher's architecture with every width times `width`; transformer: the
+    # teacher keeping every other layer. A transformer student names `layers` to keep.
     student: ModelConfig | None = None
     width: float = Field(0.5, gt=0, le=1)
     # Hinton et al. 2015: a soft temperature of 2-8 carries the teacher's dark knowledge.
@@ -127,22 +129,14 @@ class SearchConfig(Section):
     distill_epochs: int = Field(10, ge=1)
 
 
-def _default_variants() -> list[VariantConfig]:
-    return [
-        VariantConfig(name="pruned80", prune=PruneConfig(sparsity=0.8)),
-        VariantConfig(name="slim50", prune=PruneConfig(method="structured", ratio=0.5)),
-        VariantConfig(name="int8", quantize=QuantizeConfig(mode="static")),
-        VariantConfig(name="student", distill=DistillConfig(width=0.5)),
-        VariantConfig(name="student-int8", from_="student", quantize=QuantizeConfig(mode="static")),
-    ]
-
-
 class CompressConfig(Section):
     # The model to compress: "train" = this run's trained model; or a path: another run folder
     # of the same data (its torch model and normalizer), or a model package folder (ONNX only:
     # quantize variants work from it, distill/prune variants need a run's torch weights).
     baseline: str = Field("train", min_length=1)
-    variants: list[VariantConfig] = Field(default_factory=_default_variants)
+    # null: the model family's defaults (MLP/CNN: pruned80, slim50, int8, student,
+    # student-int8; transformer: student, int8, student-int8), recorded in pareto.json.
+    variants: list[VariantConfig] | None = None
     budget: BudgetConfig = BudgetConfig()
     latency: LatencyConfig = LatencyConfig()
     search: SearchConfig = SearchConfig()
@@ -151,13 +145,20 @@ class CompressConfig(Section):
 
     @field_validator("variants")
     @classmethod
-    def _parents_known(cls, v: list[VariantConfig]) -> list[VariantConfig]:
-        seen = {"baseline"}
-        for i, var in enumerate(v):
-            if var.name in seen:
-                raise ValueError(f"variants[{i}].name {var.name!r} is used twice (or is 'baseline')")
-            if var.from_ not in seen:
-                raise ValueError(f"variants[{i}].from {var.from_!r} is not 'baseline' or an earlier "
-                                 f"variant (one of {', '.join(sorted(seen))})")
-            seen.add(var.name)
+    def _parents_known(cls, v: list[VariantConfig] | None) -> list[VariantConfig] | None:
+        if v is None:
+            return v
+        check_parents(v)
         return v
+
+
+def check_parents(v: list[VariantConfig]) -> None:
+    """Unique names; each `from` is the baseline or an earlier variant (ValueError otherwise)."""
+    seen = {"baseline"}
+    for i, var in enumerate(v):
+        if var.name in seen:
+            raise ValueError(f"variants[{i}].name {var.name!r} is used twice (or is 'baseline')")
+        if var.from_ not in seen:
+            raise ValueError(f"variants[{i}].from {var.from_!r} is not 'baseline' or an earlier "
+                             f"variant (one of {', '.join(sorted(seen))})")
+        seen.add(var.name)

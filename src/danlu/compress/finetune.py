@@ -1,4 +1,6 @@
-"""One short training loop shared by pruning (fine-tuning) and distillation; the loop is visible."""
+"""One short training loop shared by pruning (fine-tuning), QAT and distillation, on the network
+input tensors of any family (danlu.train.inputs / Encoding: a table's vector, an image's pixels, a
+text's packed tokens); the loop is visible."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from danlu.train.loop import predict_proba
+from danlu.train.loop import predict_outputs
 
-__all__ = ["FinetuneResult", "finetune"]
+__all__ = ["FinetuneResult", "finetune", "history", "val_accuracy"]
 
 # loss(logits, batch indices into the training split, labels, the batch's inputs) -> scalar
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -33,9 +35,15 @@ class FinetuneResult:
     steps: int = 0
 
 
+def val_accuracy(net: nn.Module, head: Any, val: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Share of validation rows whose most probable class (the head's first output) is right."""
+    probs = predict_outputs(net, head, val[0])
+    return float((probs.argmax(1).cpu() == val[1].cpu()).float().mean())
+
+
 def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
-             val: tuple[torch.Tensor, torch.Tensor], *, epochs: int, lr: float, batch_size: int,
-             seed: int, loss_fn: LossFn = cross_entropy,
+             val: tuple[torch.Tensor, torch.Tensor], head: Any, *, epochs: int, lr: float,
+             batch_size: int, seed: int, loss_fn: LossFn = cross_entropy,
              on_step: Callable[[int], None] = lambda step: None, select_from_step: int = 0,
              augment: Augment | None = None) -> FinetuneResult:
     """Adam on (x, y); keep the best-val-accuracy epoch among those ending at/after select_from_step.
@@ -64,7 +72,7 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             step += 1
             total += loss.item() * len(idx)
             seen += len(idx)
-        acc = float((predict_proba(net, val[0]).argmax(1) == val[1]).float().mean())
+        acc = val_accuracy(net, head, val)
         result.history.append({"epoch": epoch, "train_loss": total / seen, "val_accuracy": acc,
                                "seconds": time.perf_counter() - t0})
         if step >= select_from_step and (best is None or acc > result.best_val_accuracy):
@@ -75,3 +83,9 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         net.load_state_dict(best)
     net.eval()
     return result
+
+
+def history(r: FinetuneResult) -> dict[str, Any]:
+    """What compression.json records of a fine-tuning run."""
+    return {"epochs": len(r.history), "best_epoch": r.best_epoch, "steps": r.steps,
+            "best_val_accuracy": r.best_val_accuracy, "history": r.history}

@@ -8,16 +8,19 @@ import numpy as np
 
 from danlu.compress.config import BudgetConfig
 
-__all__ = ["accuracy_gate", "speed_gate"]
+__all__ = ["accuracy_gate", "compare_to_baseline", "speed_gate"]
 
 
-def speed_gate(parent_ms: float, child_ms: float, tolerance: float) -> dict[str, Any]:
-    """Rejects a child slower than its parent at batch 32 by more than `tolerance` (a fraction)."""
+def speed_gate(parent_ms: float, child_ms: float, tolerance: float,
+               runtimes: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Rejects a child slower than its parent at batch 32 by more than `tolerance` (a fraction);
+    `runtimes`: (the child's, the parent's) as served, named in the reason."""
     passed = child_ms <= parent_ms * (1 + tolerance)
     out = {"passed": passed, "parent_b32_ms": parent_ms, "b32_ms": child_ms,
            "speedup": parent_ms / child_ms if child_ms > 0 else float("inf"), "tolerance": tolerance}
     if not passed:
-        out["reason"] = (f"slower than its parent at batch 32 in ONNX Runtime: {child_ms:.3f} ms vs "
+        how = f" ({runtimes[0]} vs its parent's {runtimes[1]})" if runtimes else ""
+        out["reason"] = (f"slower than its parent at batch 32 as served{how}: {child_ms:.3f} ms vs "
                          f"{parent_ms:.3f} ms ({child_ms / parent_ms:.2f}x, tolerance "
                          f"{1 + tolerance:.2f}x)")
     return out

@@ -1,99 +1,94 @@
-"""Measuring a model file: ONNX Runtime predictions, latency at batch 1 and 32, size on disk."""
+"""One measurement for every variant, through its package as `danlu serve` runs it: the runtime
+`danlu.serve.runtimes.load_runtime` builds from the package folder, fed client values of the test
+and validation splits. Metrics by the head, an accuracy interval, parameters, the served
+artifact's bytes (and deflated), and latency at batch 1 and 32 with every variant timed in one
+interleaved loop (danlu.export.runtimes.time_interleaved), so a load change hits all alike."""
 
 from __future__ import annotations
 
-import statistics
-import time
+import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from danlu.compress.config import LatencyConfig
+from danlu.features.base import count, take
 
-__all__ = ["deflated_size", "latency", "onnx_params", "paired_latency", "predict", "session"]
+if TYPE_CHECKING:
+    from danlu.compress.context import Context
+    from danlu.compress.variants import Variant
 
-
-def session(path: Path, threads: int, spin: bool = True):
-    """An ORT session with fixed threads (intra-op = threads, one inter-op) and full optimization.
-
-    spin=False stops idle worker threads from spinning: needed when two sessions alternate, or
-    one session's spinning threads steal the cores from the other's runs."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # ORT_ENABLE_ALL matters for convolutions (ENV.md: 0.86 vs 1.7 ms at batch 32).
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+__all__ = ["Measured", "deflated_size", "load_served", "measure", "onnx_params", "serve_predict"]
 
 
-def predict(sess, x: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) for raw rows x, in batches."""
-    name = sess.get_inputs()[0].name
-    probs, labels = [], []
-    for i in range(0, len(x), batch):
-        p, lab = sess.run(["probabilities", "label"],
-                          {name: np.ascontiguousarray(x[i:i + batch], dtype=np.float32)})
-        probs.append(p)
-        labels.append(lab)
-    return np.concatenate(probs).astype(np.float32), np.concatenate(labels).astype(np.int64)
+@dataclass
+class Measured:
+    """What compress measured of one variant's package."""
+
+    probabilities: np.ndarray  # test split, the head's first output
+    labels: np.ndarray  # test split, the head's decoded label
+    metrics: dict[str, Any]  # head.scores on the test split
+    accuracy_ci: list[float]
+    val_accuracy: float
+    params: int
+    nonzero_params: int
+    size_bytes: int  # the served artifact (file or folder)
+    deflated_bytes: int
+    latency: dict[str, Any]
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["accuracy"]
 
 
-def _batch(x: np.ndarray, n: int) -> np.ndarray:
-    return np.ascontiguousarray(np.resize(x, (n, x.shape[1])), dtype=np.float32)
+def load_served(folder: Path, threads: int) -> tuple[Any, Any]:
+    """(Package, Runtime) of the package in `folder`, loaded as `danlu serve` loads it."""
+    from danlu.serve.config import ServeConfig
+    from danlu.serve.package import load_package
+    from danlu.serve.runtimes import load_runtime
+
+    package = load_package(folder)
+    return package, load_runtime(package, ServeConfig(intra_op_threads=threads, inference_workers=1))
 
 
-def _time(sess, feed: dict, runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        sess.run(None, feed)
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
+def _predict(package: Any, runtime: Any, values: dict[str, np.ndarray],
+             batch: int) -> tuple[np.ndarray, ...]:
+    names = [s.name for s in package.outputs]
+    parts = [runtime.run(take(values, slice(i, i + batch)), names)
+             for i in range(0, count(values), batch)]
+    return tuple(np.concatenate([p[n] for p in parts]) for n in names)
 
 
-def latency(sess, x: np.ndarray, cfg: LatencyConfig) -> dict[str, Any]:
-    """Median ms at batch 1 and 32 over cfg.runs runs each, and rows/s at batch 32."""
-    name = sess.get_inputs()[0].name
-    b1 = statistics.median(_time(sess, {name: _batch(x, 1)}, cfg.runs, cfg.warmup))
-    b32 = statistics.median(_time(sess, {name: _batch(x, 32)}, cfg.runs, cfg.warmup))
-    return {"b1_ms": b1, "b32_ms": b32, "throughput_rows_s": 32 / b32 * 1e3,
-            "runs": cfg.runs, "threads": cfg.threads}
+def serve_predict(ctx: Context, folder: Path, split: str) -> tuple[np.ndarray, ...]:
+    """The outputs of the package in `folder` on a split, as served."""
+    package, runtime = load_served(folder, ctx.cfg.latency.threads)
+    return _predict(package, runtime, ctx.values(split), ctx.family.predict_batch)
 
 
-def paired_latency(parent: Path, child: Path, x: np.ndarray, cfg: LatencyConfig, batch: int = 32,
-                   block: int = 10) -> tuple[float, float]:
-    """Median ms of the parent and child model files at `batch`, timed in alternating blocks of
-    `block` runs so a load change on the shared machine hits both alike. Both sessions run with
-    thread spinning off: otherwise the idle session's spinning threads slow the other one."""
-    sessions = [session(p, cfg.threads, spin=False) for p in (parent, child)]
-    feeds = [{s.get_inputs()[0].name: _batch(x, batch)} for s in sessions]
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(max(1, cfg.runs // block)):
-        for s, f, t in zip(sessions, feeds, times, strict=True):
-            t.extend(_time(s, f, block, warmup=2))
-    return statistics.median(times[0]), statistics.median(times[1])
+def _artifact(package: Any) -> Path:
+    """The served artifact of a package: a file (ONNX) or a folder (a torch model folder)."""
+    entry = package.runtimes.get(package.runtime, {})
+    return package.dir / package.artifacts[entry.get("artifact", "onnx")]
+
+
+def _bytes(path: Path) -> int:
+    return (sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir()
+            else path.stat().st_size)
 
 
 def deflated_size(path: Path, out: Path | None = None) -> int:
-    """Bytes of `path` in a zip (deflate, level 9): zeros compress, so sparsity shows on disk.
-
-    With `out`, the zip is written there (the pruned package ships it); else only measured."""
-    target = out or path.with_name(f".{path.name}.size.zip")
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        z.write(path, arcname=path.name)
-    size = target.stat().st_size
-    if out is None:
-        target.unlink()
-    return size
+    """Bytes of `path` (a file, or a folder's files) in a zip (deflate, level 9): zeros
+    compress, so sparsity shows on disk. With `out` the zip is written there (a pruned package
+    ships it); else only measured."""
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    with tempfile.TemporaryDirectory(prefix="danlu-zip-") as d:
+        target = out or Path(d) / "size.zip"
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+            for f in files:
+                z.write(f, arcname=f.relative_to(path.parent))
+        return target.stat().st_size
 
 
 def onnx_params(path: Path) -> tuple[int, int]:
@@ -110,3 +105,47 @@ def onnx_params(path: Path) -> tuple[int, int]:
             total += int(a.size)
             nonzero += int(np.count_nonzero(a))
     return total, nonzero
+
+
+def _params(b: Variant, package: Any) -> tuple[int, int]:
+    """From the torch network behind the package, else (a package baseline's graphs) its ONNX
+    graph's initializers."""
+    if b.model is None:
+        return onnx_params(package.dir / package.artifacts["onnx"])
+    ps = list(b.model.net.parameters())
+    return sum(p.numel() for p in ps), sum(int((p != 0).sum()) for p in ps)
+
+
+def measure(ctx: Context, variants: dict[str, Variant]) -> dict[str, Measured]:
+    """Every variant's package, loaded as served: test/val predictions, metrics, sizes; then
+    all of them timed interleaved at batch 1 and 32 on real test rows."""
+    from danlu.evaluate.stats import bootstrap_ci
+    from danlu.export.runtimes import latency_inputs, time_interleaved
+
+    lat = ctx.cfg.latency
+    y, y_val = ctx.y("test"), ctx.y("val")
+    runners, out = {}, {}
+    for name, b in variants.items():
+        package, runtime = load_served(b.dir, lat.threads)
+        batch = b.family.predict_batch
+        probs, labels = _predict(package, runtime, ctx.values("test"), batch)[:2]
+        val_labels = _predict(package, runtime, ctx.values("val"), batch)[-1]
+        artifact = _artifact(package)
+        params, nonzero = _params(b, package)
+        out[name] = Measured(
+            probabilities=np.asarray(probs, np.float32), labels=np.asarray(labels, np.int64),
+            metrics=ctx.head.scores(probs, y),
+            accuracy_ci=bootstrap_ci(y, labels, n_classes=ctx.head.size)["accuracy"],
+            val_accuracy=float((val_labels == y_val).mean()), params=params,
+            nonzero_params=nonzero, size_bytes=_bytes(artifact),
+            deflated_bytes=deflated_size(artifact, b.dir / f"{artifact.name}.zip" if b.zipped
+                                         else None),
+            latency={"runtime": b.runtime, "dtype": b.dtype})
+        runners[name] = runtime.run
+    timed = time_interleaved(runners, latency_inputs(ctx.features, ctx.values("test")),
+                             runs=lat.runs, warmup=lat.warmup)
+    for name, m in out.items():
+        t = timed[name]
+        m.latency.update(b1_ms=t["b1"], b32_ms=t["b32"], throughput_rows_s=32 / t["b32"] * 1e3,
+                         runs=lat.runs, threads=lat.threads)
+    return out

@@ -1,13 +1,18 @@
-"""Pareto fronts over (accuracy up, latency down, size down) and the choice under a budget."""
+"""The rows of compress/pareto.json (one per variant, the same function for every model family),
+Pareto fronts over (accuracy up, latency down, size down) and the choice under a budget."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from danlu.compress.config import BudgetConfig
+from danlu.compress.config import BudgetConfig, CompressConfig
 
-__all__ = ["choose", "pareto_front"]
+if TYPE_CHECKING:
+    from danlu.compress.measure import Measured
+    from danlu.compress.variants import Variant
+
+__all__ = ["choose", "pareto_front", "report", "row"]
 
 # (key in a row, +1 maximize / -1 minimize)
 AXES = {"accuracy": ("accuracy", 1), "latency": ("b32_ms", -1), "size": ("deflated_bytes", -1)}
@@ -49,3 +54,36 @@ def choose(rows: list[dict[str, Any]], budget: BudgetConfig) -> tuple[str, list[
     word = "smallest" if primary == "deflated_bytes" else "fastest"
     return best["name"], [*why, f"{best['name']}: the {word} of {len(fits)} rows that pass the "
                           "gates and fit the budget"]
+
+
+def row(b: Variant, m: Measured, gates: dict[str, Any], baseline_b32_ms: float) -> dict[str, Any]:
+    """One variant's row of pareto.json: what was done, what it measured (as served), its gates."""
+    reasons = [g["reason"] for g in gates.values() if not g["passed"]]
+    lat = m.latency
+    return {"name": b.name, "from": b.parent, "passed": not reasons,
+            "status": "rejected" if reasons else "passed", "reasons": reasons,
+            "accuracy": m.accuracy, "accuracy_ci": m.accuracy_ci,
+            "f1_macro": m.metrics.get("f1_macro"),
+            "distillation_gain": b.record.get("distill", {}).get("gain"),
+            "vs_baseline": gates.get("accuracy", {}).get("vs_baseline"),
+            "val_accuracy": m.val_accuracy, "params": m.params, "nonzero_params": m.nonzero_params,
+            "size_bytes": m.size_bytes, "deflated_bytes": m.deflated_bytes,
+            "b1_ms": lat["b1_ms"], "b32_ms": lat["b32_ms"],
+            "throughput_rows_s": lat["throughput_rows_s"],
+            "speedup_b32_vs_baseline": baseline_b32_ms / lat["b32_ms"],
+            "runtime": lat["runtime"], "dtype": lat["dtype"], "steps": b.steps,
+            "quantized": b.quantized, "vs_parent": dict(gates), "dir": f"compress/{b.name}"}
+
+
+def report(rows: list[dict[str, Any]], cfg: CompressConfig, source: dict[str, Any],
+           variants_from: str) -> dict[str, Any]:
+    """pareto.json: every row, the fronts of the passing rows, the choice and why."""
+    passing = [r for r in rows if r["passed"]]
+    chosen, why = choose(rows, cfg.budget)
+    return {"baseline": "baseline", "baseline_source": source, "variants_from": variants_from,
+            "budget": cfg.budget.model_dump(mode="json"),
+            "latency": cfg.latency.model_dump(mode="json"), "variants": rows,
+            "front": pareto_front(passing),
+            "front_accuracy_latency": pareto_front(passing, ("accuracy", "latency")),
+            "front_accuracy_size": pareto_front(passing, ("accuracy", "size")),
+            "chosen": chosen, "why": why, "promoted": False}

@@ -16,7 +16,17 @@ if TYPE_CHECKING:
     from danlu.features.base import Feature, Head
     from danlu.models.config import ModelSection
 
-__all__ = ["Family", "models"]
+__all__ = ["WIDTH_FAMILY_VARIANTS", "Family", "models"]
+
+# The default compress.variants of a family with width students (`scaled`), magnitude and
+# structured pruning (`prunable`, `widths`) and static int8: the MLP and the CNN.
+WIDTH_FAMILY_VARIANTS = (
+    {"name": "pruned80", "prune": {"sparsity": 0.8}},
+    {"name": "slim50", "prune": {"method": "structured", "ratio": 0.5}},
+    {"name": "int8", "quantize": {"mode": "static"}},
+    {"name": "student", "distill": {"width": 0.5}},
+    {"name": "student-int8", "from": "student", "quantize": {"mode": "static"}},
+)
 
 
 class Family:
@@ -78,13 +88,57 @@ class Family:
         and this many rows: what the family would pick without tuning."""
         return {"arch": self.name}, {}
 
-    # ---- compression hooks: None / NotImplementedError = the step does not apply ---------
+    # ---- compression hooks (danlu.compress asks these; it never tests `arch`) -------------
+    # quantize.mode values the family takes: static/qat int8 QDQ, dynamic int8, fp16, auto.
+    quantize_modes: ClassVar[tuple[str, ...]] = ("static", "dynamic", "fp16", "auto", "qat")
+    # ONNX Runtime pre-processing options (quant_pre_process) for the family's exported graphs.
+    quantize_preprocess: ClassVar[dict[str, Any]] = {}
+    # What to do instead of a step the family does not take (said in the RecipeError).
+    compress_hint: ClassVar[str | None] = None
+
+    def compress_variants(self) -> list[dict[str, Any]]:
+        """compress.variants when the recipe lists none (plain data, validated by compress):
+        what any family takes, its graph in dynamic int8; families with width students and
+        pruning list more (WIDTH_FAMILY_VARIANTS)."""
+        return [{"name": "int8", "quantize": {"mode": "dynamic"}}] \
+            if "dynamic" in self.quantize_modes else []
+
     def scaled(self, cfg: ModelSection, width: float) -> ModelSection | None:
         """A student's config: every width times `width` (knowledge distillation)."""
         return None
 
+    def student(self, teacher: Any, cfg: Any, where: str) -> tuple[ModelSection, nn.Module]:
+        """(config, untrained network) of the student that `cfg` (compress's DistillConfig) asks
+        of `teacher` (a loaded model folder): `cfg.student`, else the teacher's config scaled by
+        `cfg.width`, built fresh for the teacher's features and head. `where` is the dotted
+        recipe path of the distill step, for errors."""
+        from danlu.errors import RecipeError
+
+        s_cfg = cfg.student if cfg.student is not None else self.scaled(teacher.cfg, cfg.width)
+        if s_cfg is None:
+            raise RecipeError(f"{where}.width", got=cfg.width,
+                              expected=f"a student model: the {self.name} family has no width "
+                                       "scaling", hint=self.compress_hint or
+                              f"name one: {where}.student: {{arch: ..., ...}}")
+        fam = models[s_cfg.arch]
+        try:
+            fam.check(s_cfg, teacher.features)
+        except RecipeError as e:
+            raise RecipeError(f"{where}.student.arch", got=e.got, expected=e.expected,
+                              hint=e.hint) from None
+        return s_cfg, fam.build(s_cfg, teacher.features, teacher.head)
+
+    def prunable(self, net: nn.Module) -> list[tuple[nn.Module, str]] | None:
+        """The (module, parameter name) pairs magnitude pruning zeroes: every Conv and Linear
+        weight (biases and norms kept). None: the family takes no magnitude pruning."""
+        from torch import nn
+
+        return [(m, "weight") for m in net.modules()
+                if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]
+
     def widths(self, net: nn.Module, cfg: ModelSection) -> ModelSection | None:
-        """The config whose layer widths are those of `net` (after structured pruning)."""
+        """The config whose layer widths are those of `net` (after structured pruning); None:
+        the family takes no structured pruning."""
         return None
 
 

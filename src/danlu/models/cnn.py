@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from danlu.models.base import Family, models
+from danlu.models.base import WIDTH_FAMILY_VARIANTS, Family, models
 from danlu.models.config import ModelSection
 
 __all__ = ["CNNConfig", "CNNFamily"]
@@ -49,6 +49,9 @@ class CNNFamily(Family):
         blocks += [nn.Flatten(), nn.Linear(c * h * w, cfg.hidden), nn.ReLU(),
                    nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, head.size)]
         return nn.Sequential(*blocks)
+
+    def compress_variants(self):
+        return [dict(v) for v in WIDTH_FAMILY_VARIANTS]
 
     def scaled(self, cfg, width):
         def w(n: int) -> int:

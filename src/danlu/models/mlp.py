@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from danlu.models.base import Family, models
+from danlu.models.base import WIDTH_FAMILY_VARIANTS, Family, models
 from danlu.models.config import ModelSection
 
 __all__ = ["MLPConfig", "MLPFamily"]
@@ -48,6 +48,9 @@ class MLPFamily(Family):
         batch = 32 if rows < 2_000 else 64 if rows < 20_000 else 128 if rows < 200_000 else 256
         return ({"arch": "mlp", "hidden": [width, width], "dropout": 0.1},
                 {"epochs": epochs, "batch_size": batch, "optimizer": {"name": "adam", "lr": 0.001}})
+
+    def compress_variants(self):
+        return [dict(v) for v in WIDTH_FAMILY_VARIANTS]
 
     def scaled(self, cfg, width):
         return cfg.model_copy(update={"hidden": [max(1, round(h * width)) for h in cfg.hidden]})

@@ -58,6 +58,14 @@ class TransformerFamily(Family):
     # float32 PyTorch is the parity reference itself: it is served when no candidate passes.
     fallback = "torch"
     predict_batch = 64  # memory ~ batch x length^2
+    # Dynamic int8 only: naive static int8 destroys MiniLM (pooled cosine 0.41, ENV.md), and
+    # fp16 is the torch runtime's business (bf16 at export).
+    quantize_modes = ("dynamic", "auto")
+    # ORT's symbolic shape inference gives up on the exported attention graph ("Incomplete
+    # symbolic shape inference"): skipped, ONNX shape inference kept (as export's int8 file).
+    quantize_preprocess = {"skip_symbolic_shape": True}
+    compress_hint = ("a shallower student removes whole layers: distill: {student: {arch: "
+                     "transformer, layers: [0, 2, 4]}}")
 
     def check(self, cfg, features):
         super().check(cfg, features)
@@ -112,3 +120,38 @@ class TransformerFamily(Family):
         from danlu.models.hf import TextClassifier, load_text_classifier
 
         return TextClassifier(load_text_classifier(folder)).eval()
+
+    # ---- compression hooks ----------------------------------------------------------------
+    def compress_variants(self):
+        """A student keeping every other layer (3 of MiniLM's 6), int8 of the teacher, and
+        int8 of the student."""
+        return [{"name": "student", "distill": {"epochs": 3, "lr": 1e-4, "batch_size": 32}},
+                {"name": "int8", "quantize": {"mode": "dynamic"}},
+                {"name": "student-int8", "from": "student", "quantize": {"mode": "dynamic"}}]
+
+    def student(self, teacher, cfg, where):
+        """The fine-tuned teacher keeping `cfg.student.layers` of its layers (every other one by
+        default): embeddings, kept blocks and head start from the teacher's weights. Its config
+        names the pretrained layers it descends from; it tokenizes like its teacher."""
+        import copy
+
+        from danlu.errors import RecipeError
+        from danlu.models.hf import keep_layers
+
+        s = cfg.student
+        if s is not None and s.arch != self.name:
+            raise RecipeError(f"{where}.student.arch", got=s.arch,
+                              expected="transformer (a subset of the teacher's layers)",
+                              hint=self.compress_hint)
+        n = teacher.net.hf.config.num_hidden_layers
+        keep = list(s.layers) if s is not None and s.layers is not None else list(range(0, n, 2))
+        if max(keep) >= n:
+            raise RecipeError(f"{where}.student.layers", got=keep,
+                              expected=f"indices below the teacher's {n} layers")
+        net = copy.deepcopy(teacher.net)
+        keep_layers(net.hf, keep)
+        origin = teacher.cfg.layers if teacher.cfg.layers is not None else list(range(n))
+        return teacher.cfg.model_copy(update={"layers": [origin[i] for i in keep]}), net
+
+    def prunable(self, net):
+        return None  # dense attention kernels gain nothing from scattered zeros: use a student

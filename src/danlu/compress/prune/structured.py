@@ -1,7 +1,8 @@
 """Structured pruning with Torch-Pruning: whole channels/neurons go, so layers physically shrink.
 
-The pruned network is described again as an ordinary model config (the new layer widths), so it
-is rebuilt by the model registry and loaded from safetensors: no pickle, ever.
+The pruned network is described again as an ordinary model config (the family's `widths` hook
+reads the new layer widths), so it is rebuilt by its family and loaded from safetensors: no
+pickle, ever.
 """
 
 from __future__ import annotations
@@ -13,47 +14,32 @@ from torch import nn
 
 from danlu.compress.config import PruneConfig
 from danlu.compress.finetune import FinetuneResult, finetune
-from danlu.errors import RecipeError
-from danlu.models import InputSpec, build_model
 
-__all__ = ["prune_structured", "widths_config"]
+__all__ = ["prune_structured"]
 
 
-def _linears(net: nn.Module) -> list[nn.Linear]:
-    return [m for m in net.modules() if isinstance(m, nn.Linear)]
-
-
-def widths_config(net: nn.Module, model_cfg: Any) -> Any:
-    """The model config whose layer widths are those of `net` (CNN channels/hidden, MLP hidden)."""
-    if model_cfg.arch == "cnn":
-        convs = [m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d)]
-        return model_cfg.model_copy(update={"channels": convs, "hidden": _linears(net)[0].out_features})
-    if model_cfg.arch == "mlp":
-        return model_cfg.model_copy(update={"hidden": [m.out_features for m in _linears(net)[:-1]]})
-    raise RecipeError("model.arch", got=model_cfg.arch,
-                      expected="cnn or mlp for structured pruning (widths must map back to a config)")
-
-
-def prune_structured(net: nn.Module, model_cfg: Any, spec: InputSpec, num_classes: int,
-                     cfg: PruneConfig, train: tuple[torch.Tensor, torch.Tensor],
+def prune_structured(model: Any, cfg: PruneConfig, train: tuple[torch.Tensor, torch.Tensor],
                      val: tuple[torch.Tensor, torch.Tensor], seed: int
                      ) -> tuple[nn.Module, Any, FinetuneResult]:
-    """Remove cfg.ratio of each layer's channels (L2 magnitude groups), rebuild, fine-tune.
+    """Remove cfg.ratio of each layer's channels (L2 magnitude groups) of `model` (a loaded
+    model: family, cfg, features, head, net), rebuild it from its new widths, fine-tune.
 
     Returns the rebuilt network, its model config (the new widths) and the fine-tuning history.
-    """
+    The caller checked that the family takes structured pruning (`widths` is not None)."""
+    import copy
+
     import torch_pruning as tp
 
-    net = net.eval()
-    example = torch.zeros(2, spec.features)
-    classifier = _linears(net)[-1]  # the output layer keeps one unit per class
+    net = copy.deepcopy(model.net).eval()
+    example = train[0][:2]  # the network's own input: a table's vector, an image's pixels
+    classifier = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]  # one unit per class
     pruner = tp.pruner.MetaPruner(net, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
                                   pruning_ratio=cfg.ratio, ignored_layers=[classifier])
     pruner.step()
-    new_cfg = widths_config(net, model_cfg)
+    new_cfg = model.family.widths(net, model.cfg)
     # Rebuild from the config and load the pruned weights: proves the config alone describes it.
-    rebuilt = build_model(new_cfg, spec, num_classes)
+    rebuilt = model.family.build(new_cfg, model.features, model.head)
     rebuilt.load_state_dict(net.state_dict())
-    result = finetune(rebuilt, train, val, epochs=cfg.finetune_epochs, lr=cfg.lr,
+    result = finetune(rebuilt, train, val, model.head, epochs=cfg.finetune_epochs, lr=cfg.lr,
                       batch_size=cfg.batch_size, seed=seed)
     return rebuilt.eval(), new_cfg, result

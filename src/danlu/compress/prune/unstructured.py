@@ -15,7 +15,10 @@ from torch.nn.utils import prune
 from danlu.compress.config import PruneConfig
 from danlu.compress.finetune import FinetuneResult, finetune
 
-__all__ = ["cubic_sparsity", "prunable", "prune_unstructured", "sparsity_report"]
+__all__ = ["Params", "cubic_sparsity", "prune_unstructured", "sparsity_report"]
+
+# (module, parameter name) pairs pruning touches: the model family's `prunable(net)`.
+Params = list[tuple[nn.Module, str]]
 
 # Share of the fine-tuning steps over which sparsity ramps up; the rest recovers at full sparsity.
 RAMP = 0.75
@@ -26,16 +29,11 @@ EVENTS = 10
 def cubic_sparsity(step: int, target: float, ramp_steps: int, events: int = EVENTS) -> float:
     """Sparsity at `step` (0..1). Zhu & Gupta 2017, eq. 1: s_f·(1 − (1 − t/(nΔt))³), s_i = 0,
     evaluated at the last pruning event ≤ step (events every Δt = ramp_steps / n steps)."""
-    if ramp_steps <= 0:
+    if step >= ramp_steps:  # the ramp is over (with fewer steps than events too)
         return target
     dt = max(1, ramp_steps // events)
     k = min(events, (step // dt))
     return target * (1 - (1 - k / events) ** 3)
-
-
-def prunable(net: nn.Module) -> list[tuple[nn.Module, str]]:
-    """The (module, "weight") pairs pruning touches: every Conv and Linear weight (not biases/BN)."""
-    return [(m, "weight") for m in net.modules() if isinstance(m, nn.Conv2d | nn.Conv1d | nn.Linear)]
 
 
 def _zeros(params: list[tuple[nn.Module, str]]) -> int:
@@ -59,11 +57,12 @@ def _prune_to(params: list[tuple[nn.Module, str]], sparsity: float, scope: str) 
             prune.l1_unstructured(m, n, amount=extra)
 
 
-def prune_unstructured(net: nn.Module, cfg: PruneConfig,
+def prune_unstructured(net: nn.Module, params: Params, cfg: PruneConfig,
                        train: tuple[torch.Tensor, torch.Tensor],
-                       val: tuple[torch.Tensor, torch.Tensor], seed: int) -> FinetuneResult:
-    """Prune `net` in place to cfg.sparsity while fine-tuning; masks made permanent at the end."""
-    params = prunable(net)
+                       val: tuple[torch.Tensor, torch.Tensor], head: Any,
+                       seed: int) -> FinetuneResult:
+    """Prune `params` of `net` in place to cfg.sparsity while fine-tuning; masks made permanent
+    at the end."""
     steps_per_epoch = math.ceil(len(train[0]) / cfg.batch_size)
     total = cfg.finetune_epochs * steps_per_epoch
     ramp = int(RAMP * total) if cfg.schedule == "gradual" else 0
@@ -76,7 +75,7 @@ def prune_unstructured(net: nn.Module, cfg: PruneConfig,
             state["applied"] = s
 
     # Select the best epoch only among those that end at full sparsity.
-    result = finetune(net, train, val, epochs=cfg.finetune_epochs, lr=cfg.lr,
+    result = finetune(net, train, val, head, epochs=cfg.finetune_epochs, lr=cfg.lr,
                       batch_size=cfg.batch_size, seed=seed, on_step=on_step, select_from_step=ramp)
     on_step(total)  # whatever the step count, end at the target sparsity
     for m, n in params:
@@ -85,12 +84,12 @@ def prune_unstructured(net: nn.Module, cfg: PruneConfig,
     return result
 
 
-def sparsity_report(net: nn.Module) -> dict[str, Any]:
-    """Exact zeros per prunable layer and overall, over Conv/Linear weights."""
+def sparsity_report(net: nn.Module, params: Params) -> dict[str, Any]:
+    """Exact zeros per pruned parameter (named by its module) and overall."""
     layers = {}
     zeros = total = 0
     names = {id(m): name for name, m in net.named_modules()}
-    for m, n in prunable(net):
+    for m, n in params:
         w = getattr(m, n)
         z, t = int((w == 0).sum()), w.numel()
         layers[names[id(m)]] = {"zeros": z, "weights": t, "sparsity": z / t}

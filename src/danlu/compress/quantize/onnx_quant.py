@@ -66,12 +66,12 @@ def quantize_dynamic(src: Path, dst: Path, per_channel: bool, **options: Any) ->
     return dst
 
 
-class _Rows:
-    """CalibrationDataReader over raw rows (normalization is inside the graph), 32 rows a batch."""
+class _Feeds:
+    """CalibrationDataReader over batches of graph inputs ({input name: array}): the features'
+    encoded client values, so every fitted step inside the graph runs as in serving."""
 
-    def __init__(self, input_name: str, x: np.ndarray, batch: int = 32):
-        self._batches = iter([{input_name: np.ascontiguousarray(x[i:i + batch], dtype=np.float32)}
-                              for i in range(0, len(x), batch)])
+    def __init__(self, feeds: list[dict[str, np.ndarray]]):
+        self._batches = iter(feeds)
 
     def get_next(self):
         return next(self._batches, None)
@@ -80,9 +80,12 @@ class _Rows:
         pass
 
 
-def quantize_onnx(src: Path, dst: Path, mode: str, cfg: QuantizeConfig, input_name: str,
-                  calibration: np.ndarray | None = None) -> Path:
-    """Write the `mode` (dynamic|static|fp16) version of the fp32 model `src` to `dst`."""
+def quantize_onnx(src: Path, dst: Path, mode: str, cfg: QuantizeConfig,
+                  calibration: list[dict[str, np.ndarray]] | None = None,
+                  **preprocess: Any) -> Path:
+    """Write the `mode` (dynamic|static|fp16) version of the fp32 model `src` to `dst`;
+    `calibration`: batches of graph inputs (static only); `preprocess`: options of ORT's
+    quant_pre_process (a model family's `quantize_preprocess`)."""
     import onnx
     from onnxruntime import quantization as q
 
@@ -97,17 +100,17 @@ def quantize_onnx(src: Path, dst: Path, mode: str, cfg: QuantizeConfig, input_na
     # Both int8 modes quantize the pre-processed graph: shape inference + graph optimization
     # (folds BatchNorm into Conv).
     if mode == "dynamic":
-        return quantize_dynamic(src, dst, per_channel=cfg.per_channel)
+        return quantize_dynamic(src, dst, per_channel=cfg.per_channel, **preprocess)
     if mode != "static":
         raise ValueError(f"quantize mode {mode!r}: expected dynamic, static or fp16")
-    if calibration is None or not len(calibration):
-        raise ValueError("static quantization needs calibration rows")
+    if not calibration:
+        raise ValueError("static quantization needs calibration batches")
     method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
               "percentile": q.CalibrationMethod.Percentile}[cfg.calibration]
-    with preprocessed(src) as pre:
+    with preprocessed(src, **preprocess) as pre:
         # S8S8 QDQ: ORT's recommended default on x86 with VNNI. Only the weight-bearing ops are
         # quantized: a quantized Softmax would serve probabilities in steps of 1/255.
-        q.quantize_static(str(pre), str(dst), _Rows(input_name, calibration),
+        q.quantize_static(str(pre), str(dst), _Feeds(calibration),
                           quant_format=q.QuantFormat.QDQ, per_channel=cfg.per_channel,
                           op_types_to_quantize=list(WEIGHT_OPS),
                           activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,

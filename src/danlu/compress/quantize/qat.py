@@ -91,15 +91,15 @@ def _swap(net: nn.Module, wrap: bool) -> None:
 
 
 def qat_finetune(net: nn.Module, cfg: Any, train: tuple[torch.Tensor, torch.Tensor],
-                 val: tuple[torch.Tensor, torch.Tensor], seed: int) -> FinetuneResult:
+                 val: tuple[torch.Tensor, torch.Tensor], head: Any, seed: int) -> FinetuneResult:
     """Fine-tune `net` in place under int8 fake quantization (cfg: epochs, lr, batch_size); the
     epoch kept is the best by validation accuracy *of the fake-quantized model*. Leaves a plain
     fp32 module (same config, same state-dict keys) whose weights suit int8."""
     folded = _fold_batchnorm(net)
     _swap(net, wrap=True)
     try:
-        result = finetune(net, train, val, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                          seed=seed)
+        result = finetune(net, train, val, head, epochs=cfg.epochs, lr=cfg.lr,
+                          batch_size=cfg.batch_size, seed=seed)
     finally:
         _swap(net, wrap=False)
         for parent, name, bn in folded:

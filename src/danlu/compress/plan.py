@@ -1,0 +1,61 @@
+"""Before anything is built: the baseline, the variants (the recipe's or the model family's),
+each checked against what the family takes, and the context every variant is built with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from danlu.compress.config import CompressConfig, VariantConfig, check_parents
+from danlu.compress.context import Context
+from danlu.compress.variants import Variant, check_variants
+from danlu.errors import RecipeError
+from danlu.runs import Run
+
+__all__ = ["prepare", "resolve_variants"]
+
+
+def resolve_variants(cfg: CompressConfig, variants: list[VariantConfig] | None,
+                     fam: Any) -> tuple[list[VariantConfig], str]:
+    """(variants, where they come from): the given list, the recipe's, else the family's."""
+    if variants is not None:
+        return list(variants), "given"
+    if cfg.variants is not None:
+        return list(cfg.variants), "recipe"
+    defaults = [VariantConfig.model_validate(d) for d in fam.compress_variants()]
+    check_parents(defaults)
+    return defaults, f"the {fam.name} family's defaults (compress.variants not set)"
+
+
+def prepare(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None, folder: Path,
+            check: Callable[[Variant], None] = lambda base: None,
+            ) -> tuple[Context, Variant, list[VariantConfig], str]:
+    """The baseline (packaged in `folder`), the checked variants and what they are built with;
+    `check(baseline)` runs before anything is built."""
+    from danlu.compress.baseline import load_baseline
+    from danlu.compress.package import package_baseline
+    from danlu.data.stage import load_splits
+
+    splits = load_splits(run)
+    base = load_baseline(run, cfg, splits, folder)
+    check(base)
+    variants, source = resolve_variants(cfg, variants, base.family)
+    try:
+        check_variants(base, variants)
+    except RecipeError as e:
+        if source.startswith("the "):  # the user wrote none of these: say whose they are
+            raise RecipeError(e.path, got=e.got, expected=e.expected,
+                              hint=f"{e.hint + '; ' if e.hint else ''}these are {source}: list "
+                                   "compress.variants to choose others") from None
+        raise
+    if base.model is not None:
+        features, head = base.model.features, base.model.head
+    else:
+        from danlu.serve.package import load_package
+
+        features, head = load_package(folder).features, splits.head
+    ctx = Context(run, cfg, splits, features, head, base.family, folder)
+    if base.model is not None:
+        base.meta = package_baseline(ctx, base)
+    return ctx, base, variants, source
