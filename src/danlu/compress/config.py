@@ -102,7 +102,7 @@ class BudgetConfig(Section):
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
     # Smallest share of test rows on which a variant must give its parent's label.
     min_label_agreement: float = Field(0.95, ge=0, le=1)
-    # Limits for choosing the variant to ship (None = no limit): ORT latency at batch 32 in ms,
+    # Limits for choosing the variant to ship (None = no limit): latency at batch 32 in ms (as served),
     # and package size in MB (the deflated ONNX, so that zeros count as compressed).
     max_latency_ms: float | None = Field(None, gt=0)
     max_size_mb: float | None = Field(None, gt=0)

@@ -92,7 +92,7 @@ def compression(d: Path) -> str:
            f'{lat.get("threads", "?")} threads.</p>')
     if rows:
         out += '<div class="row pair">' + figure(plots.pareto(
-            rows, "b32_ms", "ORT latency at batch 32 (ms)", doc.get("front_accuracy_latency", []),
+            rows, "b32_ms", "latency at batch 32 as served (ms)", doc.get("front_accuracy_latency", []),
             chosen), "accuracy vs latency: the line joins the Pareto front of passing variants")
         out += figure(plots.pareto(
             rows, "deflated_bytes", "size on disk, zipped (KB)", doc.get("front_accuracy_size", []),
