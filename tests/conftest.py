@@ -29,7 +29,6 @@ def text_run(tmp_path_factory):
     about 25 s here): 2 MiniLM layers fine-tuned on 200 BBC News articles, texts cut to 32
     tokens. Every test that needs a text model, run or package shares it."""
     import danlu
-
     from tests.textdata import bbc_texts, tiny_text_recipe, write_jsonl
 
     d = tmp_path_factory.mktemp("text-run")

@@ -79,9 +79,9 @@ def test_torch_runtime_dtype_follows_the_cpu(package):
 
 def test_onnx_has_dynamic_batch_and_sequence(package, tiny_folder, test_texts):
     import onnxruntime as ort
+    from danlu.export.text import TorchRunner
 
     from danlu.data.tokenize import TextEncoder
-    from danlu.export.text import TorchRunner
 
     out, _ = package
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -109,9 +109,9 @@ def test_int8_file_is_at_least_3x_smaller(package):
 def test_broken_candidate_fails_parity_and_is_not_chosen(tiny_folder, test_texts, tmp_path):
     """A candidate whose classifier weights were damaged: rejected, the reason recorded."""
     import torch
+    from danlu.export.text import Candidate, TorchRunner, choose_runtime, gate_candidates, load_hf
 
     from danlu.data.tokenize import TextEncoder
-    from danlu.export.text import Candidate, TorchRunner, choose_runtime, gate_candidates, load_hf
 
     texts, _ = test_texts
     broken = load_hf(tiny_folder)
@@ -136,8 +136,9 @@ def test_broken_candidate_fails_parity_and_is_not_chosen(tiny_folder, test_texts
 
 @pytest.mark.slow
 def test_slow_candidate_fails_the_speed_gate(tiny_folder, test_texts):
-    from danlu.data.tokenize import TextEncoder
     from danlu.export.text import Candidate, TorchRunner, choose_runtime, gate_candidates, predict_texts
+
+    from danlu.data.tokenize import TextEncoder
 
     texts, _ = test_texts
     enc = TextEncoder(tiny_folder / "tokenizer.json", MAX_LEN)

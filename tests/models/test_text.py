@@ -7,13 +7,6 @@ import shutil
 
 import pytest
 import torch
-from safetensors import safe_open
-
-from danlu.data.readers import CorpusReader
-from danlu.data.tokenize import TextEncoder
-from danlu.errors import RecipeError
-from danlu.models import InputSpec, build_model
-from danlu.models.config import TransformerConfig
 from danlu.models.text import (
     TextPackaged,
     apply_lora,
@@ -24,6 +17,13 @@ from danlu.models.text import (
     resolve_pretrained,
     save_text_model,
 )
+from safetensors import safe_open
+
+from danlu.data.readers import CorpusReader
+from danlu.data.tokenize import TextEncoder
+from danlu.errors import RecipeError
+from danlu.models import InputSpec, build_model
+from danlu.models.config import TransformerConfig
 from danlu.recipe import load_recipe
 from danlu.train.config import LoraConfig
 from danlu.train.optim import build_optimizer
