@@ -30,7 +30,8 @@ def toy_run(tmp_path_factory):
     rng = np.random.default_rng(0)
     x = rng.uniform(-2, 2, size=(400, 2))
     y = (x ** 2).sum(axis=1) > 2.0  # a circle: linear in [a, a^2, b, b^2], not in [a, b]
-    lines = ["a,b,inside"] + [f"{a:.5f},{b:.5f},{'yes' if t else 'no'}" for (a, b), t in zip(x, y, strict=True)]
+    lines = ["a,b,inside"] + [f"{a:.5f},{b:.5f},{'yes' if t else 'no'}"
+                              for (a, b), t in zip(x, y, strict=True)]
     (d / "circle.csv").write_text("\n".join(lines) + "\n")
     recipe = {"name": "toy", "data": {"source": f"csv:{d / 'circle.csv'}", "target": "inside",
                                       "features": {"a": "toy_square", "b": "toy_square"}},
