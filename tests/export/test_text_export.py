@@ -149,6 +149,8 @@ def test_a_failed_candidate_is_recorded_and_float32_torch_served_unless_forced(
     """Only the torch candidate, in bfloat16, with a bf16 tolerance no bf16 model meets: it
     fails parity and the reason is recorded. Left to choose (auto), export serves the float32
     reference instead; `export.runtime: torch` forces the failed candidate as it is."""
+    import torch
+
     from danlu.export.package import build_package
     from danlu.models.load import load_model
     from danlu.serve import ServeConfig, load_package
@@ -161,14 +163,18 @@ def test_a_failed_candidate_is_recorded_and_float32_torch_served_unless_forced(
     cfg = ExportConfig(latency_runs=3, runtime=override, torch_dtype="bfloat16",
                        tolerances={"bfloat16": {"atol": 1e-9, "min_label_agreement": 1.0}})
     out = tmp_path / "package"
-    meta = build_package(out, load_model(text_run.run_dir / "train" / "model"), values, y, cfg,
-                         runtimes=["torch"], name="strict")
+    before = torch.get_num_threads()
+    try:  # measuring and the torch runtime set this process's torch threads
+        meta = build_package(out, load_model(text_run.run_dir / "train" / "model"), values, y,
+                             cfg, runtimes=["torch"], name="strict")
+        served = load_runtime(load_package(out), ServeConfig(intra_op_threads=1)).describe()
+    finally:
+        torch.set_num_threads(before)
     entry = meta["runtimes"]["torch"]
     assert meta["runtime"] == "torch" and not entry["passed"]
     assert entry["reasons"][0].startswith("parity: max |difference|")
     assert "tolerance 1e-09" in entry["reasons"][0] and entry["parity"]["rows"] == 20
     assert json.loads((out / "danlu-model.json").read_text())["runtimes"] == meta["runtimes"]
-    served = load_runtime(load_package(out), ServeConfig(intra_op_threads=1)).describe()
     if override == "auto":
         assert "no candidate passed its gates" in meta["runtime_choice"]["why"]
         assert entry["dtype"] == "float32" and served["options"]["dtype"] == "float32"
