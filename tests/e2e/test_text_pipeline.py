@@ -41,7 +41,9 @@ def text_run(tmp_path_factory):
 def test_export_writes_a_text_package_with_a_measured_runtime(text_run):
     pkg = text_run.run_dir / "package"
     meta = json.loads((pkg / "danlu-model.json").read_text())
-    assert meta["format"] == "danlu-model/1" and meta["labels"] == CLASSES
+    assert meta["schema_version"] == 2 and meta["labels"] == CLASSES
+    (feature,) = meta["features"]
+    assert feature["type"] == "text" and meta["inputs"] == [feature["input"]]
     assert set(meta["runtimes"]) == {"torch", "onnxruntime", "onnxruntime-int8"}
     chosen = meta["runtimes"][meta["runtime"]]
     assert chosen["passed"] or meta["runtime"] == "torch"
@@ -54,7 +56,8 @@ def test_export_writes_a_text_package_with_a_measured_runtime(text_run):
 
     from danlu.data.tokenize import TextEncoder
 
-    enc = TextEncoder(pkg / "tokenizer.json", meta["text"]["max_length"]).encode(["Stocks fell.", "A goal!"])
+    enc = TextEncoder(pkg / feature["state"]["tokenizer"],
+                      feature["state"]["max_length"]).encode(["Stocks fell.", "A goal!"])
     probs, labels = ort.InferenceSession(str(pkg / "model.onnx")).run(None, enc.arrays())
     assert probs.shape == (2, 5) and np.allclose(probs.sum(1), 1, atol=1e-5)
 

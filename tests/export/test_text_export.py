@@ -1,193 +1,230 @@
-"""Text export: candidates, parity and speed gates, the chosen runtime, dynamic axes, int8 size."""
+"""Text export (export/package.build_package, export/runtimes) on the session's tiny text run:
+the candidates torch (bf16 where the CPU has it), onnxruntime and onnxruntime-int8, each gated on
+parity over every test text and on speed against float32 eager PyTorch; the default is the
+fastest that passes; `export.runtime` forces one; a failed candidate is recorded with its reason;
+float32 torch is served when none passes."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from danlu.errors import RecipeError
+from danlu.errors import ParityError, RecipeError
 from danlu.export.config import ExportConfig
-from tests.textdata import CLASSES, bbc_texts, tiny_classifier
-
-MAX_LEN = 64
-CFG = ExportConfig(latency_runs=5)
+from danlu.export.runtimes import Candidate, choose, time_interleaved, tolerance
+from tests.textdata import CLASSES
 
 
-@pytest.fixture(scope="session")
-def tiny_folder(tmp_path_factory):
-    return tiny_classifier(tmp_path_factory.mktemp("tiny") / "model", layers=2, max_length=MAX_LEN)
+@pytest.fixture(scope="module")
+def pkg(text_run) -> Path:
+    return text_run.package_dir
 
 
-@pytest.fixture(scope="session")
-def test_texts():
-    return bbc_texts(100, 12)
+@pytest.fixture(scope="module")
+def meta(pkg: Path) -> dict:
+    return json.loads((pkg / "danlu-model.json").read_text())
 
 
-@pytest.fixture(scope="session")
-def package(tiny_folder, test_texts, tmp_path_factory):
-    from danlu.export.text import package_text
+@pytest.fixture(scope="module")
+def test_split(text_run):
+    from danlu.data.stage import load_splits
+    from danlu.runs import Run
 
-    out = tmp_path_factory.mktemp("pkg") / "package"
-    texts, y = test_texts
-    meta = package_text(tiny_folder, out, texts, y, CLASSES, CFG, MAX_LEN, name="tiny")
-    return out, meta
+    splits = load_splits(Run.open(text_run.run_dir))
+    return splits.values["test"], splits.y["test"]
 
 
-@pytest.mark.slow
-def test_package_files_and_contract(package):
-    out, meta = package
-    on_disk = json.loads((out / "danlu-model.json").read_text())
-    assert on_disk["format"] == "danlu-model/1" and on_disk["runtime"] == meta["runtime"]
-    assert set(on_disk["runtimes"]) == {"torch", "onnxruntime", "onnxruntime-int8"}
-    assert on_disk["artifacts"] == {"torch": "torch", "onnx": "model.onnx",
-                                    "onnx_int8": "model.int8.onnx", "tokenizer": "tokenizer.json"}
-    for f in ("model.onnx", "model.int8.onnx", "tokenizer.json", "torch/config.json",
-              "torch/model.safetensors"):
-        assert (out / f).is_file(), f
-    assert not list(out.rglob("*.data")) and not list(out.rglob("*.bin"))  # one file, no pickle
-    assert on_disk["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    assert on_disk["text"]["max_length"] == MAX_LEN
-    for name, e in on_disk["runtimes"].items():
-        assert e["parity"]["rows"] == 60 and 0 <= e["parity"]["label_agreement"] <= 1
-        assert e["latency_ms"]["b1"] > 0 and e["latency_ms"]["b32"] > 0, name
+def test_the_package_holds_every_candidate_and_its_contract(pkg: Path, meta: dict,
+                                                            test_split) -> None:
+    assert meta["schema_version"] == 2 and meta["labels"] == CLASSES
+    assert set(meta["runtimes"]) == {"torch", "onnxruntime", "onnxruntime-int8"}
+    assert meta["artifacts"] == {"torch": "torch", "onnx": "model.onnx",
+                                 "onnx_int8": "model.int8.onnx"}
+    for f in ("model.onnx", "model.int8.onnx", "tokenizer.json", "torch/model.json",
+              "torch/config.json", "torch/model.safetensors", "torch/tokenizer.json", "README.md"):
+        assert (pkg / f).is_file(), f
+    assert not list(pkg.rglob("*.data")) and not list(pkg.rglob("*.bin"))  # one file, no pickle
+    assert meta["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+    (feature,) = meta["features"]
+    assert feature["type"] == "text" and feature["state"] == {"tokenizer": "tokenizer.json",
+                                                              "max_length": 32}
+    assert [s["name"] for s in feature["graph_inputs"]] == ["input_ids", "attention_mask"]
+    assert meta["metrics"]["test"]["n"] == len(test_split[1])
+    card = (pkg / "README.md").read_text()
+    assert "## Runtimes" in card and all(f"| {k}" in card for k in meta["runtimes"])
+
+
+def test_every_candidate_is_gated_on_every_test_text_and_on_speed(meta: dict,
+                                                                  test_split) -> None:
+    """What each entry records is what its gates decided: parity within the tolerance of its
+    dtype on all test texts, and batch-32 latency within speed_tolerance of float32 eager."""
+    cfg = ExportConfig()  # the tiny recipe changes only latency_runs
+    ref = meta["runtime_choice"]["reference"]
+    assert (ref["runtime"], ref["dtype"]) == ("torch", "float32")
+    assert ref["latency_ms"]["b1"] > 0 and ref["latency_ms"]["b32"] > 0
+    for name, e in meta["runtimes"].items():
+        p = e["parity"]
+        atol, agree = tolerance(cfg, e["dtype"])
+        assert p["rows"] == len(test_split[1]), name
+        assert (p["atol"], p["min_label_agreement"]) == (atol, agree), name
+        assert p["passed"] == (p["max_abs_diff"] <= atol and p["label_agreement"] >= agree)
+        ms = e["latency_ms"]
+        assert ms["b1"] > 0 and ms["b32"] > 0
+        assert ms["speedup_b32"] == pytest.approx(ref["latency_ms"]["b32"] / ms["b32"], rel=1e-3)
+        fast_enough = ms["b32"] <= ref["latency_ms"]["b32"] * (1 + cfg.speed_tolerance)
+        kinds = [r.split(":")[0] for r in e["reasons"]]
+        assert kinds == [k for k, ok in (("parity", p["passed"]), ("speed", fast_enough))
+                         if not ok], (name, e["reasons"])
         assert e["passed"] == (not e["reasons"])
+        assert 0 <= e["test_accuracy"] <= 1
+    fp32 = meta["runtimes"]["onnxruntime"]
+    assert fp32["parity"]["label_agreement"] == 1.0 and fp32["parity"]["max_abs_diff"] < 1e-4
+    # the reference is the model evaluation scored: same labels, same accuracy
+    assert fp32["test_accuracy"] == ref["test_accuracy"] == pytest.approx(
+        meta["metrics"]["test"]["accuracy"], abs=1e-6)
 
 
-def test_chosen_runtime_is_the_fastest_passing(package):
-    _, meta = package
+def test_the_default_is_the_fastest_passing_candidate(meta: dict, text_run) -> None:
     ok = {k: e for k, e in meta["runtimes"].items() if e["passed"]}
     if ok:
         assert meta["runtime"] == min(ok, key=lambda k: ok[k]["latency_ms"]["b32"])
+        assert meta["runtime_choice"]["why"].startswith(f"{meta['runtime']} (")
     else:
-        assert meta["runtime"] == "torch"
-    assert meta["runtime"] in meta["runtime_choice"]["why"] or not ok
-    fp32 = meta["runtimes"]["onnxruntime"]["parity"]
-    assert fp32["label_agreement"] == 1.0 and fp32["max_abs_diff"] < 1e-4
+        assert meta["runtime"] == "torch" and "no candidate passed" in meta["runtime_choice"]["why"]
+    assert meta["runtime_choice"]["override"] == "auto"
+    assert meta["parity"] == meta["runtimes"][meta["runtime"]]["parity"]
+    assert text_run.metrics["export"]["runtime"] == meta["runtime"]
 
 
-def test_torch_runtime_dtype_follows_the_cpu(package):
-    from danlu.export.text import bf16_supported
+def test_the_torch_candidate_is_bf16_where_the_cpu_has_it(meta: dict) -> None:
+    from danlu.serve.runtimes.torch import native_bf16
 
-    _, meta = package
-    assert meta["runtimes"]["torch"]["dtype"] == ("bfloat16" if bf16_supported() else "float32")
-    flags = open("/proc/cpuinfo").read()
-    assert bf16_supported() == ("amx_bf16" in flags or "avx512_bf16" in flags)
+    assert meta["runtimes"]["torch"]["dtype"] == ("bfloat16" if native_bf16() else "float32")
+    assert meta["runtimes"]["onnxruntime-int8"]["dtype"] == "int8"
+    flags = Path("/proc/cpuinfo").read_text()
+    assert native_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
 
 
-def test_onnx_has_dynamic_batch_and_sequence(package, tiny_folder, test_texts):
+def test_onnx_has_dynamic_batch_and_sequence_axes(pkg: Path, test_split) -> None:
+    """model.onnx answers batches of any size and texts of any length as the package's torch/
+    model folder does."""
     import onnxruntime as ort
-    from danlu.export.text import TorchRunner
+    import torch
 
     from danlu.data.tokenize import TextEncoder
+    from danlu.models.load import load_model
 
-    out, _ = package
-    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert [i.shape for i in sess.get_inputs()] == [["batch", "seq"], ["batch", "seq"]]
-    ref = TorchRunner(tiny_folder, "float32")
-    texts = test_texts[0]
+    sess = ort.InferenceSession(str(pkg / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [[isinstance(d, str) for d in i.shape] for i in sess.get_inputs()] == [[True, True]] * 2
+    module = load_model(pkg / "torch").packaged()
+    texts = test_split[0]["text"].tolist()
     for n, length in ((3, 9), (5, 40)):  # two batch sizes and two sequence lengths
-        enc = TextEncoder(out / "tokenizer.json", length).encode(texts[:n])
+        enc = TextEncoder(pkg / "tokenizer.json", length).encode(texts[:n])
         assert enc.input_ids.shape == (n, length)
         probs, labels = sess.run(["probabilities", "label"], enc.arrays())
-        p_ref, l_ref = ref(enc.input_ids, enc.attention_mask)
+        with torch.inference_mode():
+            p_ref, l_ref = module(torch.from_numpy(enc.input_ids),
+                                  torch.from_numpy(enc.attention_mask))
         assert probs.shape == (n, len(CLASSES))
-        np.testing.assert_allclose(probs, p_ref, atol=1e-4)
-        np.testing.assert_array_equal(labels, l_ref)
+        np.testing.assert_allclose(probs, p_ref.numpy(), atol=1e-4)
+        np.testing.assert_array_equal(labels, l_ref.numpy())
 
 
-def test_int8_file_is_at_least_3x_smaller(package):
-    out, meta = package
-    onnx, int8 = (out / "model.onnx").stat().st_size, (out / "model.int8.onnx").stat().st_size
+def test_the_int8_file_is_at_least_3x_smaller(pkg: Path, meta: dict) -> None:
+    onnx, int8 = (pkg / "model.onnx").stat().st_size, (pkg / "model.int8.onnx").stat().st_size
     assert onnx >= 3 * int8, (onnx, int8)
     assert meta["runtimes"]["onnxruntime-int8"]["size_bytes"] == int8
+    assert meta["runtimes"]["onnxruntime"]["size_bytes"] == onnx
 
 
-@pytest.mark.slow
-def test_broken_candidate_fails_parity_and_is_not_chosen(tiny_folder, test_texts, tmp_path):
-    """A candidate whose classifier weights were damaged: rejected, the reason recorded."""
+# ---- a candidate that fails its gate, built for real ------------------------------------------
+
+@pytest.mark.parametrize("override", ["auto", "torch"])
+def test_a_failed_candidate_is_recorded_and_float32_torch_served_unless_forced(
+        text_run, test_split, tmp_path: Path, override: str) -> None:
+    """Only the torch candidate, in bfloat16, with a bf16 tolerance no bf16 model meets: it
+    fails parity and the reason is recorded. Left to choose (auto), export serves the float32
+    reference instead; `export.runtime: torch` forces the failed candidate as it is."""
     import torch
-    from danlu.export.text import Candidate, TorchRunner, choose_runtime, gate_candidates, load_hf
 
-    from danlu.data.tokenize import TextEncoder
+    from danlu.export.package import build_package
+    from danlu.models.load import load_model
+    from danlu.serve import ServeConfig, load_package
+    from danlu.serve.runtimes import load_runtime
+    from danlu.serve.runtimes.torch import native_bf16
 
-    texts, _ = test_texts
-    broken = load_hf(tiny_folder)
-    with torch.no_grad():
-        broken.classifier.weight.copy_(torch.randn_like(broken.classifier.weight) * 5)
-    ref = Candidate("torch", "float32", TorchRunner(tiny_folder, "float32"), 0)
-    enc = TextEncoder(tiny_folder / "tokenizer.json", MAX_LEN)
-    from danlu.export.text import predict_texts
-
-    ref.predictions = predict_texts(ref.runner, enc, texts)
-    cands = {"onnxruntime": Candidate("onnxruntime", "float32",
-                                      TorchRunner(tiny_folder, "float32", model=broken), 1),
-             "torch": Candidate("torch", "float32", TorchRunner(tiny_folder, "float32"), 1)}
-    gate_candidates(cands, ref, enc, texts, CFG.model_copy(update={"speed_tolerance": 10.0}))
-    bad = cands["onnxruntime"]
-    assert not bad.passed and bad.reasons[0].startswith("parity:")
-    assert bad.parity["label_agreement"] < 1.0 and not bad.parity["passed"]
-    assert cands["torch"].passed and cands["torch"].parity["max_abs_diff"] == 0.0
-    runtime, why = choose_runtime(cands)
-    assert runtime == "torch"
-
-
-@pytest.mark.slow
-def test_slow_candidate_fails_the_speed_gate(tiny_folder, test_texts):
-    from danlu.export.text import Candidate, TorchRunner, choose_runtime, gate_candidates, predict_texts
-
-    from danlu.data.tokenize import TextEncoder
-
-    texts, _ = test_texts
-    enc = TextEncoder(tiny_folder / "tokenizer.json", MAX_LEN)
-    ref = Candidate("torch", "float32", TorchRunner(tiny_folder, "float32"), 0)
-    ref.predictions = predict_texts(ref.runner, enc, texts)
-    inner = TorchRunner(tiny_folder, "float32")
-
-    def slow(ids, mask):
-        out = inner(ids, mask)
-        # twice the reference's own time at this batch, plus a margin: always past the tolerance
-        time.sleep(0.02 + 0.01 * len(ids))
-        return out
-
-    cands = {"onnxruntime": Candidate("onnxruntime", "float32", slow, 1)}
-    gate_candidates(cands, ref, enc, texts, CFG)
-    c = cands["onnxruntime"]
-    assert c.parity["passed"] and not c.passed
-    assert c.reasons[0].startswith("speed:") and c.latency_ms["b32"] > ref.latency_ms["b32"]
-    assert choose_runtime(cands)[0] == "torch"  # none passed: the float32 reference
+    if not native_bf16():
+        pytest.skip("bf16 is served as float32 on this CPU: the candidate cannot fail parity")
+    values, y = {k: v[:20] for k, v in test_split[0].items()}, test_split[1][:20]
+    cfg = ExportConfig(latency_runs=3, runtime=override, torch_dtype="bfloat16",
+                       tolerances={"bfloat16": {"atol": 1e-9, "min_label_agreement": 1.0}})
+    out = tmp_path / "package"
+    before = torch.get_num_threads()
+    try:  # measuring and the torch runtime set this process's torch threads
+        meta = build_package(out, load_model(text_run.run_dir / "train" / "model"), values, y,
+                             cfg, runtimes=["torch"], name="strict")
+        served = load_runtime(load_package(out), ServeConfig(intra_op_threads=1)).describe()
+    finally:
+        torch.set_num_threads(before)
+    entry = meta["runtimes"]["torch"]
+    assert meta["runtime"] == "torch" and not entry["passed"]
+    assert entry["reasons"][0].startswith("parity: max |difference|")
+    assert "tolerance 1e-09" in entry["reasons"][0] and entry["parity"]["rows"] == 20
+    assert json.loads((out / "danlu-model.json").read_text())["runtimes"] == meta["runtimes"]
+    if override == "auto":
+        assert "no candidate passed its gates" in meta["runtime_choice"]["why"]
+        assert entry["dtype"] == "float32" and served["options"]["dtype"] == "float32"
+        assert entry["reasons"][-1] == "served in float32 (the reference) instead"
+    else:
+        assert meta["runtime_choice"]["why"].startswith(
+            "export.runtime: torch in the recipe although it failed: parity:")
+        assert entry["dtype"] == "bfloat16" and served["options"]["dtype"] == "bfloat16"
+    assert not (out / "model.onnx").exists() and set(meta["artifacts"]) == {"torch"}
 
 
-def test_runtime_override(package):
-    from danlu.export.text import Candidate, choose_runtime
+# ---- the choice, as a function of measured candidates -----------------------------------------
 
-    def cand(name: str, ms: float, ok: bool) -> Candidate:
-        c = Candidate(name, "float32", lambda i, m: None, 1, latency_ms={"b32": ms, "speedup_b32": 1.0})
-        c.reasons = [] if ok else ["parity: broken"]
-        return c
+def _cand(name: str, b32: float, ok: bool) -> Candidate:
+    c = Candidate(name, "float32", 1, latency_ms={"b32": b32, "speedup_b32": 1.0})
+    c.reasons = [] if ok else ["parity: broken"]
+    return c
 
-    cands = {"torch": cand("torch", 10, True), "onnxruntime": cand("onnxruntime", 5, True),
-             "onnxruntime-int8": cand("onnxruntime-int8", 1, False)}
-    assert choose_runtime(cands)[0] == "onnxruntime"
-    assert choose_runtime(cands, "torch")[0] == "torch"
-    rt, why = choose_runtime(cands, "onnxruntime-int8")
-    assert rt == "onnxruntime-int8" and "failed" in why
+
+def test_choose_takes_the_fastest_passing_or_the_override_or_the_fallback() -> None:
+    cands = {"torch": _cand("torch", 10, True), "onnxruntime": _cand("onnxruntime", 5, True),
+             "onnxruntime-int8": _cand("onnxruntime-int8", 1, False)}
+    assert choose(cands, "auto", "torch")[0] == "onnxruntime"  # int8 is faster but failed
+    assert choose(cands, "torch", "torch")[0] == "torch"
+    rt, why = choose(cands, "onnxruntime-int8", "torch")
+    assert rt == "onnxruntime-int8" and "although it failed: parity: broken" in why
+    for c in cands.values():
+        c.reasons = ["speed: slow"]
+    rt, why = choose(cands, "auto", "torch")
+    assert rt == "torch" and why.startswith("no candidate passed its gates (torch: speed: slow;")
+    with pytest.raises(ParityError, match="no runtime of the package passes its gates"):
+        choose(cands, "auto", None)  # a family with nothing to fall back to
     del cands["onnxruntime-int8"]
-    with pytest.raises(RecipeError, match="export.runtime"):
-        choose_runtime(cands, "onnxruntime-int8")
+    with pytest.raises(RecipeError, match="export.int8: true") as info:
+        choose(cands, "onnxruntime-int8", "torch")
+    assert info.value.path == "export.runtime"
 
 
-def test_override_through_package_and_float32_torch(tiny_folder, test_texts, tmp_path):
-    from danlu.export.text import package_text
+def test_runners_are_timed_in_interleaved_blocks() -> None:
+    calls: list[str] = []
 
-    texts, y = test_texts
-    cfg = ExportConfig(latency_runs=3, runtime="torch", torch_dtype="float32")
-    meta = package_text(tiny_folder, tmp_path / "p", texts[:20], y[:20], CLASSES, cfg, MAX_LEN,
-                        only=["torch"])
-    assert meta["runtime"] == "torch" and meta["runtimes"]["torch"]["dtype"] == "float32"
-    assert meta["runtimes"]["torch"]["parity"]["max_abs_diff"] == 0.0
-    assert meta["runtime_choice"]["override"] == "torch"
-    assert not (tmp_path / "p" / "model.onnx").exists()
-    assert set(meta["artifacts"]) == {"torch", "tokenizer"}
+    def runner(name: str, seconds: float):
+        def run(feed: dict) -> None:
+            calls.append(name)
+            time.sleep(seconds)
+        return run
+
+    timed = time_interleaved({"a": runner("a", 0.001), "b": runner("b", 0.006)},
+                             {1: {}, 32: {}}, runs=10, warmup=1, block=5)
+    assert timed["b"]["b1"] > timed["a"]["b1"] and timed["b"]["b32"] > timed["a"]["b32"]
+    assert timed["a"]["b1"] >= 1.0 and timed["b"]["b32"] >= 6.0  # ms
+    # per batch size: one warm-up each, then blocks of 5 alternating a, b, a, b
+    assert calls[:22] == ["a", "b"] + ["a"] * 5 + ["b"] * 5 + ["a"] * 5 + ["b"] * 5

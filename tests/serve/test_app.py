@@ -1,4 +1,5 @@
-"""The FastAPI app in-process: error mapping that needs routes the real server lacks, serve()."""
+"""The FastAPI app in-process, on the digits package danlu wrote: error mapping that needs routes
+the real server lacks, serve()."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 from danlu.errors import DanluError
 from danlu.serve import ServeConfig, create_app, load_package, serve
 
-from .conftest import SRC
+from .conftest import SRC, digits_body
 
 
 def _request(app: FastAPI, method: str, path: str, **kwargs) -> httpx.Response:
@@ -28,8 +29,8 @@ def _request(app: FastAPI, method: str, path: str, **kwargs) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def app(packages: dict[str, Path]) -> FastAPI:
-    app = create_app([load_package(packages["toy"])])  # Package objects work as well as paths
+def app(digits_package: Path) -> FastAPI:
+    app = create_app([load_package(digits_package)])  # Package objects work as well as paths
 
     @app.get("/test/typed/{n}")
     async def typed(n: int) -> dict[str, int]:
@@ -53,15 +54,16 @@ def test_unhandled_exceptions_become_500_json(app: FastAPI) -> None:
     assert _request(app, "GET", "/v2/health/live").json() == {"live": True}
 
 
-def test_infer_in_process(app: FastAPI) -> None:
-    body = {"inputs": [{"name": "pixels", "shape": [1, 4], "datatype": "FP32",
-                        "data": [1, 2, 3, 4]}]}
-    assert _request(app, "POST", "/v2/models/toy/infer", json=body).status_code == 200
+def test_infer_in_process(app: FastAPI, digits_eval) -> None:
+    body = digits_body(digits_eval.values["pixels"][:3])
+    resp = _request(app, "POST", "/v2/models/digits/infer", json=body)
+    assert resp.status_code == 200
+    assert resp.json()["outputs"][1]["data"] == digits_eval.labels[:3].tolist()
 
 
-def test_duplicate_model_names_are_refused(packages: dict[str, Path]) -> None:
-    with pytest.raises(DanluError, match="unique"):
-        create_app([packages["toy"], packages["run"]])
+def test_duplicate_model_names_are_refused(digits_run) -> None:
+    with pytest.raises(DanluError, match="named 'digits'.*unique"):
+        create_app([digits_run.package_dir, digits_run.run_dir])
 
 
 def test_nothing_to_serve_is_refused() -> None:
@@ -69,13 +71,13 @@ def test_nothing_to_serve_is_refused() -> None:
         create_app([])
 
 
-def test_serve_on_a_busy_port_says_so(packages: dict[str, Path]) -> None:
+def test_serve_on_a_busy_port_says_so(digits_package: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(DanluError, match=f"cannot listen on 127.0.0.1:{port}"):
-            serve([packages["toy"]], ServeConfig(port=port))
+            serve([digits_package], ServeConfig(port=port))
 
 
 def test_module_entry_point_reports_a_bad_path(tmp_path: Path) -> None:

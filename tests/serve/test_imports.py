@@ -13,7 +13,7 @@ CHECK = """
 import sys
 import danlu.serve, danlu.serve.app, danlu.serve.__main__
 from danlu.serve import create_app
-app = create_app([sys.argv[1]])  # loads the package and its ONNX Runtime session
+app = create_app(sys.argv[1:])  # loads the packages and their ONNX Runtime sessions
 assert "onnxruntime" in sys.modules
 bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
 assert not bad, bad
@@ -21,9 +21,9 @@ print("ok")
 """
 
 
-def test_serving_imports_no_torch(packages: dict[str, Path]) -> None:
+def test_serving_imports_no_torch(digits_package: Path, table_package: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run([sys.executable, "-c", CHECK, str(packages["toy"])],
+    proc = subprocess.run([sys.executable, "-c", CHECK, str(digits_package), str(table_package)],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 

@@ -1,4 +1,5 @@
-"""GET / in headless Chromium (Debian's): draw a digit, submit, read the label shown."""
+"""GET / in headless Chromium (Debian's) on the shipped digits recipe's package: draw a digit,
+submit, read the label shown; and the page's model list on the main test server."""
 
 from __future__ import annotations
 
@@ -12,18 +13,6 @@ from .conftest import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def digits_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real digits package from the shipped recipe (3 epochs, no gate): about 7 s."""
-    import danlu
-
-    root = Path(__file__).resolve().parents[2]
-    out = tmp_path_factory.mktemp("digits-runs")
-    result = danlu.run(root / "recipes" / "digits.yaml",
-                       overrides={"train.epochs": 3, "evaluate.gate": {}}, out=out)
-    return Path(result.run_dir)
 
 
 def _runs(line: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -48,13 +37,12 @@ def _cells_to_strokes(image: np.ndarray, box: dict, threshold: float = 6.0) -> l
     return strokes
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)")
-def test_draw_a_digit_and_read_the_label(digits_package: Path, tmp_path: Path) -> None:
+def test_draw_a_digit_and_read_the_label(digits_run, tmp_path: Path) -> None:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    with running_server([digits_package]) as (url, _), sync_api.sync_playwright() as p:
+    with running_server([digits_run.run_dir]) as (url, _), sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                     args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1100, "height": 760})
@@ -93,6 +81,8 @@ def test_draw_a_digit_and_read_the_label(digits_package: Path, tmp_path: Path) -
 def test_page_lists_every_model_and_its_contract(server: str) -> None:
     html = httpx.get(f"{server}/").text
     assert "danlu playground" in html and "/*__MODELS__*/" not in html
-    for name in ("toy", "fragile", "pair"):
+    for name in ("digits", "iris", "fragile"):
         assert f'"name": "{name}"' in html
-    assert '"labels": ["cat", "dog", "bird"]' in html
+    assert '"labels": ["setosa", "versicolor", "virginica"]' in html
+    assert '"choices": ["edinburgh", "kew", "wisley"]' in html  # iris's category field
+    assert '"image_shape": [1, 8, 8]' in html and '"pixel_max": 16.0' in html  # digits' pad

@@ -1,4 +1,5 @@
-"""A short soak (the benchmark's, 20 s): wrk at concurrency 32 with 1% malformed requests."""
+"""A short soak (the benchmark's, 20 s) on the digits package danlu wrote: wrk at concurrency 32
+with 1% malformed requests."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import running_server
+from .conftest import digits_body, running_server
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "serving.py"
 
@@ -23,14 +24,14 @@ def _bench():
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (.ci/run installs it)")
-def test_soak_no_5xx_no_crash_bounded_memory(packages: dict, tmp_path: Path) -> None:
+def test_soak_no_5xx_no_crash_bounded_memory(digits_package: Path, digits_eval,
+                                             tmp_path: Path) -> None:
     bench = _bench()
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
-    good.write_text(json.dumps({"inputs": [{"name": "pixels", "shape": [1, 4],
-                                            "datatype": "FP32", "data": [1, 2, 3, 4]}]}))
-    bad.write_text('{"inputs": [{"name": "pixels", "shape": [1, 4], "data": [1, 2')
-    with running_server([packages["toy"]]) as (url, proc):
-        result = bench.soak(f"{url}/v2/models/toy/infer", proc.pid, good, bad, seconds=20,
+    good.write_text(json.dumps(digits_body(digits_eval.values["pixels"][:1])))
+    bad.write_text('{"inputs": [{"name": "pixels", "shape": [1, 64], "data": [1, 2')
+    with running_server([digits_package]) as (url, proc):
+        result = bench.soak(f"{url}/v2/models/digits/infer", proc.pid, good, bad, seconds=20,
                             concurrency=32, warmup=3)
     assert result["alive"], result
     assert result["status_5xx"] == 0 and result["status_other"] == 0, result

@@ -1,34 +1,24 @@
-"""Text training: length bucketing cuts padding, and a text run resumes exactly mid-epoch."""
+"""Text training: length bucketing cuts padding, a text run resumes exactly (at an epoch's end
+and mid-epoch), and the train stage merges LoRA adapters into the weights they adapt — on copies
+of the session's tiny text run, so only the steps under test are trained again."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from danlu.models.text import encode_texts, resolve_pretrained
-from danlu.train.text import token_lengths
 from safetensors import safe_open
 
 import danlu
-from danlu.data.readers import CorpusReader
-from danlu.data.tokenize import TextEncoder
-from danlu.models import InputSpec, build_model
-from danlu.models.config import TransformerConfig
+from danlu.features.text import TextFeature
+from danlu.models.hf import resolve_pretrained
 from danlu.runs import read_json
-from danlu.train.checkpoint import CheckpointStore
-from danlu.train.loop import fit
 from danlu.train.state import LoopState, epoch_batches
-from tests.train.helpers import train_cfg
-
-LABELS = ["business", "entertainment", "politics", "sports", "tech"]
-
-
-def _bbc(rows: int, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    chunk = next(CorpusReader("bbc_news", 10_000).chunks())
-    pick = torch.randperm(2225, generator=torch.Generator().manual_seed(0))[:rows]
-    enc = TextEncoder.from_folder(resolve_pretrained("minilm"), max_length)
-    return encode_texts(enc, chunk.text[pick.numpy()]), torch.from_numpy(chunk.labels[pick.numpy()])
+from tests.textdata import bbc_texts
 
 
 def _padding(batches, lengths: torch.Tensor) -> int:
@@ -37,78 +27,116 @@ def _padding(batches, lengths: torch.Tensor) -> int:
 
 
 def test_length_bucketing_cuts_padding_and_keeps_every_row_once():
-    x, _ = _bbc(1200, 512)  # BBC articles run from ~100 to well over 512 tokens
-    lengths = token_lengths(x)
-    plain = epoch_batches(LoopState(gen=torch.Generator().manual_seed(0)), len(x), 32)
+    texts = np.array(bbc_texts(0, 240)[0], dtype=object)  # ~100 to well over 512 tokens
+    feature = TextFeature("text", ["text"]).bind_tokenizer(
+        resolve_pretrained("minilm") / "tokenizer.json", 512)
+    lengths = torch.from_numpy(np.asarray(feature.sort_key(texts)))  # what the train stage uses
+    assert len(lengths) == 1200 and int(lengths.max()) == 512 and int(lengths.min()) < 200
+    plain = epoch_batches(LoopState(gen=torch.Generator().manual_seed(0)), len(texts), 32)
     state = LoopState(gen=torch.Generator().manual_seed(0))
-    bucketed = epoch_batches(state, len(x), 32, lengths)
+    bucketed = epoch_batches(state, len(texts), 32, lengths)
     assert len(bucketed) == len(plain) == 38
-    assert torch.equal(torch.sort(torch.cat(bucketed)).values, torch.arange(len(x)))
+    assert torch.equal(torch.sort(torch.cat(bucketed)).values, torch.arange(len(texts)))
     naive, cut = _padding(plain, lengths), _padding(bucketed, lengths)
     assert cut < 0.2 * naive, (cut, naive)
     # seeded: the same generator state gives the same batches, in the same order
-    again = epoch_batches(LoopState(gen=torch.Generator().manual_seed(0)), len(x), 32, lengths)
+    again = epoch_batches(LoopState(gen=torch.Generator().manual_seed(0)), len(texts), 32, lengths)
     assert all(torch.equal(a, b) for a, b in zip(bucketed, again, strict=True))
     # a resumed epoch (batch > 0) rebuilds the same order from the epoch's saved rng state
     state.batch = 5
     assert all(torch.equal(a, b) for a, b in
-               zip(bucketed, epoch_batches(state, len(x), 32, lengths), strict=True))
+               zip(bucketed, epoch_batches(state, len(texts), 32, lengths), strict=True))
     # and batch order is shuffled, not sorted by length
     firsts = [int(lengths[b].max()) for b in bucketed]
     assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)
 
 
-def _text_model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model(TransformerConfig(max_length=32, layers=[0], freeze={"embeddings": True}),
-                       InputSpec(0), len(LABELS))
+def _killed_after(src: Path, dst: Path, step: int) -> Path:
+    """A copy of the run folder `src` as if its train stage had been killed right after the
+    checkpoint of update `step`: later checkpoints, the trained model and the later stages'
+    entries in manifest.json are gone."""
+    shutil.copytree(src, dst)
+    for p in (dst / "train" / "checkpoints").glob("step-*"):
+        if int(p.name.split("-")[1].split(".")[0]) > step:
+            p.unlink()
+    shutil.rmtree(dst / "train" / "model")
+    (dst / "train" / "summary.json").unlink()
+    for stage in ("eval", "package"):
+        shutil.rmtree(dst / stage, ignore_errors=True)
+    manifest = read_json(dst / "manifest.json")
+    manifest["stages"] = {k: v for k, v in manifest["stages"].items() if k == "data"}
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+    return dst
+
+
+def _history(run: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+            for line in (run / "train" / "history.jsonl").read_text().splitlines()]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(run / "train" / "model" / "model.safetensors"), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
 
 
 @pytest.mark.slow
-def test_a_text_run_resumed_mid_epoch_ends_bitwise_equal(tmp_path):
-    x, y = _bbc(120, 32)
-    train, val = (x[:96], y[:96]), (x[96:], y[96:])
-    cfg = train_cfg(epochs=2, batch_size=16, optimizer={"name": "adamw", "lr": 1e-3},
-                    schedule={"name": "linear", "warmup_epochs": 0.5}, precision="bf16",
-                    checkpoint={"every_steps": 4, "every_epochs": 0, "keep_last": 10})
-    store = CheckpointStore(tmp_path / "ckpt", cfg.checkpoint, "k")
-    torch.manual_seed(0)  # dropout draws
-    ref_model = _text_model()
-    ref = fit(ref_model, train, val, LABELS, cfg, seed=0, checkpoints=store,
-              lengths=token_lengths(train[0]))
-    # the update-8 checkpoint is mid-way through epoch 2 (6 updates an epoch)
-    ckpt = CheckpointStore.read(tmp_path / "ckpt" / "step-00000008.json")
-    assert ckpt.body["loop"]["epoch"] == 1 and ckpt.body["loop"]["batch"] == 2
-    torch.manual_seed(123)  # whatever the process did before, the checkpoint restores it
-    model = _text_model()
-    res = fit(model, train, val, LABELS, cfg, seed=0, resume=ckpt,
-              lengths=token_lengths(train[0]))
-    def drop_time(h): return [{k: v for k, v in r.items() if k != "seconds"} for r in h]
-    assert drop_time(res.history) == drop_time(ref.history)
-    for k, v in ref_model.state_dict().items():
-        assert torch.equal(v, model.state_dict()[k]), k
+def test_a_text_run_resumed_at_an_epoch_end_and_mid_epoch_ends_bitwise_equal(text_run,
+                                                                             tmp_path):
+    """The tiny run trains 3 epochs of 8 updates and checkpoints each epoch's end. Resumed after
+    update 8 with a checkpoint every 4 updates (the cadence is no part of a checkpoint's key), it
+    trains on to the end; killed after update 16 (an epoch's end) or 20 (mid-way through the
+    third epoch) and resumed, it ends with bitwise those weights and that history."""
+    ref = text_run.run_dir
+    assert sorted(p.name for p in (ref / "train" / "checkpoints").glob("*.json")) == [
+        "step-00000008.json", "step-00000016.json", "step-00000024.json"]
+    # Threads pinned (no part of the key either): other tests change this process's count, and
+    # a reduction split over another number of threads rounds differently.
+    settings = {"train.checkpoint.every_steps": 4, "train.checkpoint.keep_last": 10,
+                "train.threads": 2}
+    before = torch.get_num_threads()
+    try:
+        whole = _killed_after(ref, tmp_path / "whole", 8)
+        res = danlu.run(None, settings, resume=whole, until="train")
+        assert res.stages == {"data": "cached", "train": "ran"}
+        assert res.metrics["train"]["resumed_from"] == "step-00000008.json"
+        assert _history(whole)[0] == _history(ref)[0]  # epoch 1 comes from the checkpoint
+        runs = {}
+        for step in (16, 20):
+            runs[step] = _killed_after(whole, tmp_path / f"after-{step}", step)
+            res = danlu.run(None, settings, resume=runs[step], until="train")
+            assert res.metrics["train"]["resumed_from"] == f"step-{step:08d}.json"
+    finally:
+        torch.set_num_threads(before)
+    loop = read_json(whole / "train" / "checkpoints" / "step-00000020.json")["body"]["loop"]
+    assert loop["epoch"] == 2 and loop["batch"] == 4  # half-way through the third epoch
+    want = _weights(whole)
+    for run in runs.values():
+        assert _history(run) == _history(whole)
+        got = _weights(run)
+        assert got.keys() == want.keys()
+        for k in want:
+            assert torch.equal(got[k], want[k]), (run.name, k)
 
 
 @pytest.mark.slow
-def test_the_train_stage_merges_lora_into_the_targets_only(tmp_path):
-    path = tmp_path / "news.jsonl"
-    chunk = next(CorpusReader("bbc_news", 10_000).chunks())
-    path.write_text("".join(json.dumps({"text": chunk.text[i], "label": LABELS[chunk.labels[i]]})
-                            + "\n" for i in range(0, 2225, 25)))
-    res = danlu.run({"name": "lora", "data": {"source": f"jsonl:{path}"},
-                     "model": {"arch": "transformer", "max_length": 32, "layers": [1]},
-                     "train": {"epochs": 1, "batch_size": 16, "optimizer": {"lr": 0.01},
-                               "lora": {"r": 4, "targets": ["query"]}}},
-                    out=tmp_path / "runs", until="train")
-    folder = res.run_dir / "train" / "model"
-    assert read_json(res.run_dir / "train" / "model.json")["lora"]["targets"] == ["query"]
+def test_the_train_stage_merges_lora_into_the_targets_only(text_run, tmp_path):
+    """The text run's data, trained again with LoRA on `query` only: the saved weights are a
+    plain model (no adapter keys) whose query weights moved and whose key/value weights are
+    still the pretrained ones of the kept layers."""
+    run = _killed_after(text_run.run_dir, tmp_path / "lora", 0)
+    res = danlu.run(None, {"train.lora": {"r": 4, "alpha": 8, "targets": ["query"]},
+                           "train.epochs": 1, "train.optimizer.lr": 0.01},
+                    resume=run, until="train")
+    assert res.stages == {"data": "cached", "train": "ran"}
+    got = _weights(run)
+    assert not any("lora" in k for k in got)
     teacher = resolve_pretrained("minilm") / "model.safetensors"
-    with safe_open(str(folder / "model.safetensors"), "pt") as got, safe_open(str(teacher), "pt") as t:
-        assert not any("lora" in k for k in got.keys())
-        layer = "bert.encoder.layer.0.attention.self"  # the teacher's layer 1, merged
-        teacher_q = t.get_tensor("encoder.layer.1.attention.self.query.weight")
-        q = got.get_tensor(f"{layer}.query.weight") - teacher_q
-        assert q.abs().max() > 1e-4  # the adapter's update is in the weights
-        for frozen in ("key", "value"):
-            assert torch.equal(got.get_tensor(f"{layer}.{frozen}.weight"),
-                               t.get_tensor(f"encoder.layer.1.attention.self.{frozen}.weight"))
+    with safe_open(str(teacher), "pt") as t:
+        for new, old in enumerate([0, 1]):  # the recipe keeps MiniLM's layers 0 and 1
+            layer = f"bert.encoder.layer.{new}.attention.self"
+            pre = f"encoder.layer.{old}.attention.self"
+            q = got[f"{layer}.query.weight"] - t.get_tensor(f"{pre}.query.weight")
+            assert q.abs().max() > 1e-4  # the adapter's update is in the weights
+            for frozen in ("key", "value"):
+                assert torch.equal(got[f"{layer}.{frozen}.weight"],
+                                   t.get_tensor(f"{pre}.{frozen}.weight")), (new, frozen)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from danlu.errors import DanluError
+from danlu.errors import DanluError, RecipeError
 
 __all__ = ["DATATYPES", "MANIFEST", "Package", "TensorSpec", "load_package"]
 
@@ -94,17 +94,35 @@ def load_package(path: str | Path) -> Package:
 
     folder = resolve_package_dir(Path(path))
     meta = read_meta(folder)
-    features = []
-    if meta.features:
-        from danlu.features import load_features
-
-        features = load_features([f.model_dump() for f in meta.features], folder)
+    features = [_feature(i, f.model_dump(), folder) for i, f in enumerate(meta.features)]
     return Package(dir=folder, meta=meta.dump(), name=meta.name, version=meta.version,
                    inputs=[_spec(t) for t in meta.inputs], outputs=[_spec(t) for t in meta.outputs],
                    labels=meta.labels, task=meta.task, runtime=meta.runtime,
                    artifacts=dict(meta.artifacts), allow_nonfinite=meta.allow_nonfinite,
                    runtimes={k: v.model_dump() for k, v in meta.runtimes.items()},
                    features=features)
+
+
+def _feature(i: int, described: dict[str, Any], folder: Path) -> Any:
+    """Feature `i` of danlu-model.json, fitted, with its files (a tokenizer.json) present: a
+    package that cannot encode its inputs fails here, at load, not on every request."""
+    from danlu.features import features, load_features
+
+    where = f"{folder / MANIFEST}: features[{i}]"
+    try:
+        features[described["type"]]
+    except RecipeError as e:  # the registry names the types it has
+        raise DanluError(f"{where}.type: got {e.got!r}, expected {e.expected}") from None
+    try:
+        (feature,) = load_features([described], folder)
+    except (DanluError, KeyError, TypeError, ValueError) as e:
+        raise DanluError(f"{where}.state: not what a {described.get('type')!r} feature writes "
+                         f"({type(e).__name__}: {e}); re-export the package") from None
+    missing = [Path(a).name for a in feature.assets() if not Path(a).is_file()]
+    if missing:
+        raise DanluError(f"{where} ({described.get('name')!r}) needs {', '.join(missing)} in "
+                         "the package folder; it is missing")
+    return feature
 
 
 def _spec(t: Any) -> TensorSpec:

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from danlu.errors import DanluError
 from danlu.features.base import NOTE
-from danlu.serve.package import Package
+from danlu.serve.package import DATATYPES, MANIFEST, Package
 from danlu.serve.runtimes.base import Runtime, RuntimeInputError
 
 __all__ = ["EncodingRuntime"]
@@ -25,6 +26,12 @@ class EncodingRuntime(Runtime):
     def __init__(self, package: Package, inner: Runtime):
         self.inner, self.features = inner, package.features
         self.inputs, self.outputs = package.inputs, package.outputs
+        for i, f in enumerate(self.features):  # e.g. a text's tokenizer, loaded now
+            try:
+                f.encode(_one_row(f.client_input()))
+            except Exception as e:  # a package that cannot encode fails at load, not per request
+                raise DanluError(f"{package.dir / MANIFEST}: features[{i}] ({f.name!r}) cannot "
+                                 f"encode a value: {e}") from e
 
     def run(self, inputs: dict[str, np.ndarray],
             outputs: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -42,3 +49,11 @@ class EncodingRuntime(Runtime):
 
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
+
+
+def _one_row(spec: dict[str, Any]) -> np.ndarray:
+    """One row of what a client sends for a feature: an "a" per string, zeros otherwise."""
+    shape = [1 if d == -1 else d for d in spec["shape"]]
+    if spec["datatype"] == "BYTES":
+        return np.full(shape, "a", dtype=object)
+    return np.zeros(shape, DATATYPES[spec["datatype"]])
