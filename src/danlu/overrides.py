@@ -79,7 +79,7 @@ def _one(e: dict[str, Any], raw: dict[str, Any], root: type[BaseModel]) -> Recip
         near = closest(str(e.get("input")), choices)
         return RecipeError(path, got=e.get("input"), expected=expected,
                            hint=f"did you mean {near!r}?" if near else None)
-    msg = e["msg"].removeprefix("Value error, ")
+    msg = e["msg"].removeprefix("Value error, ").removeprefix("expected ")
     return RecipeError(path, got=e.get("input"), expected=msg[0].lower() + msg[1:])
 
 

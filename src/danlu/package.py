@@ -114,13 +114,23 @@ class PackageMeta(BaseModel):
             raise ValueError(f"unique tensor names, got {names}")
         return v
 
-    @model_validator(mode="after")
-    def _labels_fit(self) -> PackageMeta:
-        probs = next((t for t in self.outputs if t.name == "probabilities"), None)
+    @field_validator("labels")
+    @classmethod
+    def _labels_fit(cls, v: list[str] | None, info: Any) -> list[str] | None:
+        probs = next((t for t in info.data.get("outputs") or [] if t.name == "probabilities"),
+                     None)
         classes = probs.shape[-1] if probs is not None and probs.shape else -1
-        if self.labels is not None and classes != -1 and classes != len(self.labels):
-            raise ValueError(f"labels: {len(self.labels)} names, expected {classes} names, one "
-                             f"per class of output 'probabilities' {probs.shape}")
+        if v is not None and classes != -1 and classes != len(v):
+            raise ValueError(f"{classes} names, one per class of output 'probabilities' "
+                             f"{probs.shape} (got {len(v)})")
+        return v
+
+    @model_validator(mode="after")
+    def _inputs_are_the_features(self) -> PackageMeta:
+        """What clients send is what the features take: `inputs` mirrors their `input`."""
+        if self.features and [f.input for f in self.features] != self.inputs:
+            raise ValueError(f"inputs to be the features' inputs "
+                             f"{[f.input.model_dump() for f in self.features]}")
         return self
 
     def dump(self) -> dict[str, Any]:

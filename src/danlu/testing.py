@@ -3,43 +3,11 @@ server must satisfy."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 
-__all__ = ["check_model_exports", "check_package_loads"]
-
-
-def check_model_exports(model_cfg: Any, features: list[Any], head: Any,
-                        values: dict[str, np.ndarray], atol: float = 1e-4) -> dict[str, Any]:
-    """Build the family's network for fitted `features` and `head` (seeded), wrap it as the
-    deployable `Packaged` module, export ONNX, and compare ONNX Runtime (fed by the features'
-    torch-free `encode`, as the server feeds it) with torch on `values`: parity as export
-    records it (max |difference| of the first output, agreement of the label)."""
-    import onnxruntime as ort
-
-    from danlu.export.onnx import export_onnx
-    from danlu.export.runtimes import parity
-    from danlu.features.base import NOTE
-    from danlu.models import family
-    from danlu.models.packaged import Packaged, predict
-
-    torch.manual_seed(0)
-    fam = family(model_cfg)
-    fam.check(model_cfg, features)
-    fam.bind(model_cfg, features)
-    module = Packaged(features, fam.build(model_cfg, features, head).eval(), head).eval()
-    ref = predict(module, values)
-    with tempfile.TemporaryDirectory() as d:
-        path = export_onnx(module, Path(d) / "model.onnx")
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        feed = {k: v for f in features for k, v in f.encode(values[f.name]).items()
-                if not k.startswith(NOTE)}
-        got = tuple(sess.run(module.output_names, feed))
-    return parity(ref, got, atol, 1.0)
+__all__ = ["check_package_loads"]
 
 
 def check_package_loads(pkg: Path, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -220,7 +220,7 @@ def choose(cands: dict[str, Candidate], override: str, fallback: str | None) -> 
     ok = [c for c in cands.values() if c.passed]
     if not ok:
         reasons = "; ".join(f"{k}: {'; '.join(c.reasons)}" for k, c in cands.items())
-        if fallback is None:
+        if fallback is None or fallback not in cands:
             raise ParityError(f"no runtime of the package passes its gates ({reasons})")
         return fallback, f"no candidate passed its gates ({reasons}): float32 {fallback} is served"
     best = min(ok, key=lambda c: c.latency_ms["b32"])

@@ -29,7 +29,7 @@ def _by_arch(value: Any, handler: Any) -> ModelSection:
     if isinstance(value, ModelSection):
         return value
     if not isinstance(value, dict):
-        raise PydanticCustomError("model_section", "expected a mapping with `arch`, got {got}",
+        raise PydanticCustomError("model_section", "a mapping with `arch`, got {got}",
                                   {"got": type(value).__name__})
     from danlu.models.base import models
     from danlu.registry import closest

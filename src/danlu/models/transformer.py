@@ -46,7 +46,7 @@ class TransformerConfig(ModelSection):
     @classmethod
     def _increasing(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and any(b <= a for a, b in zip(v, v[1:], strict=False)):
-            raise ValueError(f"expected distinct layer indices in increasing order, got {v}")
+            raise ValueError(f"distinct layer indices in increasing order, got {v}")
         return v
 
 
