@@ -1,18 +1,27 @@
 """Compression benchmark: baseline vs each variant on three models, in one process run.
 
 Models: the digits CNN (tiny), a compute-bound CNN (64-128-256 channels on digits upscaled to
-1x32x32) and an MLP on breast_cancer. Each is trained by `danlu.run`, then `compress` builds
-static/dynamic int8, 80% gradual magnitude pruning, 50% structured pruning and a distilled
-student (widths x 0.5), and measures accuracy, size and ORT latency at batch 1 and 32.
+1x32x32) and an MLP on breast_cancer. Each is trained by `danlu.run` with a `compress:` section
+(no evaluation gate), so its compress stage builds static/dynamic int8, 80% gradual magnitude
+pruning, 50% structured pruning and a distilled student (widths x 0.48), each as a package,
+and measures accuracy, size and latency as served at batch 1 and 32 (compress/pareto.json).
 Writes benchmarks/results/compression.json and a table in benchmarks/RESULTS.md.
+
+    python benchmarks/compression.py [MODEL ...]
+    python benchmarks/compression.py --quick --out DIR   # a check that it runs: every model and
+        # variant at 1 epoch (the compute-bound CNN at 8-16-32 channels), few timed runs;
+        # writes only DIR/compression.json, never RESULTS.md
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,21 +32,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import danlu  # noqa: E402
-from danlu.compress.config import CompressConfig  # noqa: E402
-from danlu.compress.stage import compress  # noqa: E402
 from danlu.runs import Run, read_json  # noqa: E402
 
 WORK = HERE / ".work"
 
 
-def digits32() -> Path:
+def digits32(work: Path) -> Path:
     """sklearn digits upscaled 8x8 -> 32x32 (bilinear), as Parquet: a compute-bound CNN input."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
     from sklearn.datasets import load_digits
 
-    path = WORK / "digits32.parquet"
+    path = work / "digits32.parquet"
     if path.is_file():
         return path
     d = load_digits()
@@ -45,7 +52,7 @@ def digits32() -> Path:
                                         mode="bilinear", align_corners=False).reshape(len(d.images), -1)
     cols = {f"p{i}": x[:, i].numpy() for i in range(x.shape[1])}
     cols["label"] = d.target.astype(np.int64)
-    WORK.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(cols), path)
     return path
 
@@ -60,7 +67,7 @@ WIDTH = 0.48
 AUGMENT = [{"rotate": {"degrees": 10, "p": 0.5}}, {"translate": {"fraction": 0.1, "p": 0.5}}]
 
 
-def variants(epochs: int, distill_epochs: int, kind: str) -> list[dict]:
+def variants(epochs: int, distill_epochs: int, kind: str, qat_epochs: int = 2) -> list[dict]:
     # twice the teacher's epochs; 1.5x on the compute-bound CNN (its run must fit a shared box)
     kd2_epochs = int(distill_epochs * (1.5 if kind == "big" else 2))
     v = [{"name": "int8", "quantize": {"mode": "static", "calibration_samples": 512, "per_channel": True}},
@@ -77,28 +84,30 @@ def variants(epochs: int, distill_epochs: int, kind: str) -> list[dict]:
     else:
         v.append({"name": "student-kd2", "distill": {"width": WIDTH, "temperature": 6.0, "alpha": 0.9,
                                                      "epochs": kd2_epochs, "augment": AUGMENT}})
-        v.append({"name": "qat-int8", "quantize": {"mode": "qat", "qat": {"epochs": 2}}})
+        v.append({"name": "qat-int8", "quantize": {"mode": "qat", "qat": {"epochs": qat_epochs}}})
     if kind == "big":  # dynamic int8 convs took 7x the fp32 time last run (469 vs 66 ms at b32);
         # static PTQ lost nothing there, so QAT has nothing to win: both left out to save time.
         v = [x for x in v if x["name"] not in ("dyn-int8", "qat-int8")]
     return v
 
 
-def retime_int8(run_dir: Path, repeats: int = 2) -> list[dict]:
-    """Baseline vs static int8 at batch 32, interleaved (as the speed gate times), `repeats` times:
-    the 2 cores are shared, so one figure is not enough."""
-    from danlu.compress.config import LatencyConfig
-    from danlu.compress.measure import paired_latency
+def retime_int8(run_dir: Path, repeats: int = 2, runs: int = 60, warmup: int = 5) -> list[dict]:
+    """Baseline vs static int8 at batch 32, both loaded as served and timed interleaved (as the
+    speed gate times them), `repeats` times: the 2 cores are shared, so one figure is not enough."""
+    from danlu.compress.measure import load_served
     from danlu.data.stage import load_splits
+    from danlu.export.runtimes import latency_inputs, time_interleaved
 
-    x = load_splits(Run.open(run_dir)).x["test"]
+    values = load_splits(Run.open(run_dir)).values["test"]
+    base_pkg, base = load_served(run_dir / "compress" / "baseline", threads=2)
+    _, q = load_served(run_dir / "compress" / "int8", threads=2)
+    batch = {32: latency_inputs(base_pkg.features, values)[32]}
     out = []
     for _ in range(repeats):
         load = os.getloadavg()[0]
-        base, q = paired_latency(run_dir / "compress" / "baseline" / "model.onnx",
-                                 run_dir / "compress" / "int8" / "model.onnx", x,
-                                 LatencyConfig(threads=2, runs=60, warmup=5))
-        out.append({"fp32_b32_ms": base, "int8_b32_ms": q, "speedup": base / q, "load": load})
+        t = time_interleaved({"fp32": base.run, "int8": q.run}, batch, runs=runs, warmup=warmup)
+        fp32, int8 = t["fp32"]["b32"], t["int8"]["b32"]
+        out.append({"fp32_b32_ms": fp32, "int8_b32_ms": int8, "speedup": fp32 / int8, "load": load})
     return out
 
 
@@ -115,47 +124,78 @@ MODELS = {
 }
 
 
+# --quick: every model and variant for 1 epoch, the compute-bound CNN narrower, few timed runs.
+QUICK_BIG_MODEL = {"channels": [8, 16, 32], "hidden": 32}
+
+
 def main() -> None:
     """`python benchmarks/compression.py [MODEL ...]`: the named models (default all, the
     compute-bound CNN first), each written to results/compression.json and RESULTS.md as soon as
     it is done; models not rerun keep their earlier rows (with their date)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="*", help=f"default: all ({', '.join(MODELS)})")
+    ap.add_argument("--quick", action="store_true",
+                    help="1 epoch everywhere, few timed runs, a temp work folder: a check that it "
+                         "runs; never writes RESULTS.md")
+    ap.add_argument("--out", type=Path, default=HERE / "results",
+                    help="folder for compression.json (default benchmarks/results)")
+    args = ap.parse_args()
+    if unknown := [m for m in args.models if m not in MODELS]:
+        ap.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
-    names = sys.argv[1:] or list(MODELS)
-    out = HERE / "results" / "compression.json"
+    names = args.models or list(MODELS)
+    work = Path(tempfile.mkdtemp(prefix="danlu-bench-compress-")) if args.quick else WORK
+    try:
+        run_models(names, args.out / "compression.json", work, args.quick)
+    finally:
+        if args.quick:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_models(names: list[str], out: Path, work: Path, quick: bool) -> None:
     old = json.loads(out.read_text()) if out.is_file() else {}
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                     "date": today, "load_before": os.getloadavg(),
+                     "date": today, "quick": quick, "load_before": os.getloadavg(),
                      "models": {k: {"date": old.get("date", today), **v}
                                 for k, v in old.get("models", {}).items() if k not in names}}
     for name in names:
         recipe, epochs, kd_epochs = MODELS[name]
+        if quick:
+            epochs = kd_epochs = 1
+            recipe = {**recipe, "train": {**recipe["train"], "epochs": 1}}
         if recipe["data"] is None:
-            recipe = {**recipe, "data": {"source": f"parquet:{digits32()}", "target": "label",
-                                         "image_shape": [1, 32, 32]}}
+            recipe = {**recipe, "data": {
+                "source": f"parquet:{digits32(work)}", "target": "label",
+                "features": {"pixels": {"type": "image", "shape": [1, 32, 32], "columns": "*"}}}}
+            if quick:
+                recipe = {**recipe, "model": {**recipe["model"], **QUICK_BIG_MODEL}}
         t0 = time.perf_counter()
-        run = danlu.run({"name": name, "seed": 0, "evaluate": {"gate": {}}, **recipe},
-                        out=WORK / "runs")
         kind = "mlp" if name.startswith("mlp") else "big" if name == "cnn-64-128-256" else "cnn"
-        cfg = CompressConfig.model_validate({
-            "variants": variants(epochs, kd_epochs, kind),
-            "latency": {"threads": 2, "runs": 100 if name != "cnn-64-128-256" else 50}})
-        compress(Run.open(run.run_dir), cfg)
+        runs = 5 if quick else 100 if name != "cnn-64-128-256" else 50
+        compress = {"variants": variants(epochs, kd_epochs, kind, qat_epochs=1 if quick else 2),
+                    "latency": {"threads": 2, "runs": runs, **({"warmup": 1} if quick else {})}}
+        # One verb: train, evaluate (no gate: a short run must still be compressed), export, and
+        # the compress stage with these variants (compress/pareto.json).
+        run = danlu.run({"name": name, "seed": 0, "evaluate": {"gate": {}}, **recipe,
+                         "compress": compress}, out=work / "runs")
         report = read_json(run.run_dir / "compress" / "pareto.json")
         rows = {r["name"]: r for r in report["variants"]}
         kd = read_json(run.run_dir / "compress" / "student" / "compression.json")["distill"]
         undistilled = kd["without_distillation"]["test_accuracy"]
+        retimed = retime_int8(run.run_dir, **({"runs": 5, "warmup": 1} if quick else {}))
         results["models"][name] = {"rows": rows, "chosen": report["chosen"], "date": today,
                                    "student_undistilled_accuracy": undistilled,
-                                   "int8_retimed": retime_int8(run.run_dir),
+                                   "int8_retimed": retimed,
                                    "seconds": time.perf_counter() - t0, "run": str(run.run_dir)}
         print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
         results["load_after"] = os.getloadavg()
         big = results["models"].get("cnn-64-128-256", {}).get("rows", {})
         results["goals"] = goals(results["models"]) if "student-kd2" in big else {}
-        (HERE / "results").mkdir(exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        write_markdown(results)
+        if not quick:
+            write_markdown(results)
 
 
 def goals(models: dict) -> dict:

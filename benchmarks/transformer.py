@@ -3,9 +3,10 @@
 `danlu.run` fine-tunes MiniLM-L6 with recipes/text.yaml (the text recipe), evaluates, exports
 (the runtimes and the default chosen by measurement) and compresses (the recipe's
 compress section: a student keeping layers 0, 2, 4 of 6, distilled; int8 variants). Then
-this script loads, side by side:
+this script loads, side by side, each through the serving runtimes (`danlu.serve.runtimes`:
+the features' tokenizer in front of the engine, as `danlu serve` runs it):
 
-  eager-fp32     PyTorch eager float32 (the baseline a user has today)
+  eager-fp32     PyTorch eager float32 (package/torch/; the baseline a user has today)
   ort-fp32       ONNX Runtime float32 (package/model.onnx)
   ort-int8       ONNX Runtime dynamic int8, per-channel (package/model.int8.onnx)
   torch-bf16     PyTorch bfloat16 (package/torch/, AMX where the CPU has it)
@@ -18,7 +19,10 @@ real test texts (2 threads each, warm-up, all models timed in interleaved blocks
 machine's load hits every one alike). Writes benchmarks/results/transformer.json and a section
 in benchmarks/RESULTS.md.
 
-    python benchmarks/transformer.py [--epochs N] [--runs N]
+    python benchmarks/transformer.py [--epochs N] [--runs N]   # --epochs: no evaluation gate
+    python benchmarks/transformer.py --quick --out DIR   # a check that it runs: the tests' tiny
+        # text recipe (2 layers, 32 tokens) for 1 epoch, a 1-layer student, 3 timed runs;
+        # writes only DIR/transformer.json, never RESULTS.md
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,76 +66,148 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores"
 
 
+def quick_recipe(work: Path) -> dict:
+    """tests/textdata.py's tiny text recipe (2 MiniLM layers, 32 tokens, 200 BBC articles), 1
+    epoch, with the text recipe's compress section cut to size (a 1-layer student, 1 epoch)."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.textdata import bbc_texts, tiny_text_recipe, write_jsonl
+
+    recipe = tiny_text_recipe(write_jsonl(work / "bbc.jsonl", *bbc_texts(0, 40)), "tiny-text")
+    recipe["train"]["epochs"] = 1
+    recipe["export"] = {**recipe.get("export", {}), "int8": True}
+    recipe["compress"] = {
+        "variants": [
+            {"name": "student", "distill": {"student": {"arch": "transformer", "layers": [0]},
+                                            "epochs": 1, "lr": 1.0e-4, "batch_size": 16}},
+            {"name": "int8", "quantize": {"mode": "dynamic"}},
+            {"name": "student-int8", "from": "student", "quantize": {"mode": "dynamic"}}],
+        "budget": {"max_accuracy_drop": 0.03, "min_label_agreement": 0.95},
+        "latency": {"runs": 5, "warmup": 1}}
+    return recipe
+
+
+def served(folder: Path, runtime: str | None = None, dtype: str | None = None):
+    """(Package, Runtime) as `danlu serve` loads them at 2 threads: the package's default runtime,
+    `runtime`, or (dtype given) its torch model folder cast to that dtype."""
+    from danlu.serve.config import ServeConfig
+    from danlu.serve.package import load_package
+    from danlu.serve.runtimes import load_runtime
+    from danlu.serve.runtimes.encoding import EncodingRuntime
+    from danlu.serve.runtimes.torch import TorchRuntime
+
+    package = load_package(folder)
+    cfg = ServeConfig(runtime=runtime, intra_op_threads=2, inference_workers=1)
+    if dtype is None:
+        return package, load_runtime(package, cfg)
+    return package, EncodingRuntime(package, TorchRuntime(package, cfg, entry={"dtype": dtype}))
+
+
+def predict(package, runtime, values: dict, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, labels) on client values, in batches of similar cost (text length)."""
+    from danlu.features.base import count, take
+
+    names = [s.name for s in package.outputs]
+    keys = [k for f in package.features if (k := f.sort_key(values[f.name])) is not None]
+    order = np.argsort(keys[0], kind="stable") if keys else np.arange(count(values))
+    probs, labels = np.zeros((len(order), len(package.labels)), np.float32), np.zeros(len(order), np.int64)
+    for i in range(0, len(order), batch):
+        idx = order[i:i + batch]
+        out = runtime.run(take(values, idx), names)
+        probs[idx], labels[idx] = out[names[0]], out[names[-1]]
+    return probs, labels
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="override train.epochs (and drop the evaluation gate: a short run is "
+                         "still measured)")
     ap.add_argument("--runs", type=int, default=20, help="timed runs per model and batch size")
     ap.add_argument("--run", type=Path, default=None, help="reuse a finished run folder")
+    ap.add_argument("--quick", action="store_true",
+                    help="a tiny text run and 3 timed runs: a check that it runs; never writes "
+                         "RESULTS.md")
+    ap.add_argument("--out", type=Path, default=HERE / "results",
+                    help="folder for transformer.json (default benchmarks/results)")
     args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="danlu-bench-transformer-")) if args.quick else WORK
+    try:
+        results = measure(args, work)
+    finally:
+        if args.quick:
+            shutil.rmtree(work, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "transformer.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if not args.quick:
+        write_markdown(results)
+    print(json.dumps({k: {kk: v[kk] for kk in ("accuracy", "b1_ms", "b32_ms", "speedup_b32")}
+                      for k, v in results["rows"].items()}, indent=1))
+    print(json.dumps(results["goals"], indent=1))
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict:
+    """Run (or reuse) the pipeline, then load and measure the six models; transformer.json."""
     import torch
 
     from danlu.compress.gates import compare_to_baseline
     from danlu.data.stage import load_splits
-    from danlu.data.tokenize import TextEncoder
     from danlu.evaluate.stats import bootstrap_ci
-    from danlu.export.text import (
-        OrtRunner,
-        TorchRunner,
-        bf16_supported,
-        latency_inputs,
-        load_runner,
-        predict_texts,
-        time_runners,
-    )
+    from danlu.export.runtimes import latency_inputs, time_interleaved
     from danlu.runs import Run
+    from danlu.serve.runtimes.torch import native_bf16
 
     torch.set_num_threads(2)
     results: dict = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                     "load_before": os.getloadavg(), "bf16_supported": bf16_supported()}
+                     "load_before": os.getloadavg(), "bf16_supported": native_bf16(),
+                     "quick": args.quick}
     t0 = time.perf_counter()
     if args.run is None:
-        overrides = {}
+        overrides: dict = {}
         if args.epochs is not None:
-            overrides["train.epochs"] = args.epochs
-        res = danlu.run(RECIPE, overrides=overrides, out=WORK / "runs", until="compress")
+            overrides.update({"train.epochs": args.epochs, "evaluate.gate": {}})
+        recipe = quick_recipe(work) if args.quick else RECIPE
+        res = danlu.run(recipe, overrides=overrides, out=work / "runs", until="compress")
         run_dir = res.run_dir
     else:
         run_dir = args.run
+    runs = 3 if args.quick else args.runs
     results["pipeline_seconds"] = time.perf_counter() - t0
     run = Run.open(run_dir)
     pkg, student_dir = run_dir / "package", run_dir / "compress" / "student"
     meta, smeta = read_json(pkg / "danlu-model.json"), read_json(student_dir / "danlu-model.json")
-    max_length = meta["text"]["max_length"]
+    max_length = run.recipe.model.max_length
     splits = load_splits(run)
-    texts, y = [str(t) for t in splits.x["test"]], np.asarray(splits.y["test"])
-    encoder = TextEncoder(pkg / "tokenizer.json", max_length)
-    runners = {
-        "eager-fp32": TorchRunner(pkg / "torch", "float32"),
-        "ort-fp32": OrtRunner(pkg / "model.onnx", 2),
-        "ort-int8": OrtRunner(pkg / "model.int8.onnx", 2),
-        "torch-bf16": TorchRunner(pkg / "torch", "bfloat16"),
-        "package": load_runner(pkg, meta["runtime"], meta["runtimes"][meta["runtime"]]["dtype"], 2),
-        "student": load_runner(student_dir, smeta["runtime"],
-                               smeta["runtimes"][smeta["runtime"]]["dtype"], 2),
+    values, y = splits.values["test"], np.asarray(splits.y["test"])
+    loaded = {
+        "eager-fp32": served(pkg, dtype="float32"),
+        "ort-fp32": served(pkg, "onnxruntime"),
+        "ort-int8": served(pkg, "onnxruntime-int8"),
+        "torch-bf16": served(pkg, dtype="bfloat16"),
+        "package": served(pkg),
+        "student": served(student_dir),
     }
     what = {"eager-fp32": "PyTorch eager float32 (baseline)", "ort-fp32": "ONNX Runtime float32",
             "ort-int8": "ONNX Runtime int8 dynamic per-channel",
-            "torch-bf16": "PyTorch bfloat16" + (" (AMX)" if bf16_supported() else " (emulated)"),
+            "torch-bf16": "PyTorch bfloat16" + (" (AMX)" if native_bf16() else " (emulated)"),
             "package": f"package default: {meta['runtime']} "
                        f"({meta['runtimes'][meta['runtime']]['dtype']})",
-            "student": f"student layers 0,2,4 of 6: {smeta['runtime']} "
+            "student": f"student layers {_layers(smeta)}: {smeta['runtime']} "
                        f"({smeta['runtimes'][smeta['runtime']]['dtype']})"}
-    preds = {n: predict_texts(r, encoder, texts) for n, r in runners.items()}
-    inputs = latency_inputs(encoder, texts)
-    timed = time_runners(runners, inputs, runs=args.runs, warmup=3)
+    preds = {n: predict(p, r, values) for n, (p, r) in loaded.items()}
+    features = loaded["package"][0].features
+    inputs = latency_inputs(features, values)
+    seq = int(max(k.max() for f in features
+                  if (k := f.sort_key(inputs[32][f.name])) is not None))
+    timed = time_interleaved({n: r.run for n, (_, r) in loaded.items()}, inputs, runs=runs,
+                             warmup=3)
     base_labels, base_ms = preds["eager-fp32"][1], timed["eager-fp32"]
     rows = {}
-    for n in runners:
+    for n in loaded:
         lab = preds[n][1]
         acc = float((lab == y).mean())
         ci = bootstrap_ci(y, lab, seed=0, n_classes=len(meta["labels"]))["accuracy"]
         rows[n] = {"what": what[n], "accuracy": acc, "accuracy_ci": ci,
-                   "b1_ms": timed[n]["b1"], "b32_ms": timed[n]["b32"], "seq": timed[n]["seq"],
+                   "b1_ms": timed[n]["b1"], "b32_ms": timed[n]["b32"], "seq": seq,
                    "speedup_b1": base_ms["b1"] / timed[n]["b1"],
                    "speedup_b32": base_ms["b32"] / timed[n]["b32"],
                    "label_agreement_with_eager_fp32": float((lab == base_labels).mean()),
@@ -140,7 +218,7 @@ def main() -> None:
     b, p, s = rows["eager-fp32"], rows["package"], rows["student"]
     results.update({
         "run": str(run_dir), "test_rows": len(y), "max_length": max_length, "threads": 2,
-        "runs": args.runs, "package_runtime": meta["runtime"],
+        "runs": runs, "package_runtime": meta["runtime"],
         "package_runtime_choice": meta["runtime_choice"], "student_runtime": smeta["runtime"],
         "rows": rows, "load_after": os.getloadavg(),
         "goals": {
@@ -153,12 +231,14 @@ def main() -> None:
             "student keeps >= 97% of teacher accuracy": {
                 "value": s["accuracy"] / b["accuracy"], "met": s["accuracy"] >= 0.97 * b["accuracy"]},
         }})
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "transformer.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    write_markdown(results)
-    print(json.dumps({k: {kk: v[kk] for kk in ("accuracy", "b1_ms", "b32_ms", "speedup_b32")}
-                      for k, v in rows.items()}, indent=1))
-    print(json.dumps(results["goals"], indent=1))
+    return results
+
+
+def _layers(meta: dict) -> str:
+    """The layers a student package keeps, as its compression record names them."""
+    student = meta.get("compression", {}).get("distill", {}).get("student", {})
+    layers = student.get("layers")
+    return ",".join(map(str, layers)) if layers else "?"
 
 
 def write_markdown(r: dict) -> None:
