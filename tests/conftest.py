@@ -36,6 +36,30 @@ def text_run(tmp_path_factory):
     return danlu.run(tiny_text_recipe(src), out=d / "runs")
 
 
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory):
+    """A run of a feature type and a model family defined outside danlu
+    (tests/contracts/toy_plugin.py): points inside a circle, from [a, a^2, b, b^2] (~5 s)."""
+    import numpy as np
+
+    import danlu
+    import tests.contracts.toy_plugin  # noqa: F401  (registers toy_square and toy_linear)
+
+    d = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, size=(400, 2))
+    y = (x ** 2).sum(axis=1) > 2.0  # a circle: linear in [a, a^2, b, b^2], not in [a, b]
+    lines = ["a,b,inside"] + [f"{a:.5f},{b:.5f},{'yes' if t else 'no'}"
+                              for (a, b), t in zip(x, y, strict=True)]
+    (d / "circle.csv").write_text("\n".join(lines) + "\n")
+    recipe = {"name": "toy", "data": {"source": f"csv:{d / 'circle.csv'}", "target": "inside",
+                                      "features": {"a": "toy_square", "b": "toy_square"}},
+              "model": {"arch": "toy_linear"},
+              "train": {"epochs": 40, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.05}},
+              "evaluate": {"gate": {"accuracy": 0.9}}}
+    return danlu.run(recipe, out=d / "runs")
+
+
 @pytest.fixture
 def write_csv(tmp_path):
     """Write rows (a header first) to a CSV file and return its path."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from danlu.errors import RecipeError
@@ -13,32 +12,17 @@ from tests.compress.conftest import FAST
 
 
 @pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    import danlu
-    import tests.contracts.toy_plugin  # noqa: F401  (registers toy_square and toy_linear)
-
-    d = tmp_path_factory.mktemp("toy-c")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-2, 2, size=(300, 2))
-    y = (x ** 2).sum(axis=1) > 2.0
-    lines = ["a,b,inside"] + [f"{a:.5f},{b:.5f},{'yes' if t else 'no'}"
-                              for (a, b), t in zip(x, y, strict=True)]
-    (d / "circle.csv").write_text("\n".join(lines) + "\n")
-    recipe = {"name": "toy", "data": {"source": f"csv:{d / 'circle.csv'}", "target": "inside",
-                                      "features": {"a": "toy_square", "b": "toy_square"}},
-              "model": {"arch": "toy_linear"},
-              "train": {"epochs": 20, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.05}},
-              "evaluate": {"gate": {}}}
-    return danlu.run(recipe, out=d / "runs").run_dir
+def toy_dir(toy_run):
+    return toy_run.run_dir
 
 
-def test_a_plugin_family_gets_the_base_defaults_and_magnitude_pruning(toy_run, tmp_path):
+def test_a_plugin_family_gets_the_base_defaults_and_magnitude_pruning(toy_dir, tmp_path):
     from danlu.compress.config import CompressConfig
     from danlu.compress.stage import compress
     from danlu.runs import Run
     from tests.compress.conftest import copy_run
 
-    run_dir = copy_run(toy_run, tmp_path / "run")
+    run_dir = copy_run(toy_dir, tmp_path / "run")
     compress(Run.open(run_dir), CompressConfig.model_validate(FAST))  # no list: its defaults
     doc = json.loads((run_dir / "compress" / "pareto.json").read_text())
     assert doc["variants_from"] == "the toy_linear family's defaults (compress.variants not set)"

@@ -22,25 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = "tests.contracts.toy_plugin"
 
 
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    import tests.contracts.toy_plugin  # noqa: F401  (registers toy_square and toy_linear)
-
-    d = tmp_path_factory.mktemp("toy")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-2, 2, size=(400, 2))
-    y = (x ** 2).sum(axis=1) > 2.0  # a circle: linear in [a, a^2, b, b^2], not in [a, b]
-    lines = ["a,b,inside"] + [f"{a:.5f},{b:.5f},{'yes' if t else 'no'}"
-                              for (a, b), t in zip(x, y, strict=True)]
-    (d / "circle.csv").write_text("\n".join(lines) + "\n")
-    recipe = {"name": "toy", "data": {"source": f"csv:{d / 'circle.csv'}", "target": "inside",
-                                      "features": {"a": "toy_square", "b": "toy_square"}},
-              "model": {"arch": "toy_linear"},
-              "train": {"epochs": 40, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.05}},
-              "evaluate": {"gate": {"accuracy": 0.9}}}
-    return danlu.run(recipe, out=d / "runs")
-
-
 def test_a_plugin_feature_and_family_train_evaluate_and_export(toy_run):
     assert toy_run.stages["export"] == "ran" and toy_run.metrics["test"]["accuracy"] >= 0.9
     meta = read_json(toy_run.package_dir / "danlu-model.json")
