@@ -76,7 +76,7 @@ def recipe(d: Path) -> str:
     opt = train.get("optimizer", {})
     split = data.get("split", {})
     rows = [
-        ("data", f"{data.get('source')}" + (f" (target {data.get('target')})" if data.get("target") else "")),
+        ("data", f"{data.get('source')}" + _target(data.get("target"))),
         ("split", f"val {split.get('val')}, test {split.get('test')}, stratified "
                   f"{split.get('stratify')}, seed {r.get('seed')}"),
         ("preprocess", json.dumps(r.get("preprocess", {}))),
@@ -137,3 +137,12 @@ def _features(info: dict) -> str:
     n = info.get("columns", 0)
     types = ", ".join(f"{k}: {v}" for k, v in (info.get("feature_types") or {}).items())
     return f"{n} column{'s' if n != 1 else ''}" + (f" ({types})" if types else "")
+
+
+def _target(target) -> str:
+    """" (target Status, head category)" from data.target (a dict in a version-2 recipe)."""
+    if isinstance(target, dict):
+        column = target.get("column")
+        return f" (target {column}, head {target.get('head')})" if column else \
+            f" (head {target.get('head')})"
+    return f" (target {target})" if target else ""
