@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from danlu.features.base import count, take
-
 if TYPE_CHECKING:
     from danlu.compress.context import Context
     from danlu.compress.variants import Variant
@@ -56,9 +54,8 @@ def load_served(folder: Path, threads: int) -> tuple[Any, Any]:
 def _predict(package: Any, runtime: Any, values: dict[str, np.ndarray],
              batch: int) -> tuple[np.ndarray, ...]:
     names = [s.name for s in package.outputs]
-    parts = [runtime.run(take(values, slice(i, i + batch)), names)
-             for i in range(0, count(values), batch)]
-    return tuple(np.concatenate([p[n] for p in parts]) for n in names)
+    got = runtime.run_rows(values, names, batch)
+    return tuple(got[n] for n in names)
 
 
 def serve_predict(ctx: Context, folder: Path, split: str) -> tuple[np.ndarray, ...]:

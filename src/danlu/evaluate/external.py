@@ -19,7 +19,7 @@ from danlu.data.config import CleanConfig
 from danlu.data.readers import Reader, label_name, open_reader, schemes
 from danlu.errors import DanluError, DataError, RecipeError
 from danlu.evaluate.config import EvaluateConfig
-from danlu.features.base import count, take
+from danlu.features.base import take
 from danlu.runs import Run, write_json
 
 __all__ = ["ExternalResult", "evaluate_external"]
@@ -214,10 +214,8 @@ def _package(path: Path) -> _Scorer:
                          "danlu before 0.2); rerun `danlu run` to export it again")
     rt, first = load_runtime(pkg), pkg.outputs[0].name
 
-    def predict(values: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:
-        parts = [rt.run(take(values, slice(i, i + batch)), [first])[first]
-                 for i in range(0, count(values), batch)]
-        return np.concatenate(parts).astype(np.float64)
+    def predict(values: dict[str, np.ndarray]) -> np.ndarray:
+        return rt.run_rows(values, [first])[first].astype(np.float64)
 
     engine = ENGINES.get(pkg.runtime, pkg.runtime)
     return _Scorer(_Model(pkg.features, load_head(pkg.meta["head"])), f"package ({engine})",

@@ -117,11 +117,6 @@ def tolerance(cfg: Any, dtype: str) -> tuple[float, float]:
 Run = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, ...]]
 
 
-def run_all(fn: Run, values: dict[str, np.ndarray], batch: int = 256) -> tuple[np.ndarray, ...]:
-    parts = [fn(take(values, slice(i, i + batch))) for i in range(0, count(values), batch)]
-    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
-
-
 def latency_inputs(features: list[Any], values: dict[str, np.ndarray]) -> dict[int, dict]:
     """Batches of 1 and 32 real test rows; the costliest ones (longest texts) where a feature
     says what a row costs, so latency is measured at the recipe's sequence length."""
@@ -179,7 +174,8 @@ def measure_runtimes(pkg_dir: Path, model: Any, values: dict[str, np.ndarray], c
         entry = package.runtimes.get(rt, {})
         c = cands[rt] = Candidate(rt, entry.get("dtype", "float32"), sizes[rt],
                                   loaded=runtime.describe())
-        c.outputs = run_all(lambda v, r=runtime: tuple(r.run(v)[n] for n in names), values)
+        got = runtime.run_rows(values, names)
+        c.outputs = tuple(got[n] for n in names)
         atol, agree = tolerance(cfg, c.dtype)
         c.parity = parity(ref_out, c.outputs, atol, agree)
         if not c.parity["passed"]:

@@ -34,6 +34,16 @@ class Runtime(ABC):
     # records it beside its measurements, `danlu serve` builds the same.
     options: dict[str, Any] = {}
 
+    def run_rows(self, values: dict[str, np.ndarray], outputs: list[str] | None = None,
+                 batch: int = 256) -> dict[str, np.ndarray]:
+        """`run` over many rows in batches of `batch` (export's parity, compress's measurement,
+        `danlu evaluate` of a package), outputs joined in row order."""
+        from danlu.features.base import count, take
+
+        parts = [self.run(take(values, slice(i, i + batch)), outputs)
+                 for i in range(0, count(values), batch)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+
     def describe(self) -> dict[str, Any]:
         """{"runtime", "class", "options", "threads"}: what was loaded. `options` decide the
         numbers (artifact, dtype, session settings) and must match what export measured;
