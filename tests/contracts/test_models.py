@@ -73,6 +73,14 @@ def category_case(rows: int = 37) -> Case:
     return Case([f], {"colour": sent})  # None, "", a number and unseen "mauve" included
 
 
+def large_category_case(rows: int = 37) -> Case:
+    """A category with a vocabulary above ONEHOT_MAX: a learned embedding inside the network."""
+    seen = np.array([f"town{i % 80}" for i in range(400)], dtype=object)
+    f = FEATURES["category"]("town", ["town"]).partial_fit(seen)
+    sent = np.array([f"town{i * 7 % 90}" for i in range(rows)], dtype=object)  # some unseen
+    return Case([f], {"town": sent})
+
+
 @pytest.fixture(scope="session")
 def text_case(text_run) -> Case:
     """The tiny text run's fitted text feature (model.json of train/model/) and its test texts."""
@@ -101,10 +109,11 @@ def family_case(name: str, request) -> tuple[Any, Case]:
     from danlu.models.mlp import MLPConfig
     from danlu.models.transformer import TransformerConfig
 
-    if name == "mlp":  # a table: numbers and a category, two inputs
-        num, cat = number_case(), category_case()
-        return MLPConfig(hidden=[16, 8]), Case(num.features + cat.features,
-                                               {**num.values, **cat.values})
+    if name == "mlp":  # a table: numbers, a one-hot category and an embedded one
+        num, cat, big = number_case(), category_case(), large_category_case()
+        assert big.features[0].embedded and not cat.features[0].embedded
+        return MLPConfig(hidden=[16, 8]), Case(num.features + cat.features + big.features,
+                                               {**num.values, **cat.values, **big.values})
     if name == "cnn":
         return CNNConfig(channels=[4, 8], hidden=16), image_case()
     if name == "transformer":

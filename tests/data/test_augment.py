@@ -149,3 +149,31 @@ def test_fit_trains_with_mixup_and_noise_on_iris():
     fit(model, t, v, head, cfg, seed=0, augment=aug)
     acc = (predict_outputs(model, head, v[0]).argmax(1) == v[1]).float().mean()
     assert acc >= 0.9 and aug.calls == 60 * 7
+
+
+def test_noise_and_mixup_leave_a_categorys_codes_as_values_some_row_has():
+    """A table's numbers are perturbed; its one-hot and embedded categories' columns stay codes."""
+    from danlu.features import build_features
+
+    rng = np.random.default_rng(0)
+    small = np.array(["a", "b", "c"] * 40, dtype=object)
+    big = np.array([f"t{i % 80}" for i in range(120)], dtype=object)
+    num, cat, town = build_features([("features", "number", ["x", "z"], {}),
+                                     ("colour", "category", ["colour"], {}),
+                                     ("town", "category", ["town"], {})])
+    num.partial_fit(rng.normal(size=(120, 2)))
+    cat.partial_fit(small)
+    town.partial_fit(big)
+    from danlu.models.packaged import Encoding
+
+    enc = Encoding([num, cat, town])
+    xn = enc.network_input({"features": rng.normal(size=(120, 2)), "colour": small, "town": big})
+    assert xn.shape == (120, 2 + 5 + 1)  # 2 numbers, 5 one-hot columns, 1 embedding index
+    y = torch.as_tensor(rng.integers(0, 2, 120))
+    steps = [{"noise": {"std": 0.5, "p": 1.0}}, {"mixup": {"alpha": 0.4, "p": 1.0}}]
+    out, _ = build_augmenter([AugmentStep.model_validate(s) for s in steps],
+                             [num, cat, town], type("H", (), {"size": 2})(), seed=0)(xn, y)
+    assert not torch.allclose(out[:, :2], xn[:, :2])  # the numbers moved
+    onehot = out[:, 2:7]
+    assert set(onehot.unique().tolist()) <= {0.0, 1.0} and torch.equal(onehot.sum(1), torch.ones(120))
+    assert set(out[:, 7].tolist()) <= set(xn[:, 7].tolist())  # indices some row has

@@ -139,6 +139,16 @@ class Feature:
         """Columns this feature adds to the network's input vector."""
         return len(self.columns)
 
+    # True: the columns are measurements (noise and mixup may perturb them); False: codes
+    # (one-hot, indices) that a perturbation would turn into values no row has.
+    continuous: ClassVar[bool] = True
+
+    def learned(self) -> tuple[nn.Module, int] | None:
+        """(a trainable module on this feature's `width()` columns of the network input, the
+        columns it outputs) when the feature has a part that is learned with the network (a
+        large category's embedding), else None. Families that take a vector put it first."""
+        return None
+
     def examples(self, batch: Any) -> list[Any]:
         """(example tensor with 2 rows, {axis: torch.export.Dim}) per graph input, for export;
         `batch` is the Dim every input shares."""

@@ -1,5 +1,6 @@
 """`category`: a column of few distinct values. As an input: a vocabulary fitted on the training
-split (+ `__missing__`, `__unknown__`), looked up by the torch-free encoder, one-hot in the graph.
+split (+ `__missing__`, `__unknown__`), looked up by the torch-free encoder; one-hot in the
+graph, or a learned embedding in the network when the vocabulary is large (ONEHOT_MAX).
 As a head: classification (softmax; labels and probabilities; accuracy, F1, ... with intervals)."""
 
 from __future__ import annotations
@@ -13,8 +14,19 @@ from danlu.features.base import Feature, Head, features, heads, spec
 __all__ = ["CategoryFeature", "CategoryHead", "MISSING", "UNKNOWN"]
 
 MISSING, UNKNOWN = "__missing__", "__unknown__"
-# At most this many distinct values (and under half of the rows) make a string column a category.
+# At most this many distinct values (and under half of the rows) make a column a category; up
+# to LARGE_CATEGORIES short values (a code, a town) when each value has ten rows on average.
 MAX_CATEGORIES = 100
+LARGE_CATEGORIES = 1000
+SHORT = 30
+# A vocabulary (with __missing__ and __unknown__) larger than this is a learned embedding inside
+# the network instead of one-hot columns: fewer inputs, and similar values can share a vector.
+ONEHOT_MAX = 64
+
+
+def embedding_dim(size: int) -> int:
+    """fast.ai's rule of thumb for a category's embedding width, 1.6 * size^0.56, at most 64."""
+    return int(min(64, round(1.6 * size ** 0.56)))
 
 
 def _key(v: Any) -> str:
@@ -34,8 +46,10 @@ class CategoryFeature(Feature):
 
     @classmethod
     def recognise(cls, column: Any) -> str | None:
-        if not column.many and 1 < column.distinct <= MAX_CATEGORIES \
-                and column.distinct <= max(2, column.rows // 2):
+        n = column.distinct
+        few = n <= MAX_CATEGORIES and n <= max(2, column.rows // 2)
+        coded = n <= LARGE_CATEGORIES and n <= column.rows // 10 and column.mean_length < SHORT
+        if not column.many and n > 1 and (few or coded):
             return f"a category ({column.describe()})"
         return None
 
@@ -54,6 +68,11 @@ class CategoryFeature(Feature):
     def state_dict(self) -> dict[str, Any]:
         seen = sorted(k for k in getattr(self, "counts_", {}) if k != MISSING)
         return {"vocabulary": [*seen, MISSING, UNKNOWN]}
+
+    @property
+    def embedded(self) -> bool:
+        """True when the vocabulary is large enough for a learned embedding (ONEHOT_MAX)."""
+        return len(self.index) > ONEHOT_MAX
 
     def load_state_dict(self, state: dict[str, Any], folder: Any = None) -> CategoryFeature:
         vocab = list(state["vocabulary"])
@@ -80,17 +99,27 @@ class CategoryFeature(Feature):
         return {self.name: np.fromiter((index.get(_key(v), unknown) for v in flat), np.int64,
                                        len(flat))}
 
+    continuous = False  # one-hot columns or an index: noise and mixup leave them alone
+
     def width(self) -> int:
-        return len(self.index)
+        return 1 if self.embedded else len(self.index)
+
+    def learned(self):
+        if not self.embedded:
+            return None
+        from danlu.features.graph import Lookup
+
+        dim = embedding_dim(len(self.index))
+        return Lookup(len(self.index), dim), dim
 
     def form(self) -> dict[str, Any]:
         choices = [k for k in self.index if k not in (MISSING, UNKNOWN)]
         return {"name": self.name, "type": self.type, "widget": "choice", "choices": choices}
 
     def module(self):
-        from danlu.features.graph import OneHot
+        from danlu.features.graph import AsIndex, OneHot
 
-        return OneHot(self.width())
+        return AsIndex() if self.embedded else OneHot(self.width())
 
     def examples(self, batch: Any) -> list[Any]:
         import torch

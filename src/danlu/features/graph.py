@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Classify", "Normalize", "OneHot", "PackTokens"]
+__all__ = ["AsIndex", "Classify", "Embed", "Lookup", "Normalize", "OneHot", "PackTokens"]
 
 
 class Normalize(nn.Module):
@@ -33,6 +33,39 @@ class OneHot(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(idx.long().reshape(-1), self.size).float()
+
+
+class AsIndex(nn.Module):
+    """Category indices [B] -> one float column [B, 1] (exact below 2**24): the network's input
+    carries the index to the feature's learned embedding (`Lookup`)."""
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return idx.reshape(-1, 1).float()
+
+
+class Lookup(nn.Module):
+    """A float index column [B, 1] -> its learned embedding [B, dim]."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(size, dim)
+
+    def forward(self, col: torch.Tensor) -> torch.Tensor:
+        return self.embedding(col.reshape(-1).long())
+
+
+class Embed(nn.Module):
+    """The network input [B, sum of widths] -> each feature's learned part applied to its own
+    columns (a large category's embedding), the other columns as they are, concatenated."""
+
+    def __init__(self, parts: list[tuple[int, nn.Module | None]]):
+        super().__init__()
+        self.widths = [w for w, _ in parts]
+        self.learned = nn.ModuleList([m if m is not None else nn.Identity() for _, m in parts])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(c) for m, c in zip(self.learned, torch.split(x, self.widths, dim=1),
+                                                strict=True)], dim=1)
 
 
 class PackTokens(nn.Module):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from danlu.features.base import Feature, Head
     from danlu.models.config import ModelSection
 
-__all__ = ["WIDTH_FAMILY_VARIANTS", "Family", "models"]
+__all__ = ["WIDTH_FAMILY_VARIANTS", "Family", "input_layer", "models"]
 
 # The default compress.variants of a family with width students (`scaled`), magnitude and
 # structured pruning (`prunable`, `widths`) and static int8: the MLP and the CNN.
@@ -27,6 +27,18 @@ WIDTH_FAMILY_VARIANTS = (
     {"name": "student", "distill": {"width": 0.5}},
     {"name": "student-int8", "from": "student", "quantize": {"mode": "static"}},
 )
+
+
+def input_layer(features: list[Feature]) -> tuple[nn.Module | None, int]:
+    """(the features' learned parts over the network input (danlu.features.graph.Embed), or None
+    when no feature has one; the width of the vector the next layer sees)."""
+    parts = [(f.width(), f.learned()) for f in features]
+    if all(p is None for _, p in parts):
+        return None, sum(w for w, _ in parts)
+    from danlu.features.graph import Embed
+
+    return (Embed([(w, p[0] if p else None) for w, p in parts]),
+            sum(p[1] if p else w for w, p in parts))
 
 
 class Family:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from danlu.models.base import WIDTH_FAMILY_VARIANTS, Family, models
+from danlu.models.base import WIDTH_FAMILY_VARIANTS, Family, input_layer, models
 from danlu.models.config import ModelSection
 
 __all__ = ["MLPConfig", "MLPFamily"]
@@ -26,11 +26,12 @@ class MLPFamily(Family):
     accepts = ("number", "category", "image")  # image: its pixels as a flat vector
 
     def build(self, cfg, features, head):
-        """Linear -> ReLU -> Dropout per hidden width, then a linear layer to the head."""
+        """[the features' learned parts (a large category's embedding)], then Linear -> ReLU ->
+        Dropout per hidden width, then a linear layer to the head."""
         from torch import nn
 
-        layers: list[nn.Module] = []
-        width = sum(f.width() for f in features)
+        embed, width = input_layer(features)
+        layers: list[nn.Module] = [embed] if embed is not None else []
         for h in cfg.hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
             width = h
@@ -42,7 +43,7 @@ class MLPFamily(Family):
         from the number of rows (small sets need more passes and smaller batches)."""
         import math
 
-        columns = sum(f.width() for f in features)
+        columns = input_layer(features)[1]
         width = int(min(256, max(32, 2 ** math.ceil(math.log2(2 * max(columns, 1))))))
         epochs = 100 if rows < 1_000 else 50 if rows < 10_000 else 20 if rows < 100_000 else 10
         batch = 32 if rows < 2_000 else 64 if rows < 20_000 else 128 if rows < 200_000 else 256

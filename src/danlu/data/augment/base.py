@@ -37,7 +37,8 @@ class Augmenter:
 
     def __init__(self, steps: Sequence[AugmentStep], shift: torch.Tensor, scale: torch.Tensor,
                  num_classes: int, image_shape: Sequence[int] | None = None,
-                 pixel_range: tuple[float, float] = (0.0, 1.0), seed: int = 0):
+                 pixel_range: tuple[float, float] = (0.0, 1.0), seed: int = 0,
+                 mask: torch.Tensor | None = None):
         from danlu.data.augment.image import image_op
         from danlu.data.augment.table import mixup, noise
 
@@ -57,9 +58,9 @@ class Augmenter:
                                       hint="for tables use noise or mixup")
                 self.ops.append((True, image_op(name, params, self.image_shape)))
             elif name == "noise":
-                self.ops.append((False, noise(params)))
+                self.ops.append((False, noise(params, mask)))
             else:
-                self.ops.append((False, mixup(params, num_classes)))
+                self.ops.append((False, mixup(params, num_classes, mask)))
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor,
                  step: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,5 +102,9 @@ def build_augmenter(steps: Sequence[AugmentStep], features: Sequence, head, seed
     shift = torch.as_tensor(norm["shift"]) if norm else torch.zeros(1)
     scale = torch.as_tensor(norm["scale"]) if norm else torch.ones(1)
     shape = features[0].image_shape if len(features) == 1 else None
+    # 1 over the columns of continuous features (numbers), 0 over codes (categories).
+    mask = None
+    if not all(f.continuous for f in features):
+        mask = torch.cat([torch.full((f.width(),), float(f.continuous)) for f in features])
     return Augmenter(steps, shift, scale, head.size, shape,
-                     tuple(state.get("pixel_range", (0.0, 1.0))), seed)
+                     tuple(state.get("pixel_range", (0.0, 1.0))), seed, mask)
