@@ -81,6 +81,15 @@ def large_category_case(rows: int = 37) -> Case:
     return Case([f], {"town": sent})
 
 
+def hashed_text_case(rows: int = 37) -> Case:
+    """A text column beside a table's columns: the MLP binds the hashing encoder."""
+    f = FEATURES["text"]("review", ["review"]).bind_hashing(buckets=512, max_tokens=12, dim=8)
+    words = ["good", "bad", "screen", "battery", "never", "again", "fast", "ok"]
+    sent = np.array([" ".join(words[(i + j) % 8] for j in range(i % 9)) for i in range(rows)],
+                    dtype=object)  # "" (no words) and texts cut at 12 ids included
+    return Case([f], {"review": sent})
+
+
 @pytest.fixture(scope="session")
 def text_case(text_run) -> Case:
     """The tiny text run's fitted text feature (model.json of train/model/) and its test texts."""
@@ -109,11 +118,11 @@ def family_case(name: str, request) -> tuple[Any, Case]:
     from danlu.models.mlp import MLPConfig
     from danlu.models.transformer import TransformerConfig
 
-    if name == "mlp":  # a table: numbers, a one-hot category and an embedded one
-        num, cat, big = number_case(), category_case(), large_category_case()
-        assert big.features[0].embedded and not cat.features[0].embedded
-        return MLPConfig(hidden=[16, 8]), Case(num.features + cat.features + big.features,
-                                               {**num.values, **cat.values, **big.values})
+    if name == "mlp":  # a table: numbers, a one-hot category, an embedded one and a text
+        cases = [number_case(), category_case(), large_category_case(), hashed_text_case()]
+        assert cases[2].features[0].embedded and not cases[1].features[0].embedded
+        return MLPConfig(hidden=[16, 8]), Case([f for c in cases for f in c.features],
+                                               {k: v for c in cases for k, v in c.values.items()})
     if name == "cnn":
         return CNNConfig(channels=[4, 8], hidden=16), image_case()
     if name == "transformer":

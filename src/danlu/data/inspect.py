@@ -117,7 +117,7 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
 
 def _family_for(kept: dict[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
     """(family, the columns it takes, the others with why): the registered family that takes
-    the most of the columns (the built-ins' order breaks ties)."""
+    the most of the columns (ties: the one that takes fewest types, then the built-ins' order)."""
     from danlu.features import build_features
     from danlu.models import models
 
@@ -131,7 +131,9 @@ def _family_for(kept: dict[str, str]) -> tuple[str, dict[str, str], dict[str, st
             fam.check(fam.config(), build_features([(c, t, [c], {}) for c, t in took.items()]))
         except Exception:  # noqa: BLE001  (this family cannot take these columns together)
             continue
-        if best is None or len(took) > len(best[1]):
+        # the most columns; on a tie the most specific family (text alone: the transformer)
+        if best is None or len(took) > len(best[1]) or (
+                len(took) == len(best[1]) and len(fam.accepts) < len(models[best[0]].accepts)):
             best = (arch, took)
     if best is None:
         raise DataError(f"no model family takes these columns ({', '.join(kept)})")

@@ -173,10 +173,13 @@ def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: Clean
 
 
 def _near_feature(features: list):
-    """The first feature that finds near duplicates (an image or a text), or None."""
+    """The feature that finds near duplicates when it is the only one (an image, a text), or
+    None: in a table, rows whose texts nearly match may still differ in every other column."""
     from danlu.features.base import Feature
 
-    return next((f for f in features if type(f).sketch is not Feature.sketch), None)
+    if len(features) != 1 or type(features[0]).sketch is Feature.sketch:
+        return None
+    return features[0]
 
 
 def _label_names(reader: Reader, y: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["AsIndex", "Classify", "Embed", "Lookup", "Normalize", "OneHot", "PackTokens"]
+__all__ = ["AsIndex", "Classify", "Embed", "HashedBag", "Lookup", "Normalize", "OneHot", "PackTokens"]
 
 
 class Normalize(nn.Module):
@@ -36,11 +36,11 @@ class OneHot(nn.Module):
 
 
 class AsIndex(nn.Module):
-    """Category indices [B] -> one float column [B, 1] (exact below 2**24): the network's input
-    carries the index to the feature's learned embedding (`Lookup`)."""
+    """Indices [B] or [B, L] -> float columns [B, 1] or [B, L] (exact below 2**24): the network's
+    input carries them to the feature's learned embedding (`Lookup`, `HashedBag`)."""
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return idx.reshape(-1, 1).float()
+        return idx.reshape(idx.shape[0], -1).float()
 
 
 class Lookup(nn.Module):
@@ -52,6 +52,20 @@ class Lookup(nn.Module):
 
     def forward(self, col: torch.Tensor) -> torch.Tensor:
         return self.embedding(col.reshape(-1).long())
+
+
+class HashedBag(nn.Module):
+    """Bucket ids as floats [B, L] (0 = padding) -> the mean of their learned vectors [B, dim]
+    (a text with no words: zeros)."""
+
+    def __init__(self, buckets: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(buckets, dim, padding_idx=0)
+
+    def forward(self, col: torch.Tensor) -> torch.Tensor:
+        ids = col.long()
+        mask = (ids > 0).to(self.embedding.weight.dtype).unsqueeze(-1)
+        return (self.embedding(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 class Embed(nn.Module):

@@ -1,5 +1,5 @@
-"""`mlp`: a multi-layer perceptron over a vector: a table's numbers and one-hot categories, or an
-image's pixels as they come (flat)."""
+"""`mlp`: a multi-layer perceptron over a vector: a table's numbers, categories (one-hot or
+embedded) and free text (a bag of hashed n-grams), or an image's pixels as they come (flat)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,13 @@ class MLPConfig(ModelSection):
 @models.register("mlp")
 class MLPFamily(Family):
     config = MLPConfig
-    accepts = ("number", "category", "image")  # image: its pixels as a flat vector
+    # image: its pixels as a flat vector; text: a bag of hashed n-grams (features/text.py)
+    accepts = ("number", "category", "image", "text")
+
+    def bind(self, cfg, features):
+        for f in features:  # a text column beside the others: the hashing encoder
+            if hasattr(f, "bind_hashing") and not f.hashed:
+                f.bind_hashing()
 
     def build(self, cfg, features, head):
         """[the features' learned parts (a large category's embedding)], then Linear -> ReLU ->
