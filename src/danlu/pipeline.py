@@ -170,6 +170,7 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         except BaseException as e:
             r.mark(name, "failed", key, error=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc(limit=5))
+            r.log_error(name, e)
             on_stage(name, "failed")
             _report_after_failure(r, e)
             raise
