@@ -151,8 +151,8 @@ def _print_warnings(split: dict) -> None:
 def evaluate(
     path: Annotated[Path, typer.Argument(help="A run folder, or a model package folder.")],
     data: Annotated[str | None, typer.Option(
-        help="New labelled data, any data.source: csv:PATH, parquet:PATH, jsonl:PATH, "
-             "folder:PATH, corpus:NAME, sklearn:NAME, or a .csv/.parquet/.jsonl file (default: "
+        help="New labelled data, any data.source: csv:PATH, tsv:PATH, parquet:PATH, jsonl:PATH, "
+             "folder:PATH, corpus:NAME, sklearn:NAME, or a .csv/.tsv/.parquet/.jsonl file (default: "
              "the run's test split). Cleaned by the run's preprocess.clean rules: invalid rows "
              "are dropped and counted.")] = None,
     target: Annotated[str | None, typer.Option(
@@ -404,7 +404,9 @@ def data_preview(
 
 @app.command()
 def init(
-    source: Annotated[str, typer.Argument(help="csv:PATH or parquet:PATH")],
+    source: Annotated[str, typer.Argument(
+        help="csv:PATH (delimiter , ; tab | found; .csv.gz/.csv.zst read as is), tsv:PATH or "
+             "parquet:PATH")],
     target: Annotated[str, typer.Option(help="The label column.")],
     recipe_out: Annotated[Path, typer.Option("--out", help="Recipe file to write.")] = Path("recipe.yaml"),
 ) -> None:
