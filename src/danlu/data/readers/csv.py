@@ -1,6 +1,6 @@
-"""csv:PATH and tsv:PATH, a header line then one row per line.
+"""csv:PATH, a header line then one row per line (tsv.py: the same with tabs).
 
-The delimiter (`,` `;` tab `|`; tsv: tab) is sniffed from the header and the first lines, a
+The delimiter (`,` `;` tab `|`) is sniffed from the header and the first lines, a
 UTF-8 byte-order mark is skipped, and `.gz`/`.zst`/`.bz2` files are read through a decompressing
 stream (pyarrow's codecs), so the file a spreadsheet or a database export wrote is read as is.
 
@@ -39,12 +39,7 @@ def open_csv(rest: str, opts: ReaderOptions) -> Reader:
     return CsvReader(Path(rest), opts.target, opts.chunk_rows, list(opts.drop))
 
 
-@schemes.register("tsv")
-def open_tsv(rest: str, opts: ReaderOptions) -> Reader:
-    return TsvReader(Path(rest), opts.target, opts.chunk_rows, list(opts.drop))
-
-
-open_csv.needs_target = open_tsv.needs_target = True  # a table names its label column
+open_csv.needs_target = True  # a table names its label column
 
 
 def open_text(path: Path) -> BinaryIO:
@@ -217,10 +212,3 @@ class CsvReader(Table):
         table = pa.table({c: pa.array([r[j + 1] for r in buf], pa.string())
                           for j, c in enumerate(names)})
         return self._chunk(table, rows, parse)
-
-
-class TsvReader(CsvReader):
-    """tsv:PATH, tab-separated values (a tab always; nothing to sniff)."""
-
-    scheme = "tsv"
-    delimiter = "\t"
