@@ -108,3 +108,18 @@ def test_serve_startup_errors_are_one_line(tmp_path, command):
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: ") and "danlu-model.json" in line and "not valid JSON" in line
+
+
+def test_an_unexpected_serve_start_up_error_is_one_line(tmp_path):
+    """A failure inside the server's start-up (here: the server function itself raises)."""
+    code = ("import sys, danlu.serve.app as app\n"
+            "def broken(paths, cfg): raise OSError('the server could not start')\n"
+            "app.serve = broken\n"
+            "from danlu.cli import main\n"
+            f"sys.argv = ['danlu', 'serve', {str(tmp_path)!r}]\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       check=False, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path),
+                                                       "COLUMNS": "200"})
+    log = _logged(r, "OSError", "the server could not start")
+    assert log.parent == tmp_path and "in broken" in log.read_text()
