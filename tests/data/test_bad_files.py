@@ -38,6 +38,8 @@ CASES = {
                ["binary.csv", "not UTF-8", "save it as UTF-8"], ["binary.csv", "not UTF-8"]),
     "nul_bytes": (b"PK\x03\x04\x00\x00a,b\n", "label", None, ["nul_bytes.csv", "binary"],
                   ["nul_bytes.csv", "binary"]),
+    "utf16": ("a\tb\tlabel\n1\t2\tx\n".encode("utf-16"), "label", None,
+              ["utf16.csv", "UTF-16", "save it as UTF-8"], ["utf16.csv", "UTF-16"]),
     "latin1_rows": ("a,b,label\n1,2,caf\xe9\n3,4,th\xe9\n".encode("latin-1"), "label", None,
                     ["latin1_rows.csv", "not UTF-8", "save it as UTF-8"],
                     ["latin1_rows.csv", "not UTF-8"]),

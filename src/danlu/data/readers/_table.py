@@ -64,8 +64,11 @@ class Table(Reader):
 
     def _not_utf8(self, e: Exception) -> DataError:
         """The error for a file that is not text: binary, or another encoding than UTF-8."""
-        what = (f"byte 0x{e.object[e.start]:02x} is not UTF-8" if isinstance(e, UnicodeDecodeError)
-                else "not UTF-8")
+        what = "not UTF-8"
+        if isinstance(e, UnicodeDecodeError):
+            utf16 = e.start == 0 and e.object[:2] in (b"\xff\xfe", b"\xfe\xff")
+            what = ("UTF-16, a spreadsheet's 'Unicode Text'" if utf16 else
+                    f"byte 0x{e.object[e.start]:02x} is not UTF-8")
         return DataError(f"not UTF-8 text ({what}): a binary file, or text in another encoding; "
                          "save it as UTF-8 (a spreadsheet's 'CSV UTF-8')",
                          source=f"{self.scheme}:{self.path}")
