@@ -108,7 +108,8 @@ class CsvReader(Table):
                             "workbook; export it as UTF-8 CSV", source=f"{self.scheme}:{self.path}")
         if self.delimiter is None:
             self.delimiter = sniff_delimiter(sample)
-        return next(csv.reader(io.StringIO(sample), delimiter=self.delimiter), [])
+        with self._text() as f:  # the whole first record, however long (not only the sample's)
+            return next(csv.reader(f, delimiter=self.delimiter), [])
 
     def _one_column_hint(self, name: str) -> str | None:
         if self.scheme == "tsv" and any(d in name for d in DELIMITERS):
