@@ -71,3 +71,10 @@ def test_sniffing_prefers_the_delimiter_that_keeps_rows_even(tmp_path):
     assert sniff_delimiter("a;b;label\n1,5;2,25;x\n3,0;4;y\n") == ";"
     assert sniff_delimiter('a,text,label\n1,"x; y; z",p\n2,"u;v",q\n') == ","
     assert sniff_delimiter("one\n1\n2\n") == ","
+
+
+def test_a_header_longer_than_the_sniffing_sample_is_read_whole(tmp_path):
+    names = [f"column_{i:05d}" for i in range(6000)]  # ~80 KB of header, semicolons
+    path = tmp_path / "wide.csv"
+    path.write_text(";".join([*names, "label"]) + "\n" + ";".join(["1"] * 6000 + ["x"]) + "\n")
+    assert open_reader(f"csv:{path}", "label").columns == names

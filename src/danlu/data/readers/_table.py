@@ -108,9 +108,11 @@ class Table(Reader):
                      issues=issues)
 
 
-def _one_of(names: list[str], most: int = 30) -> str:
-    more = f", ... ({len(names)} columns)" if len(names) > most else ""
-    return "one of " + ", ".join(names[:most]) + more
+def _one_of(names: list[str], most: int = 30, chars: int = 400) -> str:
+    text = ", ".join(names[:most])
+    if len(text) > chars or len(names) > most:
+        text = f"{text[:chars]}... ({len(names)} columns)"
+    return "one of " + text
 
 
 def _did_you_mean(word: str | None, names: list[str]) -> str | None:

@@ -60,7 +60,8 @@ def open_text(path: Path) -> BinaryIO:
 def sniff_delimiter(sample: str) -> str:
     """The delimiter of DELIMITERS that splits the header into the most columns while every
     complete line of the sample has as many cells (quotes respected); "," when none splits it."""
-    text = sample if len(sample) < SNIFF_BYTES else sample[: sample.rfind("\n") + 1]
+    cut = sample.rfind("\n") + 1  # whole lines only; a longer header: the part read
+    text = sample if len(sample) < SNIFF_BYTES or not cut else sample[:cut]
     best, best_key = ",", (False, 1)
     for d in DELIMITERS:
         records = [r for r in csv.reader(io.StringIO(text), delimiter=d) if r][:100]
