@@ -30,6 +30,8 @@ CASES = {
     "nothing_left": (b"a,b,label\n1,abc,x\n2,def,y\n3,ghi,x\n", "label",
                      {"a": "number", "b": "number"}, None,
                      ["nothing_left.csv", "cleaning removed every row", "column 'b'", "data.drop"]),
+    "too_few_rows": (b"a,label\n1,x\n2,y\n", "label", {"a": "number"}, None,
+                     ["too_few_rows.csv", "2 rows", "too few to split", "data.split"]),
     "missing_file": (None, "label", None, ["missing_file.csv", "an existing file"],
                      ["missing_file.csv", "an existing file"]),
     "folder": ("dir", "label", None, ["folder.csv", "not a folder", "a file inside it"],
