@@ -151,8 +151,8 @@ def _print_warnings(split: dict) -> None:
 def evaluate(
     path: Annotated[Path, typer.Argument(help="A run folder, or a model package folder.")],
     data: Annotated[str | None, typer.Option(
-        help="New labelled data, any data.source: csv:PATH, parquet:PATH, jsonl:PATH, "
-             "folder:PATH, corpus:NAME, sklearn:NAME, or a .csv/.parquet/.jsonl file (default: "
+        help="New labelled data, any data.source: csv:PATH, tsv:PATH, parquet:PATH, jsonl:PATH, "
+             "folder:PATH, corpus:NAME, sklearn:NAME, or a .csv/.tsv/.parquet/.jsonl file (default: "
              "the run's test split). Cleaned by the run's preprocess.clean rules: invalid rows "
              "are dropped and counted.")] = None,
     target: Annotated[str | None, typer.Option(
@@ -404,7 +404,9 @@ def data_preview(
 
 @app.command()
 def init(
-    source: Annotated[str, typer.Argument(help="csv:PATH or parquet:PATH")],
+    source: Annotated[str, typer.Argument(
+        help="csv:PATH (delimiter , ; tab | found; .csv.gz/.csv.zst read as is), tsv:PATH or "
+             "parquet:PATH")],
     target: Annotated[str, typer.Option(help="The label column.")],
     recipe_out: Annotated[Path, typer.Option("--out", help="Recipe file to write.")] = Path("recipe.yaml"),
 ) -> None:
@@ -468,16 +470,58 @@ def compress(
 
 def _fail(e: DanluError) -> typer.Exit:
     """Print a danlu error without a traceback; the exit code tells its kind."""
+    from rich.markup import escape
+
     kind = {RecipeError: "recipe error", DataError: "data error", GateError: "gate failed"}
     label = next((v for k, v in kind.items() if isinstance(e, k)), "error")
-    err.print(f"[bold red]{label}:[/] {e}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]{label}:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     code = 3 if isinstance(e, GateError) else 2 if isinstance(e, (RecipeError, DataError)) else 1
     return typer.Exit(code)
 
 
+def _unexpected(e: Exception) -> int:
+    """One line for an error danlu did not expect, its traceback in a file; the exit code (1).
+
+    The file is the run folder's log.txt when a stage failed (the pipeline appended it there,
+    `danlu.runs.log_error`), else a new temporary file."""
+    import os
+    import tempfile
+    import traceback
+
+    from rich.markup import escape
+
+    log = getattr(e, "run_log", None)
+    if log is None:
+        fd, log = tempfile.mkstemp(prefix="danlu-error-", suffix=".log", text=True)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(traceback.format_exception(e)))
+    first = next((line for line in str(e).splitlines() if line.strip()), "")[:300]
+    err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(first)} (traceback in {log})",
+              highlight=False, soft_wrap=True)
+    return 1
+
+
+def guarded(command) -> int:
+    """Run `command()` (a click entry point) so that what escapes it prints one line, not a
+    traceback: a DanluError as the commands print it, anything else by `_unexpected`.
+    DANLU_TRACEBACK=1 lets the exception through, for whoever debugs danlu itself."""
+    import os
+
+    try:
+        return command() or 0
+    except DanluError as e:
+        if os.environ.get("DANLU_TRACEBACK"):
+            raise
+        return _fail(e).exit_code
+    except Exception as e:  # noqa: BLE001  (the point: no user sees a traceback)
+        if os.environ.get("DANLU_TRACEBACK"):
+            raise
+        return _unexpected(e)
+
+
 def main() -> None:
-    app()
+    sys.exit(guarded(app))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

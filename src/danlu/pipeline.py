@@ -170,6 +170,10 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         except BaseException as e:
             r.mark(name, "failed", key, error=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc(limit=5))
+            try:
+                r.log_error(name, e)
+            except OSError:  # a full disk must not hide the stage's own error
+                pass
             on_stage(name, "failed")
             _report_after_failure(r, e)
             raise

@@ -18,6 +18,7 @@ from danlu.errors import DanluError
 __all__ = ["Run", "StageResult", "atomic_write", "read_json", "utc_stamp", "write_json"]
 
 MANIFEST = "manifest.json"
+LOG = "log.txt"  # tracebacks of the stages that failed, oldest first
 
 
 def utc_stamp() -> str:
@@ -150,6 +151,21 @@ class Run:
             entry["finished"] = _now()
         m["stages"][stage] = entry
         write_json(self.dir / MANIFEST, m)
+
+    def log_error(self, stage: str, error: BaseException) -> Path:
+        """Append the error's full traceback to RUN/log.txt; set `error.run_log` to that path
+        (the CLI prints one line and points there) and return it."""
+        import traceback
+
+        path = self.dir / LOG
+        old = path.read_text() if path.is_file() else ""
+        text = "".join(traceback.format_exception(error))
+        atomic_write(path, f"{old}{_now()} stage {stage} failed:\n{text}\n")
+        try:
+            error.run_log = path  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type without a __dict__
+            pass
+        return path
 
     def is_done(self, stage: str, key: str) -> bool:
         entry = self.stage_entry(stage)

@@ -36,6 +36,7 @@ def _sources(tmp_path) -> dict[str, tuple[str, dict, str, list]]:
     from PIL import Image
 
     (tmp_path / "t.csv").write_text("a,b,y\n1,2,cat\n3,4,dog\n5,6,cat\n")
+    (tmp_path / "t.tsv").write_text("a\tb\ty\n1\t2\tcat\n3\t4\tdog\n5\t6\tcat\n")
     pq.write_table(pa.table({"a": [1.0, 3.0, 5.0], "y": [7, 8, 7]}), tmp_path / "t.parquet")
     (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
                                               for t, lab in [("x y", "a"), ("z", "b"), ("w", "a")]))
@@ -45,6 +46,7 @@ def _sources(tmp_path) -> dict[str, tuple[str, dict, str, list]]:
             Image.fromarray(np.full((4, 5), 40 * i, np.uint8)).save(tmp_path / "img" / cls / f"{i}.png")
     return {
         "csv": (f"csv:{tmp_path / 't.csv'}", {"target": "y"}, "float", ["cat", "dog", "cat"]),
+        "tsv": (f"tsv:{tmp_path / 't.tsv'}", {"target": "y"}, "float", ["cat", "dog", "cat"]),
         "parquet": (f"parquet:{tmp_path / 't.parquet'}", {"target": "y"}, "float", [7, 8, 7]),
         "jsonl": (f"jsonl:{tmp_path / 't.jsonl'}", {}, "string", ["a", "b", "a"]),
         "folder": (f"folder:{tmp_path / 'img'}", {}, "float", ["one", "one", "two"]),
@@ -57,7 +59,8 @@ def test_every_scheme_has_a_case_here(tmp_path):
     assert sorted(_sources(tmp_path)) == schemes.names()
 
 
-@pytest.mark.parametrize("scheme", ["corpus", "csv", "folder", "jsonl", "parquet", "sklearn"])
+@pytest.mark.parametrize("scheme", ["corpus", "csv", "folder", "jsonl", "parquet", "sklearn",
+                                    "tsv"])
 def test_each_scheme_reads_through_the_registry_in_numbered_chunks(tmp_path, scheme):
     source, kwargs, parse, labels = _sources(tmp_path)[scheme]
     reader = open_reader(source, chunk_rows=2, **kwargs)
@@ -65,7 +68,7 @@ def test_each_scheme_reads_through_the_registry_in_numbered_chunks(tmp_path, sch
     rows, got, chunks = _rows(reader)
     assert rows == list(range(1, len(rows) + 1))
     if labels is not None:  # small files: every row, in chunks of 2 (csv: blocks of >= 1 MiB)
-        assert got == labels and chunks == (1 if scheme == "csv" else 2)
+        assert got == labels and chunks == (1 if scheme in ("csv", "tsv") else 2)
     first = reader.columns[0]
     chunk = next(reader.chunks({first: parse}))
     values = chunk.columns.get(first, next((chunk.columns[g] for g, cols in reader.groups.items()

@@ -94,8 +94,9 @@ class TargetConfig(Section):
 
 
 class DataConfig(Section):
-    # sklearn:NAME uses a set bundled with scikit-learn (no download); csv:/parquet: read a file.
-    source: str = Field("sklearn:digits", description="sklearn:NAME, csv:PATH, parquet:PATH, "
+    # sklearn:NAME uses a set bundled with scikit-learn (no download); csv:/tsv:/parquet: read a
+    # file (csv: the delimiter is sniffed; .gz/.zst files are decompressed while read).
+    source: str = Field("sklearn:digits", description="sklearn:NAME, csv:PATH, tsv:PATH, parquet:PATH, "
                         "folder:PATH (one sub-folder of images per class), jsonl:PATH (text) or "
                         "corpus:bbc_news (text)")
     # The label column of a csv/parquet file (field of a jsonl line, default "label") and the

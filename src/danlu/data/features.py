@@ -95,8 +95,10 @@ def summarize(reader: Any) -> dict[str, ColumnSummary]:
     """One chunk of the source's columns, read as text, summarized per column (a reader of its
     own: what a reader counts while reading belongs to the data stage's pass)."""
     chunk = next(iter(reader.chunks({c: "string" for c in reader.columns})), None)
-    if chunk is None:
-        raise DataError("the source has no rows", source=reader.source)
+    if chunk is None or not len(chunk):
+        from danlu.data.problems import no_rows
+
+        raise no_rows(reader.source, [*reader.columns, *([reader.target] if reader.target else [])])
     return {c: ColumnSummary(c).update(list(chunk.columns[c])) for c in reader.columns}
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from danlu.data.features import ColumnSummary, infer_features
-from danlu.data.readers import label_name, open_reader
+from danlu.data.problems import no_rows, one_class
+from danlu.data.readers import label_name, open_reader, schemes
 from danlu.errors import DataError, RecipeError
 
 __all__ = ["init_recipe", "inspect_table", "starter_recipe"]
@@ -22,14 +23,15 @@ IMBALANCE = 3.0      # largest / smallest class share above which accuracy misle
 def inspect_table(source: str, target: str, chunk_rows: int = 200_000
                   ) -> tuple[dict[str, ColumnSummary], dict[str, int]]:
     """Every column summarized (cells as text) over the whole file, and the target's class counts."""
-    scheme = source.partition(":")[0]
-    if scheme not in ("csv", "parquet"):
-        raise RecipeError("source", got=source, expected="csv:PATH or parquet:PATH of an existing file")
+    tables = [n for n in schemes.names() if getattr(schemes[n], "needs_target", False)]
+    if source.partition(":")[0] not in tables:
+        raise RecipeError("source", got=source, expected=f"a table file: {', '.join(tables)} "
+                          "followed by :PATH, e.g. csv:data.csv")
     try:
         reader = open_reader(source, target, chunk_rows)
     except RecipeError as e:
         if e.path == "data.target":
-            raise RecipeError("--target", got=target, expected=e.expected) from None
+            raise RecipeError("--target", got=target, expected=e.expected, hint=e.hint) from None
         raise
     summaries = {c: ColumnSummary(c) for c in reader.columns}
     codes: list[np.ndarray] = []
@@ -40,9 +42,11 @@ def inspect_table(source: str, target: str, chunk_rows: int = 200_000
     y = np.concatenate(codes) if codes else np.empty(0, np.int64)
     counts = np.bincount(y[y >= 0], minlength=len(reader.label_values))
     classes = {label_name(v): int(n) for v, n in zip(reader.label_values, counts, strict=True)}
-    if not summaries or not len(y):
-        raise DataError("the file has no rows" if summaries else "the file has no columns",
-                        source=source)
+    if not len(y):
+        raise no_rows(source, [*reader.columns, target])
+    present = [k for k, n in classes.items() if n]
+    if len(present) < 2:
+        raise one_class(source, target, present)
     return summaries, classes
 
 

@@ -22,6 +22,7 @@ from danlu.data.clean import CleaningReport, chunk_issues, count_bad_lines, outl
 from danlu.data.config import DataConfig, PreprocessConfig
 from danlu.data.dedup import components, exact_duplicates, leakage, mix_hashes
 from danlu.data.features import build, resolve_features
+from danlu.data.problems import Presence, no_rows, nothing_left, one_class
 from danlu.data.readers import Reader, open_reader
 from danlu.data.split import split_codes
 from danlu.data.stats import RunningStats
@@ -43,10 +44,13 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
     tmp = out / ".valid.parquet"
     try:
         h, y, rows, sketch = _pass1(reader, features, cfg, clean, report, tmp)
+        if not len(y):
+            raise nothing_left(cfg.source, report)
         names, y = _label_names(reader, y)
-        if len(names) < 2:
-            raise DataError(f"the cleaned data has {len(names)} class; classification needs 2 or more",
-                            source=cfg.source)
+        present = np.unique(y)
+        if len(present) < 2:
+            raise one_class(cfg.source, reader.target, [names[i] for i in present],
+                            after_cleaning=bool(sum(report.removed.values())))
         keep = np.ones(len(y), bool)
         if clean.duplicates:
             dup, conflict = exact_duplicates(h, y)
@@ -64,8 +68,13 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             keep[idx] = False
             pairs = np.empty((0, 2), dtype=np.int64)  # groups now have one row each
         kidx = np.flatnonzero(keep)
-        split, stratified = split_codes(y[kidx], cfg.split.val, cfg.split.test, seed,
-                                        cfg.split.stratify)
+        try:
+            split, stratified = split_codes(y[kidx], cfg.split.val, cfg.split.test, seed,
+                                            cfg.split.stratify)
+        except ValueError as e:  # scikit-learn: too few rows for the split's shares
+            raise DataError(f"{len(kidx)} rows after cleaning are too few to split into train, "
+                            f"val and test ({e}); add rows or change data.split",
+                            source=cfg.source) from None
         if clean.leakage:
             if clean.duplicates and not len(pairs):
                 leak = np.zeros(len(kidx), bool)  # every kept row is unique: nothing can leak
@@ -129,9 +138,11 @@ def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: Clean
     parse = {c: f.parse for f in features for c in f.columns}
     writer = None
     seen_bad = 0
+    presence = Presence([c for f in features for c in f.columns])
     try:
         for chunk in reader.chunks(parse):
             report.rows_in += len(chunk)
+            presence.update(chunk)
             values = {f.name: chunk_values(chunk, f) for f in features}
             issues = chunk_issues(chunk, values, features, clean, reader.target)
             try:
@@ -160,8 +171,9 @@ def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: Clean
     finally:
         if writer is not None:
             writer.close()
-    if writer is None:
-        raise DataError("the source has no rows", source=cfg.source)
+    if writer is None or not report.rows_in:
+        raise no_rows(cfg.source, [*reader.columns, *([reader.target] if reader.target else [])])
+    presence.check(cfg.source, declared=cfg.features is not None)
 
     def cat(parts: list, dt) -> np.ndarray:
         return np.concatenate(parts) if parts else np.empty(0, dt)

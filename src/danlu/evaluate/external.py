@@ -17,6 +17,7 @@ import numpy as np
 from danlu.data.clean import CleaningReport, chunk_issues, count_bad_lines, select_valid
 from danlu.data.config import CleanConfig
 from danlu.data.readers import Reader, label_name, open_reader, schemes
+from danlu.data.readers.csv import COMPRESSION
 from danlu.errors import DanluError, DataError, RecipeError
 from danlu.evaluate.config import EvaluateConfig
 from danlu.features.base import take
@@ -25,7 +26,7 @@ from danlu.runs import Run, write_json
 __all__ = ["ExternalResult", "evaluate_external"]
 
 # A bare path's suffix -> its scheme of data.source.
-SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
+SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl"}
 # danlu-model.json `runtime` -> how the result names the engine that scored.
 ENGINES = {"onnxruntime": "ONNX Runtime", "onnxruntime-int8": "ONNX Runtime int8",
            "torch": "PyTorch"}
@@ -63,11 +64,14 @@ def _source(data: str) -> str:
         except RecipeError as e:  # names the schemes and the closest one
             raise RecipeError("--data", got=data, expected=e.expected, hint=e.hint) from None
         return data
-    scheme = SUFFIXES.get(Path(data).suffix.lower())
+    path = Path(data)
+    if path.suffix.lower() in COMPRESSION:  # data.csv.gz: the suffix before the codec's
+        path = path.with_suffix("")
+    scheme = SUFFIXES.get(path.suffix.lower())
     if scheme:
         return f"{scheme}:{data}"
     raise RecipeError("--data", got=data, expected=f"SCHEME:PATH with a scheme of data.source "
-                      f"({', '.join(schemes.names())}) or a .csv/.parquet/.jsonl file")
+                      f"({', '.join(schemes.names())}) or a .csv/.tsv/.parquet/.jsonl file")
 
 
 def _open(source: str, target: str | None) -> Reader:
@@ -77,7 +81,8 @@ def _open(source: str, target: str | None) -> Reader:
     except RecipeError as e:
         if e.path == "data.target":
             raise RecipeError("--target", got=target, expected=e.expected if target else
-                              "the label column of the new data, e.g. --target label") from None
+                              "the label column of the new data, e.g. --target label",
+                              hint=e.hint if target else None) from None
         if e.path == "data.source":
             raise RecipeError("--data", got=e.got, expected=e.expected, hint=e.hint) from None
         raise

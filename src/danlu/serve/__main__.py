@@ -13,10 +13,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run `danlu serve` with `argv` (default: sys.argv[1:]); exits with its exit code."""
     from typer.main import get_command
 
-    from danlu.cli import app
+    from danlu.cli import app, guarded
 
     command = get_command(app).commands["serve"]
-    return command.main(args=argv, prog_name="python -m danlu.serve")
+    return guarded(lambda: command.main(args=argv, prog_name="python -m danlu.serve"))
 
 
 if __name__ == "__main__":

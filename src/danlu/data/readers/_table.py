@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from danlu.data.readers.base import Chunk, Issue, Reader
+from danlu.data.readers.base import Chunk, Issue, Reader, check_file
 from danlu.errors import DataError, RecipeError
 
 # A number as text (RE2 syntax, pyarrow's regex engine): what float() accepts, roughly.
@@ -28,27 +28,50 @@ class Table(Reader):
     scheme: str
 
     def __init__(self, path: Path, target: str | None, chunk_rows: int, drop: list[str]):
-        if not path.is_file():
-            raise RecipeError("data.source", got=f"{self.scheme}:{path}", expected="an existing file")
+        check_file(path, self.scheme)
         self.path, self.target, self.chunk_rows = path, target, chunk_rows
         import pyarrow as pa
 
         try:
             names = self.column_names = self._header()
-        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
-            raise DataError(f"cannot be read as {self.scheme}: {e}", source=str(path)) from None
+        except UnicodeDecodeError as e:
+            raise self._not_utf8(e) from None
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"cannot be read as {self.scheme}: {e}", source=f"{self.scheme}:{path}") from None
+        if not names:
+            raise DataError("the file is empty (0 bytes): write a header line naming the columns, "
+                            "then one row per line" if path.stat().st_size == 0 else
+                            "the file has no header line: its first line must name the columns",
+                            source=f"{self.scheme}:{path}")
         self.label_values: list = []
         self.bad_lines: list[tuple[int, str]] = []
         if target not in names:
-            raise RecipeError("data.target", got=target,
-                              expected=f"a column of {path.name}: one of {', '.join(names)}")
+            hint = self._one_column_hint(names[0]) if len(names) == 1 else None
+            raise RecipeError("data.target", got=target, expected=f"a column of {path.name}: "
+                              f"{_one_of(names)}", hint=hint or _did_you_mean(target, names))
         unknown = [c for c in drop if c not in names]
         if unknown:
-            raise RecipeError("data.drop", got=unknown[0],
-                              expected=f"a column of {path.name}: one of {', '.join(names)}")
+            raise RecipeError("data.drop", got=unknown[0], expected=f"a column of {path.name}: "
+                              f"{_one_of(names)}", hint=_did_you_mean(unknown[0], names))
         self.columns = [c for c in names if c != target and c not in drop]
         if not self.columns:
-            raise DataError("no feature columns besides the target", source=str(path))
+            raise DataError(f"no feature columns besides the target {target!r}: the file needs "
+                            "at least one more column", source=f"{self.scheme}:{path}")
+
+    def _one_column_hint(self, name: str) -> str | None:
+        """Why a file may read as one column (a csv: an unexpected delimiter)."""
+        return None
+
+    def _not_utf8(self, e: Exception) -> DataError:
+        """The error for a file that is not text: binary, or another encoding than UTF-8."""
+        what = "not UTF-8"
+        if isinstance(e, UnicodeDecodeError):
+            utf16 = e.start == 0 and e.object[:2] in (b"\xff\xfe", b"\xfe\xff")
+            what = ("UTF-16, a spreadsheet's 'Unicode Text'" if utf16 else
+                    f"byte 0x{e.object[e.start]:02x} is not UTF-8")
+        return DataError(f"not UTF-8 text ({what}): a binary file, or text in another encoding; "
+                         "save it as UTF-8 (a spreadsheet's 'CSV UTF-8')",
+                         source=f"{self.scheme}:{self.path}")
 
     def _header(self) -> list[str]:
         raise NotImplementedError
@@ -83,6 +106,25 @@ class Table(Reader):
             cols[name] = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
         return Chunk(rows=rows, labels=self._arrow_codes(batch.column(self.target)), columns=cols,
                      issues=issues)
+
+
+def _one_of(names: list[str], most: int = 30, chars: int = 400) -> str:
+    text = ", ".join(names[:most])
+    if len(text) > chars or len(names) > most:
+        text = f"{text[:chars]}... ({len(names)} columns)"
+    return "one of " + text
+
+
+def _did_you_mean(word: str | None, names: list[str]) -> str | None:
+    """The column names closest to `word` (case and spacing ignored first), or None."""
+    import difflib
+
+    if word is None:
+        return None
+    fold = {n.strip().lower(): n for n in names}
+    close = ([fold[word.strip().lower()]] if word.strip().lower() in fold else
+             difflib.get_close_matches(word, names, n=3, cutoff=0.5))
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
 
 
 def _strings(col: Any) -> np.ndarray:

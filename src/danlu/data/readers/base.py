@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from danlu.errors import RecipeError
 from danlu.registry import Registry
 
-__all__ = ["Chunk", "Issue", "Opener", "Reader", "ReaderOptions", "label_cell", "label_name",
-           "schemes"]
+__all__ = ["Chunk", "Issue", "Opener", "Reader", "ReaderOptions", "check_file", "label_cell",
+           "label_name", "schemes"]
 
 
 @dataclass
@@ -95,6 +97,17 @@ class Reader:
         out = codes[pos.astype(np.int64)]
         out[np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = -1
         return out
+
+
+def check_file(path: Path, scheme: str) -> None:
+    """A RecipeError naming the fix when `path` is not a file that exists."""
+    if path.is_dir():
+        raise RecipeError("data.source", got=f"{scheme}:{path}", expected="a file, not a folder",
+                          hint=f"name a file inside it, e.g. {scheme}:{path / ('data.' + scheme)}")
+    if not path.is_file():
+        raise RecipeError("data.source", got=f"{scheme}:{path}", expected="an existing file",
+                          hint=f"there is no {path.resolve()}; a relative path is read from the "
+                               "working folder")
 
 
 def label_cell(v: object) -> object:

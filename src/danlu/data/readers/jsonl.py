@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from danlu.data.readers.base import Chunk, Issue, Reader, ReaderOptions, schemes
-from danlu.errors import RecipeError
+from danlu.data.readers.base import Chunk, Issue, Reader, ReaderOptions, check_file, schemes
 
 __all__ = ["JsonlReader", "open_jsonl"]
 
@@ -27,8 +26,7 @@ class JsonlReader(Reader):
     the recipe says otherwise; a line that is not an object is an Issue."""
 
     def __init__(self, path: Path, target: str, chunk_rows: int, drop: list[str]):
-        if not path.is_file():
-            raise RecipeError("data.source", got=f"jsonl:{path}", expected="an existing file")
+        check_file(path, "jsonl")
         self.path, self.target, self.chunk_rows = path, target, chunk_rows
         self.label_values: list = []
         self.columns = [k for k in self._first_object() if k != target and k not in drop]
