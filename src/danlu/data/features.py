@@ -25,7 +25,9 @@ INFER_ORDER = ("number", "category", "text")
 _NUMBER = re.compile(r"^\s*[-+]?((\d+\.?\d*)|(\.\d+))([eE][-+]?\d+)?\s*$")
 # Values this long (characters, on average) are text, not identifiers.
 ID_LENGTH = 30
-_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|index|key)$", re.IGNORECASE)
+_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|index|key)$|^(rownames|row|unnamed: ?0|)$",
+                      re.IGNORECASE)
+_INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
 
 
 @dataclass
@@ -36,6 +38,9 @@ class ColumnSummary:
     rows: int = 0
     missing: int = 0
     numbers: int = 0
+    integers: int = 0                  # cells that are whole numbers written without a point
+    low: float = float("inf")          # their smallest and largest values
+    high: float = float("-inf")
     lengths: int = 0
     values: set = field(default_factory=set)
     many: bool = False                 # more than MAX_DISTINCT distinct values
@@ -66,7 +71,13 @@ class ColumnSummary:
         Long distinct values are free text, a feature."""
         distinct = len(self.values) == self.rows if not self.many else True
         return self.present == self.rows > 1 and distinct and self.mean_length < ID_LENGTH \
-            and (not self.numeric or bool(_ID_NAME.search(self.name)))
+            and (not self.numeric or bool(_ID_NAME.search(self.name)) or self.row_numbers)
+
+    @property
+    def row_numbers(self) -> bool:
+        """Every cell a distinct integer and together a run of consecutive integers (1..n, a
+        data frame's saved index): the row's position, not a measurement."""
+        return self.integers == self.rows > 1 and self.high - self.low + 1 == self.rows
 
     def describe(self) -> str:
         d = f">{MAX_DISTINCT}" if self.many else str(len(self.values))
@@ -83,6 +94,10 @@ class ColumnSummary:
                 self.missing += 1
                 continue
             self.numbers += bool(_NUMBER.match(s))
+            if _INTEGER.match(s):
+                self.integers += 1
+                v = float(s)
+                self.low, self.high = min(self.low, v), max(self.high, v)
             self.lengths += len(s)
             if not self.many:
                 self.values.add(s)

@@ -121,6 +121,11 @@ class Feature:
         """Client values -> the graph's inputs (and NOTE-prefixed per-row notes)."""
         return {self.name: np.ascontiguousarray(values, dtype=np.float32)}
 
+    def unseen(self, values: np.ndarray) -> int | None:
+        """How many values were never seen in training (a category's `__unknown__`), or None
+        for a type without a vocabulary. Counted in evaluation and by the server."""
+        return None
+
     def form(self) -> dict[str, Any]:
         """How a client (the playground page, the v2 metadata) should ask for this input."""
         return {"name": self.name, "type": self.type, "widget": "numbers",

@@ -101,6 +101,9 @@ class CategoryFeature(Feature):
 
     continuous = False  # one-hot columns or an index: noise and mixup leave them alone
 
+    def unseen(self, values: np.ndarray) -> int:
+        return int((self.encode(values)[self.name] == self.index[UNKNOWN]).sum())
+
     def width(self) -> int:
         return 1 if self.embedded else len(self.index)
 
