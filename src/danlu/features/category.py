@@ -31,6 +31,7 @@ def _key(v: Any) -> str:
 class CategoryFeature(Feature):
     type = "category"
     parse = "string"
+    tabular = True
 
     @classmethod
     def recognise(cls, column: Any) -> str | None:
@@ -79,6 +80,13 @@ class CategoryFeature(Feature):
         flat = np.asarray(values, dtype=object).reshape(-1)
         return {self.name: np.fromiter((index.get(_key(v), unknown) for v in flat), np.int64,
                                        len(flat))}
+
+    def table_columns(self, values: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Ordinal codes in the fitted vocabulary, `__missing__` as NaN: a native categorical
+        column for a tree model (a value unseen in training keeps the `__unknown__` code)."""
+        codes = self.encode(values)[self.name].astype(np.float64)
+        codes[codes == self.index[MISSING]] = np.nan
+        return codes[:, None], True
 
     def width(self) -> int:
         return len(self.index)
