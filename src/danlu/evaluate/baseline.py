@@ -85,10 +85,13 @@ BASELINES: dict[str, Baseline] = {
 
 
 def fit_baseline(kind: Baseline, x: np.ndarray, y: np.ndarray, categorical: list[bool], seed: int,
-                 val: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[Any, float]:
+                 val: tuple[np.ndarray, np.ndarray] | None = None,
+                 threads: int = 1) -> tuple[Any, float]:
     """(the fitted estimator, fit seconds): scikit-learn's defaults, categorical columns native,
-    early stopping on `val` when given (else sklearn's own: 10% of x, above 10,000 rows)."""
+    early stopping on `val` when given (else sklearn's own: 10% of x, above 10,000 rows), on
+    `threads` OpenMP threads."""
     import sklearn.ensemble
+    from threadpoolctl import threadpool_limits
 
     est = getattr(sklearn.ensemble, kind.estimator)(
         categorical_features=np.asarray(categorical, bool) if any(categorical) else None,
@@ -96,15 +99,18 @@ def fit_baseline(kind: Baseline, x: np.ndarray, y: np.ndarray, categorical: list
     extra = {}
     if val is not None:
         extra = {"X_val": val[0], "y_val": val[1]}
-    start = time.perf_counter()
-    est.fit(x, y, **extra)
-    return est, time.perf_counter() - start
+    with threadpool_limits(threads):
+        start = time.perf_counter()
+        est.fit(x, y, **extra)
+        return est, time.perf_counter() - start
 
 
 def gbdt_baseline(run: Run, splits: Any, head: Any, test_out: np.ndarray, cfg: Any,
                   seed: int) -> dict[str, Any] | None:
     """Write eval/baseline.json and return it; None (no file) when evaluate.baseline is none,
     a feature is not a table column type or the head has no baseline."""
+    from threadpoolctl import threadpool_limits
+
     features = splits.features()
     kind = BASELINES.get(head.type)
     if cfg.baseline == "none" or kind is None or not all(f.tabular for f in features):
@@ -122,8 +128,12 @@ def gbdt_baseline(run: Run, splits: Any, head: Any, test_out: np.ndarray, cfg: A
         keep = np.isin(splits.y["val"], ytr) if kind.classes else slice(None)
         if len(splits.y["val"][keep]):
             val = (x["val"][keep], splits.y["val"][keep])
-    est, seconds = fit_baseline(kind, xtr, ytr, categorical, seed, val)
-    out = np.asarray(kind.outputs(est, x["test"], head.size)).reshape(np.shape(test_out))
+    # One thread unless train.threads says more: HistGradientBoosting's OpenMP team spins when
+    # the cores are shared (40,000 x 10 rows on 2 busy cores: 37 s on 2 threads, 1.2 s on one).
+    threads = run.recipe.train.threads or 1
+    est, seconds = fit_baseline(kind, xtr, ytr, categorical, seed, val, threads)
+    with threadpool_limits(threads):
+        out = np.asarray(kind.outputs(est, x["test"], head.size)).reshape(np.shape(test_out))
     y = splits.y["test"]
     # The comparison always gets an interval, even where bootstrap.resamples: 0 turns them off.
     resamples = cfg.bootstrap.resamples or 1000
@@ -134,7 +144,7 @@ def gbdt_baseline(run: Run, splits: Any, head: Any, test_out: np.ndarray, cfg: A
                           "scikit-learn's default (its own 10% of the rows, above 10,000 rows)",
         "iterations": int(est.n_iter_), "columns": names,
         "categorical": [n for n, c in zip(names, categorical, strict=True) if c],
-        "fit_seconds": seconds, "danlu_fit_seconds": summary.get("seconds"),
+        "fit_seconds": seconds, "threads": threads, "danlu_fit_seconds": summary.get("seconds"),
         "test": head.evaluate(out, y, cfg, seed),
         "comparison": kind.compare(y, test_out, out, resamples, cfg.bootstrap.confidence, seed),
     }
