@@ -119,8 +119,9 @@ def gbdt_baseline(run: Run, splits: Any, head: Any, test_out: np.ndarray, cfg: A
     summary_file = run.path("train", "summary.json")
     summary = read_json(summary_file) if summary_file.is_file() else {}
     fit_on = summary.get("fit_on", ["train"])
-    x = {s: table_matrix(features, splits.values[s])[0] for s in {*fit_on, "val", "test"}}
-    _, categorical, names = table_matrix(features, splits.values["test"])
+    tables = {s: table_matrix(features, splits.values[s]) for s in {*fit_on, "val", "test"}}
+    x = {s: t[0] for s, t in tables.items()}
+    _, categorical, names = tables["test"]
     xtr = np.vstack([x[s] for s in fit_on])
     ytr = np.concatenate([splits.y[s] for s in fit_on])
     val = None
