@@ -81,12 +81,15 @@ def test_paired_comparison_is_danlu_minus_gbdt_with_mcnemar(table_run):
     assert b["fit_seconds"] > 0
 
 
-def test_stage_result_line_and_report_section(table_run):
+def test_stage_result_line_cli_and_report_section(table_run, capsys):
+    from danlu.cli import _print_result
     from danlu.report.html import render
 
     line = table_run.metrics["evaluate"]["baseline"]
     assert line.startswith("GBDT baseline: accuracy ") and "danlu - GBDT = " in line
     assert "McNemar p " in line
+    _print_result(table_run)  # what `danlu run` prints at the end
+    assert line in capsys.readouterr().out
     page = render(table_run.run_dir)
     assert 'id="baseline"' in page and "HistGradientBoostingClassifier" in page
 
