@@ -126,6 +126,9 @@ def _print_result(result) -> None:
         table.add_row("parity label agreement", f"{exp['parity_label_agreement']:.2%}")
     out.print(table)
     _print_warnings(test)
+    line = result.metrics.get("evaluate", {}).get("baseline")
+    if line:
+        out.print(line, highlight=False, soft_wrap=True)
     out.print(f"run folder: {result.run_dir}", highlight=False, soft_wrap=True)
     if (result.run_dir / "report.html").is_file():
         out.print(f"report:     {result.run_dir / 'report.html'}", highlight=False, soft_wrap=True)

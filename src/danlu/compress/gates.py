@@ -29,16 +29,11 @@ def speed_gate(parent_ms: float, child_ms: float, tolerance: float,
 def compare_to_baseline(y: np.ndarray, labels: np.ndarray, baseline_labels: np.ndarray,
                         seed: int = 0) -> dict[str, Any]:
     """The accuracy difference to the baseline on the same test rows, with a paired bootstrap
-    95% interval and McNemar's test (danlu.evaluate.stats), so "no worse" is a statement."""
-    from danlu.evaluate.stats import mcnemar, paired_bootstrap
+    95% interval and McNemar's test (danlu.evaluate.stats.compare_labels), so "no worse" is a
+    statement."""
+    from danlu.evaluate.stats import compare_labels
 
-    n = int(max(y.max(), labels.max(), baseline_labels.max())) + 1
-    diff = paired_bootstrap(y, baseline_labels, labels, "accuracy", seed=seed, n_classes=n)
-    test = mcnemar(y, baseline_labels, labels)
-    return {"accuracy_diff": diff["diff"], "ci": diff["ci"], "bootstrap_p": diff["p_value"],
-            "mcnemar_p": test["p_value"], "mcnemar": test,
-            # significantly worse: the whole interval lies below zero
-            "significantly_worse": diff["ci"][1] < 0}
+    return compare_labels(y, labels, baseline_labels, seed=seed)
 
 
 def accuracy_gate(y: np.ndarray, labels: np.ndarray, parent_labels: np.ndarray,

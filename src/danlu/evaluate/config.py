@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -37,6 +38,11 @@ class EvaluateConfig(Section):
     # When either limit is crossed, metrics.json, the CLI and the report warn that accuracy
     # misleads here and lead with macro-F1 and balanced accuracy.
     imbalance: ImbalanceConfig = ImbalanceConfig()
+    # gbdt: beside a model of table features only (numbers, categories), fit scikit-learn's
+    # HistGradientBoosting on the same training split and compare on the test rows
+    # (eval/baseline.json) — seconds on tables, and it says whether a GBDT would do better.
+    # none: skip it. Models with image or text inputs never get one.
+    baseline: Literal["gbdt", "none"] = "gbdt"
 
     @field_validator("gate")
     @classmethod

@@ -10,7 +10,9 @@ import numpy as np
 
 from danlu.data.stage import load_splits
 from danlu.errors import GateError, RecipeError
+from danlu.evaluate.baseline import gbdt_baseline
 from danlu.evaluate.config import EvaluateConfig
+from danlu.evaluate.summary import baseline_line
 from danlu.runs import Run, StageResult, atomic_write, write_json
 
 __all__ = ["check_gate", "evaluate", "preview_values", "save_predictions"]
@@ -56,6 +58,7 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
         outputs = predict(module, splits.values[split])
         metrics[split] = head.evaluate(outputs[0], splits.y[split], cfg, run.recipe.seed)
         if split == "test":
+            baseline = gbdt_baseline(run, splits, head, outputs[0], cfg, run.recipe.seed)
             save_predictions(out / "predictions.npz", outputs[0], splits.y[split],
                              splits.rows[split], preview_values(splits.values[split]))
             curves = head.curves(outputs[0], splits.y[split])
@@ -70,8 +73,13 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
                            if not r["passed"])
         raise GateError(f"evaluation gate failed on the test split: {misses}; the model is not "
                         f"packaged (metrics in {run.path('eval', 'metrics.json')})")
-    return StageResult(paths={"metrics": "eval/metrics.json", "predictions": "eval/predictions.npz",
-                              "curves": "eval/curves.json"}, metrics=head.headline(metrics["test"]))
+    paths = {"metrics": "eval/metrics.json", "predictions": "eval/predictions.npz",
+             "curves": "eval/curves.json"}
+    headline = head.headline(metrics["test"])
+    if baseline is not None:
+        paths["baseline"] = "eval/baseline.json"
+        headline["baseline"] = baseline_line(baseline)
+    return StageResult(paths=paths, metrics=headline)
 
 
 def check_gate(test: dict, gate: dict[str, float]) -> dict:

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CI_METRICS", "bootstrap_ci", "confusion_metrics", "mcnemar", "paired_bootstrap",
-           "weighted_roc_auc"]
+__all__ = ["CI_METRICS", "ERROR_METRICS", "bootstrap_ci", "compare_labels", "confusion_metrics",
+           "mcnemar", "paired_bootstrap", "paired_bootstrap_errors", "weighted_roc_auc"]
 
 # The headline metrics that get an interval (each a function of the confusion matrix), plus
 # log loss (a mean over rows) when probabilities are given.
@@ -154,6 +154,48 @@ def paired_bootstrap(y: np.ndarray, baseline: np.ndarray, candidate: np.ndarray,
     return {"metric": metric, **point, "diff": point["candidate"] - point["baseline"],
             "ci": [float(x) for x in np.quantile(diffs, q)], "confidence": confidence,
             "p_value": p, "resamples": resamples, "seed": seed}
+
+
+# Regression metrics of per-row errors (lower is better) that a paired comparison may take.
+ERROR_METRICS = {"rmse": lambda err: np.sqrt((err ** 2).mean(axis=-1)),
+                 "mae": lambda err: np.abs(err).mean(axis=-1)}
+
+
+def paired_bootstrap_errors(y: np.ndarray, baseline: np.ndarray, candidate: np.ndarray,
+                            metric: str = "rmse", resamples: int = 1000, confidence: float = 0.95,
+                            seed: int = 0) -> dict[str, Any]:
+    """paired_bootstrap for predicted values: the difference candidate - baseline of an
+    ERROR_METRICS metric on the same resampled rows (negative: the candidate errs less)."""
+    if metric not in ERROR_METRICS:
+        raise ValueError(f"metric {metric!r} is not one of {', '.join(ERROR_METRICS)}")
+    y = np.asarray(y, dtype=float).reshape(-1)
+    ea = np.asarray(baseline, dtype=float).reshape(-1) - y
+    eb = np.asarray(candidate, dtype=float).reshape(-1) - y
+    if len(y) == 0 or ea.shape != y.shape or eb.shape != y.shape:
+        raise ValueError(f"need one prediction per row: {len(y)} rows, {ea.shape}, {eb.shape}")
+    f = ERROR_METRICS[metric]
+    rng = np.random.default_rng(seed)
+    diffs = np.concatenate([f(eb[idx]) - f(ea[idx]) for idx in _resample_indices(len(y), resamples, rng)])
+    point = {"baseline": float(f(ea)), "candidate": float(f(eb))}
+    q = [(1 - confidence) / 2, (1 + confidence) / 2]
+    p = min(1.0, 2 * min(float((diffs <= 0).mean()), float((diffs >= 0).mean())))
+    return {"metric": metric, **point, "diff": point["candidate"] - point["baseline"],
+            "ci": [float(x) for x in np.quantile(diffs, q)], "confidence": confidence,
+            "p_value": p, "resamples": resamples, "seed": seed}
+
+
+def compare_labels(y: np.ndarray, labels: np.ndarray, baseline_labels: np.ndarray, seed: int = 0,
+                   resamples: int = 1000, confidence: float = 0.95) -> dict[str, Any]:
+    """Predicted `labels` against `baseline_labels` on the same rows: the accuracy difference
+    (labels - baseline) with a paired bootstrap interval, and McNemar's test."""
+    y, labels, baseline_labels = (np.asarray(a, dtype=np.int64) for a in (y, labels, baseline_labels))
+    n = int(max(y.max(), labels.max(), baseline_labels.max())) + 1
+    diff = paired_bootstrap(y, baseline_labels, labels, "accuracy", resamples, confidence, seed, n)
+    test = mcnemar(y, baseline_labels, labels)
+    return {"accuracy_diff": diff["diff"], "ci": diff["ci"], "confidence": confidence,
+            "bootstrap_p": diff["p_value"], "mcnemar_p": test["p_value"], "mcnemar": test,
+            # significantly worse: the whole interval lies below zero
+            "significantly_worse": diff["ci"][1] < 0}
 
 
 def _cm(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_ci", "headline_rows", "imbalance_warnings", "lead_metrics"]
+__all__ = ["baseline_line", "format_ci", "headline_rows", "imbalance_warnings", "lead_metrics"]
 
 # The order a table shows metrics in, when accuracy can be trusted.
 TABLE = ("accuracy", "balanced_accuracy", "f1_macro", "precision_macro", "recall_macro",
@@ -57,3 +57,21 @@ def headline_rows(split: dict[str, Any]) -> list[tuple[str, str]]:
     ci = split.get("ci", {})
     return [(k, format_ci(split[k], ci.get(k))) for k in lead_metrics(split)
             if isinstance(split.get(k), float)]
+
+
+def baseline_line(b: dict[str, Any]) -> str:
+    """eval/baseline.json in one line: "GBDT baseline: accuracy 0.950 [0.920, 0.975], danlu - GBDT
+    = +0.012 [-0.010, 0.034], McNemar p 0.410"."""
+    c = b["comparison"]
+    metric = c["metric"]
+
+    def f(v: float, sign: str = "") -> str:
+        return f"{v:{sign}.3f}" if metric == "accuracy" else f"{v:{sign}.4g}"
+
+    ci = b["test"].get("ci", {}).get(metric)
+    value = f(b["test"][metric]) + (f" [{f(ci[0])}, {f(ci[1])}]" if ci else "")
+    line = (f"GBDT baseline: {metric} {value}, danlu - GBDT = {f(c['diff'], '+')} "
+            f"[{f(c['ci'][0], '+')}, {f(c['ci'][1], '+')}]")
+    if "mcnemar" in c:
+        line += f", McNemar p {c['mcnemar']['p_value']:.3g}"
+    return line

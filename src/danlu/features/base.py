@@ -60,6 +60,9 @@ class Feature:
     options_taken: ClassVar[tuple[str, ...]] = ()
     # [channels, height, width] where the values are images (image steps act on them).
     image_shape: list[int] | None = None
+    # A table column type (numbers, categories): a model of only such features gets a
+    # gradient-boosted baseline beside it (evaluate.baseline), fed by `table_columns`.
+    tabular: ClassVar[bool] = False
 
     def __init__(self, name: str, columns: list[str], options: dict[str, Any] | None = None):
         self.name, self.columns, self.options = name, list(columns), dict(options or {})
@@ -130,6 +133,12 @@ class Feature:
         """How a client (the playground page, the v2 metadata) should ask for this input."""
         return {"name": self.name, "type": self.type, "widget": "numbers",
                 "columns": list(self.columns)}
+
+    def table_columns(self, values: np.ndarray) -> tuple[np.ndarray, int]:
+        """(float64 [n, k] columns for a tree model, missing as NaN; how many category codes
+        they hold, 0 for measurements) — what the GBDT baseline fits on. Only `tabular` types
+        answer."""
+        raise NotImplementedError(f"feature type {self.type!r} is not a table column type")
 
     def sort_key(self, values: np.ndarray) -> np.ndarray | None:
         """Per-row cost (e.g. tokens) to batch similar rows together in inference, or None."""

@@ -43,6 +43,7 @@ def _key(v: Any) -> str:
 class CategoryFeature(Feature):
     type = "category"
     parse = "string"
+    tabular = True
 
     @classmethod
     def recognise(cls, column: Any) -> str | None:
@@ -103,6 +104,13 @@ class CategoryFeature(Feature):
 
     def unseen(self, values: np.ndarray) -> int:
         return int((self.encode(values)[self.name] == self.index[UNKNOWN]).sum())
+
+    def table_columns(self, values: np.ndarray) -> tuple[np.ndarray, int]:
+        """Ordinal codes in the fitted vocabulary, `__missing__` as NaN: a native categorical
+        column for a tree model (a value unseen in training keeps the `__unknown__` code)."""
+        codes = self.encode(values)[self.name].astype(np.float64)
+        codes[codes == self.index[MISSING]] = np.nan
+        return codes[:, None], len(self.index)
 
     def width(self) -> int:
         return 1 if self.embedded else len(self.index)

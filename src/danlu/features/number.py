@@ -22,6 +22,7 @@ class NumberFeature(Feature):
     # preprocess.clean.outliers applies to numbers (flagged by train statistics).
     outliers = True
     options_taken = ("normalize", "per")
+    tabular = True
 
     @classmethod
     def recognise(cls, column: Any) -> str | None:
@@ -64,6 +65,10 @@ class NumberFeature(Feature):
     def load_state_dict(self, state: dict[str, Any], folder: Any = None) -> NumberFeature:
         self.normalizer_ = Normalizer().load_state_dict(state["normalize"])
         return self
+
+    def table_columns(self, values: np.ndarray) -> tuple[np.ndarray, int]:
+        """The raw numbers, NaN as is (trees split missing values to the side that fits best)."""
+        return np.asarray(values, np.float64).reshape(len(values), -1), 0
 
     def module(self):
         from danlu.features.graph import Normalize

