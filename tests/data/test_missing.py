@@ -80,6 +80,7 @@ def test_fail_stops_on_a_non_number_but_not_on_a_missing_cell_and_inf_stays_inva
         prepared(tmp_path / "d", {"source": f"csv:{write_csv(rows)}", "target": "y"},
                  {"clean": {"invalid": "fail"}})
     assert (info.value.row, info.value.column) == (6, "a")
+    assert "use 'drop' to impute such cells as missing" in str(info.value)
     r = prepared(tmp_path / "e", {"source": f"csv:{write_csv(rows[:-1] + [['inf', 11, 1]])}",
                                   "target": "y"})
     assert r["cleaning"]["removed"] == {"infinite": 1} and r["cleaning"]["imputed"] == {"a": 2}

@@ -79,8 +79,10 @@ def _fail_or_count(issue: Issue, rows: np.ndarray, policy: str, report: Cleaning
     if policy == "fail":
         col = cols[0] if isinstance(cols, np.ndarray) else cols
         reason = issue.reason.replace("_", " ") + (f" ({issue.detail})" if issue.detail else "")
-        raise DataError(f"{reason}; preprocess.clean.invalid is 'fail' (use 'drop' to remove and "
-                        "count such rows)", row=int(rows[idx[0]]), column=str(col), source=source)
+        what = "remove and count such rows" if issue.removes else \
+            "impute such cells as missing and count them"
+        raise DataError(f"{reason}; preprocess.clean.invalid is 'fail' (use 'drop' to {what})",
+                        row=int(rows[idx[0]]), column=str(col), source=source)
     report.add(issue.reason, rows[idx], cols)
 
 
