@@ -28,7 +28,7 @@ def _dirty_csv(write_csv):
 def test_every_invalid_row_is_dropped_and_counted_by_reason(tmp_path, write_csv):
     path = _dirty_csv(write_csv)
     r = prepared(tmp_path / "d", {"source": f"csv:{path}", "target": "y"},
-                 {"clean": {"ranges": {"a": [None, 1000]}}})
+                 {"clean": {"ranges": {"a": [None, 1000]}, "missing": "drop"}})
     c = r["cleaning"]
     assert c["removed"] == {"nan_or_inf": 2, "wrong_type": 1, "out_of_range": 1,
                             "missing_label": 1, "wrong_column_count": 1}
@@ -49,7 +49,7 @@ def test_fail_policy_stops_at_the_first_bad_row_with_its_number_and_column(
     rows = [["a", "b", "y"], [1, 2, 0], [3, 4, 1], bad, [5, None, 1], [6, 7]]
     with pytest.raises(DataError) as info:
         prepared(tmp_path / "d", {"source": f"csv:{write_csv(rows)}", "target": "y"},
-                 {"clean": {"invalid": "fail", "ranges": {"*": [-100, 100]}}})
+                 {"clean": {"invalid": "fail", "missing": "drop", "ranges": {"*": [-100, 100]}}})
     assert info.value.row == row and info.value.column == column
     assert "use 'drop'" in str(info.value) and f"row {row}" in str(info.value)
 

@@ -131,13 +131,13 @@ def test_missing_tokens_in_a_number_column_are_nan_not_wrong_type(write_csv):
     assert issue.reason == "wrong_type" and issue.mask.tolist() == [0, 0, 0, 0, 0, 1]
 
 
-def _first_fail(source: str, reader: Reader) -> DataError:
+def _first_fail(source: str, reader: Reader, missing: str = "impute") -> DataError:
     # numbers declared: a short column of 2 numbers and "oops" could be inferred a category
     cfg = DataConfig(source=source, target=reader.target,
                      features={c: "number" for c in reader.columns})
     features = build(resolve_features(cfg, reader), reader, PreprocessConfig())
     parse = {c: f.parse for f in features for c in f.columns}
-    clean = CleanConfig(invalid="fail")
+    clean = CleanConfig(invalid="fail", missing=missing)
     with pytest.raises(DataError) as info:
         for chunk in reader.chunks(parse):
             values = {f.name: chunk_values(chunk, f) for f in features}
@@ -157,9 +157,9 @@ def test_a_non_numeric_cell_is_an_issue_with_its_row_and_column(write_csv):
     assert (e.row, e.column) == (3, "b") and "not a number" in str(e)
 
 
-def test_a_missing_value_fails_with_its_row(write_csv):
+def test_a_missing_value_fails_with_its_row_when_missing_numbers_are_dropped(write_csv):
     source = f"csv:{write_csv([['a', 'b', 'y'], [1, 2, 0], [3, None, 1], [4, 5, 0]])}"
-    e = _first_fail(source, open_reader(source, target="y"))
+    e = _first_fail(source, open_reader(source, target="y"), missing="drop")
     assert (e.row, e.column) == (2, "b") and "nan or inf" in str(e)
 
 

@@ -6,6 +6,14 @@ shape: `wrong_shape`), by each feature type (`Feature.invalid`: a missing or non
 `nan_or_inf`, a value outside a declared range `out_of_range`, empty text `empty_text`) and here (a
 missing label, `missing_label`). Policy `drop` counts and removes them; `fail` raises DataError
 naming the first offending row and column.
+
+Missing values (`preprocess.clean.missing`): `impute` (the default) keeps a row with missing
+number cells (the number feature imputes them in the graph: a training median plus a missing
+indicator); a cell that is not a number in such a column (`wrong_type`) is imputed as missing
+too and its row only counted (`flagged`), not removed, though `invalid: fail` still stops on it.
+`imputed` counts the imputed cells per column of the rows kept. `drop` removes rows with a
+missing number (`nan_or_inf`) or a non-number cell (`wrong_type`). A missing target always
+removes its row (`missing_label`); +-inf is never imputed (`infinite`, or `nan_or_inf` under drop).
 """
 
 from __future__ import annotations
@@ -34,6 +42,16 @@ class CleaningReport:
         self.flagged: Counter[str] = Counter()
         self.examples: dict[str, list[dict[str, Any]]] = {}
         self.details: dict[str, Any] = {}
+        self.imputed: Counter[str] = Counter()  # cells per column
+
+    def count_imputed(self, features: list, values: dict[str, np.ndarray], clean: Any) -> None:
+        """Count the missing (NaN) cells, per column, of the features that impute them."""
+        for f in features:
+            if f.imputes(clean) and len(values[f.name]):
+                nan = np.isnan(np.asarray(values[f.name], dtype=np.float64)).sum(axis=0)
+                for col, n in zip(f.columns, np.atleast_1d(nan), strict=True):
+                    if n:
+                        self.imputed[col] += int(n)
 
     def add(self, reason: str, rows: np.ndarray, columns: Any = None, removed: bool = True) -> None:
         if len(rows) == 0:
@@ -48,7 +66,9 @@ class CleaningReport:
         return {"rows_in": self.rows_in, "rows_out": rows_out,
                 "removed": dict(sorted(self.removed.items())),
                 "removed_total": sum(self.removed.values()),
-                "flagged": dict(sorted(self.flagged.items())), **self.details,
+                "flagged": dict(sorted(self.flagged.items())),
+                "imputed": dict(sorted(self.imputed.items())),
+                "imputed_total": sum(self.imputed.values()), **self.details,
                 "examples": self.examples}
 
 
@@ -59,16 +79,22 @@ def _fail_or_count(issue: Issue, rows: np.ndarray, policy: str, report: Cleaning
     if policy == "fail":
         col = cols[0] if isinstance(cols, np.ndarray) else cols
         reason = issue.reason.replace("_", " ") + (f" ({issue.detail})" if issue.detail else "")
-        raise DataError(f"{reason}; preprocess.clean.invalid is 'fail' (use 'drop' to remove and "
-                        "count such rows)", row=int(rows[idx[0]]), column=str(col), source=source)
+        what = "remove and count such rows" if issue.removes else \
+            "impute such cells as missing and count them"
+        raise DataError(f"{reason}; preprocess.clean.invalid is 'fail' (use 'drop' to {what})",
+                        row=int(rows[idx[0]]), column=str(col), source=source)
     report.add(issue.reason, rows[idx], cols)
 
 
 def chunk_issues(chunk: Any, values: dict[str, np.ndarray], features: list, clean: Any,
                  target: str | None) -> list[Issue]:
     """Every issue of a chunk: the reader's, each feature's (`Feature.invalid` on its values),
-    and a missing label."""
-    issues = list(chunk.issues)
+    and a missing label. A cell that is not a number in a column whose feature imputes missing
+    values is only flagged: the reader left NaN there, imputed like any missing cell."""
+    imputing = {c for f in features if f.imputes(clean) for c in f.columns}
+    issues = [Issue(i.reason, i.mask, i.column, i.detail, removes=False)
+              if i.reason == "wrong_type" and isinstance(i.column, str) and i.column in imputing
+              else i for i in chunk.issues]
     for f in features:
         issues += f.invalid(values[f.name], clean)
     issues.append(Issue("missing_label", chunk.labels < 0, target or "label"))
@@ -79,7 +105,8 @@ def select_valid(rows: np.ndarray, issues: list[Issue], policy: str, report: Cle
                  source: str) -> np.ndarray:
     """Mask of a chunk's valid rows given its issues (the reader's, each feature's, a missing
     label); counts (drop) or raises on (fail) the others. A row is counted once, under the
-    first issue that caught it."""
+    first issue that caught it. Issues that do not remove (`removes=False`) are counted as
+    `flagged` on the rows kept; `fail` stops on them too."""
     issues = [i for i in issues if i.mask.any()]
     if policy == "fail" and issues:
         # The first offending row across every rule, as a user reading the file would meet it.
@@ -87,9 +114,15 @@ def select_valid(rows: np.ndarray, issues: list[Issue], policy: str, report: Cle
         _fail_or_count(first, rows, "fail", report, source)
     valid = np.ones(len(rows), dtype=bool)
     for issue in issues:
-        issue.mask &= valid
-        _fail_or_count(issue, rows, "drop", report, source)
-        valid &= ~issue.mask
+        if issue.removes:
+            issue.mask &= valid
+            _fail_or_count(issue, rows, "drop", report, source)
+            valid &= ~issue.mask
+    for issue in issues:
+        if not issue.removes:
+            idx = np.flatnonzero(issue.mask & valid)
+            cols = issue.column[idx] if isinstance(issue.column, np.ndarray) else issue.column
+            report.add(issue.reason, rows[idx], cols, removed=False)
     return valid
 
 

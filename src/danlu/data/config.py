@@ -178,6 +178,12 @@ class CleanConfig(Section):
     # drop removes an invalid row and counts it by reason; fail stops at the first one with
     # its row number and column (for data that must be clean).
     invalid: Literal["drop", "fail"] = "drop"
+    # Missing number cells ("", NA, N/A, NaN, null, ?; and cells that are not numbers):
+    # impute keeps the row (the training median replaces them in the graph, plus a 0/1 missing
+    # indicator per column that had any), counted per column in cleaning.json `imputed`;
+    # drop removes such rows as invalid (nan_or_inf, wrong_type). A missing target always
+    # removes its row; +-inf is always invalid. Missing categories are the `__missing__` value.
+    missing: Literal["impute", "drop"] = "impute"
     # Declared value ranges, column -> [min, max] (null = open); "*" applies to every feature.
     ranges: dict[str, tuple[float | None, float | None]] = {}
     # Exact duplicates (same features) are removed before the split; the same features with

@@ -8,13 +8,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from danlu.data.readers.base import MISSING_TOKENS  # cells that mean "no value"
 from danlu.errors import DataError, RecipeError
 
 __all__ = ["MISSING_TOKENS", "ColumnSummary", "build", "infer_features", "resolve",
            "resolve_features", "summarize"]
 
-# Cells that mean "no value" in a number column (pandas' and R's usual spellings).
-MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a"})
 # Distinct values tracked per column; beyond this a column counts as "many".
 MAX_DISTINCT = 1000
 # A column is numeric when at least this share of its non-missing cells are numbers: the other

@@ -108,7 +108,9 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
               "preprocess:",
               "  normalize: zscore      # fitted on the training split; inside the exported ONNX graph",
               "  clean:",
-              "    invalid: drop        # missing/non-numeric rows: removed, counted in data/cleaning.json",
+              "    invalid: drop        # rows with +-inf, a bad line, a missing target: removed, counted",
+              "    missing: impute      # missing/non-numeric number cells: training median + indicator,",
+              "                         # in the ONNX graph; counted in data/cleaning.json (drop: remove)",
               "    duplicates: true", "",
               f"# {len(kept)} feature columns -> the {arch} family, sized to them "
               f"(models/{arch}.py `starter`).",

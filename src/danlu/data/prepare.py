@@ -86,7 +86,7 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             kidx, split = kidx[~leak], split[~leak]
         final = np.full(len(y), -1, np.int8)
         final[kidx] = split
-        _pass2(features, tmp, out / "clean.parquet", final, y)
+        _pass2(features, tmp, out / "clean.parquet", final, y, report, clean)
         if clean.outliers.method != "none":
             features = _outliers(features, reader, pre, out / "clean.parquet", report)
     finally:
@@ -235,7 +235,8 @@ def _iter_batches(path: Path, rows: int):
 
 # ---- pass 2: the clean file, and the features fitted on its training rows -----------------
 
-def _pass2(features: list, tmp: Path, dest: Path, final: np.ndarray, y: np.ndarray) -> None:
+def _pass2(features: list, tmp: Path, dest: Path, final: np.ndarray, y: np.ndarray,
+           report: CleaningReport, clean: Any) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -251,6 +252,8 @@ def _pass2(features: list, tmp: Path, dest: Path, final: np.ndarray, y: np.ndarr
             cols = {c: batch.column(c) for c in batch.schema.names if c not in (LABEL, ROW)}
             table = pa.table({**cols, LABEL: pa.array(lab[sel], pa.int64()),
                               SPLIT: pa.array(split[sel], pa.int8()), ROW: batch.column(ROW)})
+            report.count_imputed(features, {f.name: table_values(batch, f, np.float64)
+                                            for f in features if f.imputes(clean)}, clean)
             train = split[sel] == 0
             if train.any():
                 rows = batch.take(pa.array(np.flatnonzero(train)))

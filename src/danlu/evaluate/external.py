@@ -3,7 +3,8 @@ labelled data, with the same metrics, intervals and warnings as the evaluate sta
 
 New data is read by the data stage's readers (any scheme of data.source) and cleaned by its
 rules (`preprocess.clean` of the run, the defaults for a package alone): invalid rows are
-dropped and counted, as in data/cleaning.json."""
+dropped and counted, missing numbers imputed (in the model's graph) and counted, as in
+data/cleaning.json."""
 
 from __future__ import annotations
 
@@ -118,6 +119,7 @@ def _read(source: str, target: str | None, model: _Model,
             raise
         seen = count_bad_lines(reader, clean.invalid, report, seen, source)
         parts.append(take(values, valid))
+        report.count_imputed(model.features, parts[-1], clean)
         ys.append(chunk.labels[valid])
     count_bad_lines(reader, clean.invalid, report, seen, source)
     y = np.concatenate(ys) if ys else np.empty(0, np.int64)

@@ -78,6 +78,12 @@ class Feature:
         recipe's preprocess.clean rules."""
         return []
 
+    def imputes(self, clean: Any) -> bool:
+        """Whether this feature keeps rows with missing cells (NaN) and imputes them in the graph
+        under preprocess.clean (`missing: impute`); its columns' cells that are not numbers
+        (`wrong_type`) are then imputed too, counted, not removed."""
+        return False
+
     def hashes(self, values: np.ndarray) -> np.ndarray:
         """A 64-bit hash per row (equal values, equal hashes): exact duplicates and leakage."""
         from danlu.data.dedup import row_hashes

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from danlu.data.readers.base import MISSING_TOKENS
 from danlu.features.base import Feature, Head, features, heads, spec
 
 __all__ = ["CategoryFeature", "CategoryHead", "MISSING", "UNKNOWN"]
@@ -30,13 +31,14 @@ def embedding_dim(size: int) -> int:
 
 
 def _key(v: Any) -> str:
-    """A cell as its vocabulary key: None, NaN and blank are missing; 3.0 and "3" are "3"."""
+    """A cell as its vocabulary key: None, NaN, blank and the missing tokens a number column
+    knows ("NA", "N/A", "null", "?", ..., any case) are missing; 3.0 and "3" are "3"."""
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return MISSING
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     s = str(v).strip()
-    return s if s else MISSING
+    return MISSING if s.lower() in MISSING_TOKENS else s
 
 
 @features.register("category")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["AsIndex", "Classify", "Embed", "HashedBag", "Lookup", "Normalize", "OneHot", "PackTokens"]
+__all__ = ["AsIndex", "Classify", "Embed", "HashedBag", "ImputeNormalize", "Lookup", "Normalize",
+           "OneHot", "PackTokens"]
 
 
 class Normalize(nn.Module):
@@ -22,6 +23,28 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.shift) / self.scale
+
+
+class ImputeNormalize(nn.Module):
+    """Numbers with missing cells (NaN) -> [normalized values, missing indicators]: NaN becomes
+    the column's training median (IsNaN + Where in ONNX), then (x - shift) / scale, then one
+    1.0/0.0 column per index in `indicate` (the columns that had missing values in training)."""
+
+    def __init__(self, median: list[float], shift: list[float], scale: list[float],
+                 indicate: list[int]):
+        super().__init__()
+        self.register_buffer("median", torch.tensor(median, dtype=torch.float32).reshape(1, -1))
+        self.normalize = Normalize(shift, scale)
+        self.register_buffer("indicate", torch.tensor(indicate, dtype=torch.int64))
+        self.indicators = len(indicate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        missing = torch.isnan(x)
+        out = self.normalize(torch.where(missing, self.median, x))
+        if not self.indicators:
+            return out
+        flags = torch.index_select(missing, 1, self.indicate).to(out.dtype)
+        return torch.cat([out, flags], dim=1)
 
 
 class OneHot(nn.Module):

@@ -3,6 +3,8 @@ applied inside the ONNX graph (features/graph.py: Normalize).
 
 Every kind ends as one `(x - shift) / scale` per feature, the form export bakes into the graph:
 per-channel statistics are pooled over a channel's pixels and repeated for each of its pixels.
+Missing cells (NaN) are ignored: each column's statistics are those of its present values
+(a number feature imputes the missing ones in the graph before normalizing).
 """
 
 from __future__ import annotations
@@ -69,8 +71,10 @@ class Normalizer:
 
     def _finish(self) -> None:
         shift, scale = STATISTICS[self.kind](self._stats)
+        # A column with no present value (min = inf) is left as is.
+        shift = np.where(np.isfinite(shift), shift, 0.0)
         # A constant column has no spread: divide by 1, so it maps to 0 instead of inf/NaN.
-        scale = np.where(scale > self.eps, scale, 1.0)
+        scale = np.where(np.isfinite(scale) & (scale > self.eps), scale, 1.0)
         if self.per == "channel":
             pixels = self.n_features_in_ // self.image_shape[0]
             shift, scale = np.repeat(shift, pixels), np.repeat(scale, pixels)

@@ -1,5 +1,15 @@
 """`number`: numeric columns. Every number column of a recipe forms one feature, the table's
-FP32 matrix (`features [-1, k]`), normalized in the graph with statistics of the training split."""
+FP32 matrix (`features [-1, k]`), normalized in the graph with statistics of the training split.
+
+Missing values (NaN: an empty or "NA" cell, a client's null) are imputed inside the graph: each
+column's median of the training split replaces them (IsNaN + Where in the ONNX graph), then the
+columns are normalized, then one 0/1 missing indicator is appended per column that had a missing
+value in training (`width()` = columns + indicators). The median is exact while the training
+split has at most `median_sample` rows; above that it is the median of a seeded uniform sample of
+that many rows (bottom-k sampling, data.stats.RunningStats), whose rank error is about
+sqrt(0.25 / s) for a column with s present values in the sample: +-0.16 percentile points at
+s = 100,000, +-0.5 at 10,000 (one standard error).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +21,15 @@ from danlu.data.readers import Issue
 from danlu.features.base import Feature, features
 from danlu.features.normalize import Normalizer
 
-__all__ = ["NumberFeature", "range_issue"]
+__all__ = ["MEDIAN_CELLS", "NumberFeature", "median_sample", "range_issue"]
+
+# Cells (rows x columns, float64) kept to estimate the medians: 80 MB at most.
+MEDIAN_CELLS = 10_000_000
+
+
+def median_sample(columns: int) -> int:
+    """Rows sampled for the medians: 100,000 up to 100 columns, then fewer (10,000 at least)."""
+    return int(min(100_000, max(10_000, MEDIAN_CELLS // max(columns, 1))))
 
 
 @features.register("number")
@@ -30,11 +48,17 @@ class NumberFeature(Feature):
             return f"numbers ({column.describe()})"
         return None
 
+    def imputes(self, clean: Any) -> bool:
+        return getattr(clean, "missing", "impute") == "impute"
+
     def invalid(self, values: np.ndarray, clean: Any) -> list[Issue]:
         issues = []
-        bad = ~np.isfinite(values)
+        # impute: a missing cell is imputed in the graph, only +-inf is invalid (`infinite`);
+        # drop: a missing or infinite cell removes its row (`nan_or_inf`).
+        imputes = self.imputes(clean)
+        bad = np.isinf(values) if imputes else ~np.isfinite(values)
         if bad.any():
-            issues.append(Issue("nan_or_inf", bad.any(axis=1),
+            issues.append(Issue("infinite" if imputes else "nan_or_inf", bad.any(axis=1),
                                 np.asarray(self.columns, dtype=object)[bad.argmax(axis=1)]))
         if clean.ranges:
             issues.append(range_issue(values, self.columns, clean.ranges))
@@ -53,28 +77,64 @@ class NumberFeature(Feature):
         return n
 
     def partial_fit(self, values: np.ndarray) -> NumberFeature:
+        from danlu.data.stats import RunningStats
+
         self._normalizer().partial_fit(values)
+        if getattr(self, "stats_", None) is None:
+            k = len(self.columns)
+            self.stats_ = RunningStats(k, sample=median_sample(k))
+        self.stats_.update(values, keep_sample=True)
+        self.impute_ = None  # refreshed on the next state_dict()
         return self
+
+    def _impute(self) -> dict[str, Any]:
+        """{median, missing (training cells per column), indicators (columns), estimate}."""
+        state = getattr(self, "impute_", None)
+        if state is not None:
+            return state
+        stats = getattr(self, "stats_", None)
+        if stats is None or stats.n == 0:  # no training rows
+            k = len(self.columns)
+            median, missing, estimate = np.zeros(k), np.zeros(k, dtype=np.int64), "exact"
+        else:
+            median, missing = stats.quantile(0.5), stats.missing
+            estimate = "exact" if stats.exact_quantiles else (
+                f"approximate (uniform sample of {stats.sample_size} rows)")
+        state = self.impute_ = {
+            "median": [float(np.float32(m)) for m in median],
+            "missing": [int(m) for m in missing],
+            "indicators": [c for c, m in zip(self.columns, missing, strict=True) if m > 0],
+            "median_estimate": estimate}
+        return state
 
     def state_dict(self) -> dict[str, Any]:
         n = self._normalizer()
         if not hasattr(n, "shift_"):  # no training rows: the identity
             n.fit(np.zeros((1, len(self.columns))))
-        return {"normalize": n.state_dict()}
+        return {"normalize": n.state_dict(), "impute": self._impute()}
 
     def load_state_dict(self, state: dict[str, Any], folder: Any = None) -> NumberFeature:
         self.normalizer_ = Normalizer().load_state_dict(state["normalize"])
+        # States written before imputation: NaN becomes the mean (0 after normalizing).
+        self.impute_ = state.get("impute") or {
+            "median": list(state["normalize"]["shift"]), "missing": [0] * len(self.columns),
+            "indicators": [], "median_estimate": "none (an older state)"}
         return self
 
     def table_columns(self, values: np.ndarray) -> tuple[np.ndarray, int]:
         """The raw numbers, NaN as is (trees split missing values to the side that fits best)."""
         return np.asarray(values, np.float64).reshape(len(values), -1), 0
 
-    def module(self):
-        from danlu.features.graph import Normalize
+    def width(self) -> int:
+        return len(self.columns) + len(self._impute()["indicators"])
 
-        s = self.state_dict()["normalize"]
-        return Normalize(s["shift"], s["scale"])
+    def module(self):
+        from danlu.features.graph import ImputeNormalize
+
+        s = self.state_dict()
+        norm, imp = s["normalize"], s["impute"]
+        return ImputeNormalize(imp["median"], norm["shift"], norm["scale"],
+                               [self.columns.index(c) for c in imp["indicators"]])
 
 
 def range_issue(x: np.ndarray, names: list[str],

@@ -18,8 +18,13 @@ import numpy as np
 from danlu.errors import RecipeError
 from danlu.registry import Registry
 
-__all__ = ["Chunk", "Issue", "Opener", "Reader", "ReaderOptions", "check_file", "label_cell",
-           "label_name", "schemes"]
+__all__ = ["MISSING_TOKENS", "Chunk", "Issue", "Opener", "Reader", "ReaderOptions", "check_file",
+           "label_cell", "label_name", "schemes"]
+
+
+# Cells that mean "no value" (pandas' and R's usual spellings), lower-cased and trimmed: NaN in
+# a number column (readers/_table.py's _MISSING says the same), `__missing__` in a category.
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a"})
 
 
 @dataclass
@@ -30,6 +35,9 @@ class Issue:
     mask: np.ndarray
     column: str | np.ndarray
     detail: str = ""
+    # False: the rows are only counted (cleaning.json `flagged`), kept: e.g. a cell that is not
+    # a number in a column that imputes missing values.
+    removes: bool = True
 
 
 @dataclass

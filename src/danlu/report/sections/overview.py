@@ -114,11 +114,14 @@ def data(d: Path, info: dict[str, Any] | None) -> str:
 
 
 def cleaning(c: dict[str, Any]) -> str:
-    """What cleaning removed or flagged, by reason (data/cleaning.json)."""
+    """What cleaning removed or flagged, by reason, and the missing cells it imputed, by column
+    (data/cleaning.json)."""
     rows = [["read", num(c["rows_in"])]]
     rows += [[f"removed: {e(r)}", num(n)] for r, n in c.get("removed", {}).items()]
     rows += [[f"flagged: {e(r)}", num(n)] for r, n in c.get("flagged", {}).items()]
     rows.append(["<b>kept</b>", f"<b>{c.get('rows_out', 0):,}</b>"])
+    # Cells, not rows: missing numbers imputed in the graph (preprocess.clean.missing: impute).
+    rows += [[f"imputed cells: {e(col)}", num(n)] for col, n in c.get("imputed", {}).items()]
     notes = []
     conflicts = c.get("label_conflicts", {})
     if conflicts.get("rows"):
