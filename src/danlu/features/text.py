@@ -88,7 +88,7 @@ class TextFeature(Feature):
         return self
 
     def assets(self) -> list[Path]:
-        return [self.tokenizer_] if hasattr(self, "tokenizer_") else []
+        return [self.tokenizer_] if hasattr(self, "tokenizer_") and not self.hashed else []
 
     def state_dict(self) -> dict[str, Any]:
         if self.hashed:
