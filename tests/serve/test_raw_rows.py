@@ -41,6 +41,30 @@ def test_the_package_lists_its_columns_in_the_source_order(table_package: Path) 
         + [{"name": "garden", "datatype": "BYTES", "shape": [-1]}]
 
 
+def test_columns_keep_the_source_order_and_each_feature_takes_its_own() -> None:
+    """diamonds-like: numbers and categories interleaved in the source. The raw row keeps the
+    source's order; assembly stacks the numbers in the number feature's own column order."""
+    from danlu.data.config import FeatureEntry
+    from danlu.export.package import column_order
+    from danlu.features import build_features, column_inputs
+
+    entries = {"carat": FeatureEntry(type="number"), "cut": FeatureEntry(type="category"),
+               "depth": FeatureEntry(type="number"), "note": FeatureEntry(type="text")}
+    feats = build_features([(k, e.type, [k], {}) for k, e in entries.items()])
+    assert [f.name for f in feats] == ["features", "cut", "note"]
+    specs = column_inputs(feats, column_order(entries))
+    assert [(s["name"], s["datatype"], s["shape"]) for s in specs] == [
+        ("carat", "FP32", [-1]), ("cut", "BYTES", [-1]), ("depth", "FP32", [-1]),
+        ("note", "BYTES", [-1])]
+    values = {"carat": np.array([0.3, np.nan], np.float32), "depth": np.array([61.0, 62.5], np.float32),
+              "cut": np.array(["Ideal", None], dtype=object),
+              "note": np.array(["nice", None], dtype=object)}
+    inputs = {f.name: f.from_columns(values) for f in feats}
+    assert inputs["features"].dtype == np.float32
+    np.testing.assert_array_equal(inputs["features"], np.float32([[0.3, 61.0], [np.nan, 62.5]]))
+    assert inputs["cut"].tolist() == ["Ideal", None] and inputs["note"].tolist() == ["nice", ""]
+
+
 def test_assembly_puts_missing_values_where_the_features_expect_them(table_package: Path) -> None:
     pkg = load_package(table_package)
     cols = {c: np.array([1.0, 2.0], np.float32) for c in NUMBERS}
