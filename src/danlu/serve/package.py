@@ -111,7 +111,7 @@ def load_package(path: str | Path) -> Package:
     meta = read_meta(folder)
     features = [_feature(i, f.model_dump(), folder) for i, f in enumerate(meta.features)]
     return Package(dir=folder, meta=meta.dump(), name=meta.name, version=meta.version,
-                   columns=_columns(meta, features, folder),
+                   columns=_columns(meta, features),
                    inputs=[_spec(t) for t in meta.inputs], outputs=[_spec(t) for t in meta.outputs],
                    labels=meta.labels, task=meta.task, runtime=meta.runtime,
                    artifacts=dict(meta.artifacts), allow_nonfinite=meta.allow_nonfinite,
@@ -141,20 +141,14 @@ def _feature(i: int, described: dict[str, Any], folder: Path) -> Any:
     return feature
 
 
-def _columns(meta: Any, features: list[Any], folder: Path) -> list[TensorSpec]:
-    """The raw row: danlu-model.json `columns` (checked against what the features read), else
-    the features' own column inputs in feature order."""
+def _columns(meta: Any, features: list[Any]) -> list[TensorSpec]:
+    """The raw row: the features' own column inputs (what they can assemble), in the order
+    danlu-model.json `columns` lists them (else feature order)."""
     from danlu.features import column_inputs
 
-    own = [TensorSpec(s["name"], s["datatype"], tuple(s["shape"])) for s in column_inputs(features)]
-    if not meta.columns:
-        return own
-    listed = [_spec(t) for t in meta.columns]
-    if sorted(listed, key=lambda t: t.name) != sorted(own, key=lambda t: t.name):
-        raise DanluError(f"{folder / MANIFEST}: columns: got {[t.describe() for t in listed]}, "
-                         f"expected the features' columns {[t.describe() for t in own]} in any "
-                         "order; re-export the package")
-    return listed
+    order = [t.name for t in meta.columns]
+    return [TensorSpec(s["name"], s["datatype"], tuple(s["shape"]))
+            for s in column_inputs(features, order)]
 
 
 def _spec(t: Any) -> TensorSpec:
