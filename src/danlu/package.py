@@ -3,8 +3,8 @@
 server, `danlu evaluate` and the report alike. pydantic only: importable without torch or numpy.
 
 Schema 2 lists the package's features (name, type, what a client sends, the fitted state the
-server's encoder needs) and its head; schema 1 documents (`format: danlu-model/1`, written before
-features existed) are read by upgrading them.
+server's encoder needs), its raw columns (`columns`, the raw-row form) and its head; schema 1
+documents (`format: danlu-model/1`, written before features existed) are read by upgrading them.
 """
 
 from __future__ import annotations
@@ -90,6 +90,10 @@ class PackageMeta(BaseModel):
     features: list[FeatureMeta] = []
     head: HeadMeta | None = None
     inputs: list[TensorMeta] = Field(min_length=1)
+    # The raw row: one tensor per column (a value per row; an image is one), what a client may
+    # send instead of `inputs`, in the order of the array form (the source's). Empty: the
+    # features' column inputs in feature order (danlu.features.column_inputs).
+    columns: list[TensorMeta] = []
     outputs: list[TensorMeta] = Field(min_length=1)
     labels: list[str] | None = None
     runtime: str = "onnxruntime"
@@ -106,7 +110,7 @@ class PackageMeta(BaseModel):
             raise ValueError('a string such as "1"')
         return v
 
-    @field_validator("inputs", "outputs")
+    @field_validator("inputs", "columns", "outputs")
     @classmethod
     def _unique(cls, v: list[TensorMeta]) -> list[TensorMeta]:
         names = [t.name for t in v]

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from danlu.features import column_inputs, load_features, load_head
 from danlu.features import features as FEATURES
 from danlu.features import heads as HEADS
-from danlu.features import load_features, load_head
 from danlu.features.base import NOTE, Feature, count
 from danlu.models import models as MODELS
 
@@ -239,6 +239,23 @@ def test_a_feature_round_trips_through_describe_and_load_state_dict(type_name: s
         np.testing.assert_array_equal(again.encode(values)[k], v)
 
 
+@pytest.mark.parametrize("type_name", sorted(FEATURE_CASES))
+def test_a_feature_takes_its_raw_columns_back_as_its_client_input(type_name: str,
+                                                                   request) -> None:
+    """The raw-row form (danlu-model.json `columns`): a client's values split into the
+    feature's column inputs, a value per row each, are assembled back into its client input."""
+    case = feature_case(type_name, request)
+    (f,) = case.features[:1]
+    values, specs = case.values[f.name], f.column_inputs()
+    whole = len(specs) == 1 and len(specs[0]["shape"]) == len(f.client_input()["shape"])
+    assert whole or all(s["shape"] == [-1] for s in specs)
+    split = {specs[0]["name"]: values} if whole else {
+        s["name"]: (values[:, j] if values.ndim == 2 else values) for j, s in enumerate(specs)}
+    back = f.from_columns(split)
+    assert back.shape == values.shape
+    np.testing.assert_array_equal(back, values)
+
+
 @pytest.mark.parametrize("head_type", ["category"])
 def test_a_head_outputs_what_it_declares_and_round_trips(head_type: str) -> None:
     import torch
@@ -306,6 +323,7 @@ def test_the_package_schema_round_trips(type_name: str, head_type: str, request,
     package = load_package(tmp_path / "package")
     assert [f.describe() for f in package.features] == [f.describe() for f in case.features]
     assert [s.to_json() for s in package.inputs] == [f.client_input() for f in case.features]
+    assert [s.to_json() for s in package.columns] == column_inputs(case.features)
     assert [s.to_json() for s in package.model_inputs] == [s for f in case.features
                                                            for s in f.graph_inputs()]
     assert [s.to_json() for s in package.outputs] == head.outputs()

@@ -107,6 +107,27 @@ def test_bytes_and_numbers_together_binary_and_json(triton, table_eval: Evaluati
     np.testing.assert_allclose(result.as_numpy("probabilities"), table_eval.probs, atol=ATOL)
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_one_input_per_column_answers_as_evaluated(triton, table_eval: Evaluation,
+                                                   binary: bool) -> None:
+    """The raw row as a Triton user sends a table: FP32 per number column, BYTES per category
+    column ("" for a blank), in any order."""
+    client, _ = triton
+    x = table_eval.values["features"]
+    columns = {"sepal_length": x[:, 0], "sepal_width": x[:, 1], "petal_length": x[:, 2],
+               "petal_width": x[:, 3], "garden": table_eval.values["garden"].astype(object)}
+    meta = client.get_model_metadata("iris")
+    inputs = []
+    for spec in reversed(meta["inputs"]):  # matched by name, not position
+        values = columns[spec["name"]]
+        inp = httpclient.InferInput(spec["name"], [len(x)], spec["datatype"])
+        inp.set_data_from_numpy(np.ascontiguousarray(values), binary_data=binary)
+        inputs.append(inp)
+    result = client.infer("iris", inputs)
+    np.testing.assert_array_equal(result.as_numpy("label"), table_eval.labels)
+    np.testing.assert_allclose(result.as_numpy("probabilities"), table_eval.probs, atol=ATOL)
+
+
 def test_texts_as_binary_bytes_answer_as_json_strings(triton, text_eval: Evaluation) -> None:
     client, _ = triton
     texts = text_eval.values["text"][:10]

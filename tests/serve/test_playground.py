@@ -86,3 +86,42 @@ def test_page_lists_every_model_and_its_contract(server: str) -> None:
     assert '"labels": ["setosa", "versicolor", "virginica"]' in html
     assert '"choices": ["edinburgh", "kew", "wisley"]' in html  # iris's category field
     assert '"image_shape": [1, 8, 8]' in html and '"pixel_max": 16.0' in html  # digits' pad
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)")
+def test_a_table_model_is_a_form_of_its_columns(server: str, table_eval) -> None:
+    """iris on the main test server: a number box per number column, a dropdown of the known
+    gardens; a test row typed in shows the label evaluation computed; an empty box is null;
+    any other /v1 row (a regression's {"value": ...}) is shown as it is."""
+    names = ["setosa", "versicolor", "virginica"]
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 760})
+        page.goto(server + "/")
+        page.click("nav button[data-name=iris]")
+        assert page.locator("#fields input[type=number]").count() == 4
+        options = page.locator("select[name=garden] option").all_inner_texts()
+        assert options == ["(missing)", "edinburgh", "kew", "wisley"]
+        for i in (0, 7, 15):  # row 0's garden is blank: "(missing)"
+            for c, v in zip(columns, table_eval.values["features"][i].tolist(), strict=True):
+                page.fill(f"input[name={c}]", repr(v))
+            page.select_option("select[name=garden]", str(table_eval.values["garden"][i]))
+            page.click("#predict")
+            page.wait_for_function("document.querySelector('#label').textContent !== '–'")
+            assert page.locator("#label").inner_text() == names[table_eval.labels[i]]
+            assert page.locator(".bar").count() == 3
+            sent = page.evaluate("window.playground.row")
+            assert sent["garden"] == (table_eval.values["garden"][i] or None)
+            page.click("#clear")
+        page.click("#predict")  # every number box empty: sent as null, a missing value
+        page.wait_for_function("window.playground.row !== null && "
+                               "window.playground.row.sepal_length === null")
+        assert page.evaluate("window.playground.row") == {**dict.fromkeys(columns), "garden":
+                                                          "edinburgh"}
+        page.evaluate("window.playground.render({value: 3.2049999, interval: [2.5, 3.9]})")
+        assert page.locator("#label").inner_text() == "3.205"
+        assert page.locator("#row-out").inner_text().split() == ["value", "3.205", "interval",
+                                                                 "[2.5,3.9]"]
+        browser.close()

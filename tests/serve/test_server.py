@@ -63,9 +63,10 @@ def test_model_metadata_declares_the_contract(client: httpx.Client, path: str) -
 
 
 def test_table_metadata_lists_both_inputs_and_the_category_choices(client: httpx.Client) -> None:
-    meta = client.get("/v2/models/iris").json()
-    assert meta["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4]},
-                              {"name": "garden", "datatype": "BYTES", "shape": [-1]}]
+    meta = client.get("/v2/models/iris").json()  # `inputs`: the raw row (tests/serve/test_raw_rows)
+    assert meta["parameters"]["feature_inputs"] == [
+        {"name": "features", "datatype": "FP32", "shape": [-1, 4]},
+        {"name": "garden", "datatype": "BYTES", "shape": [-1]}]
     forms = {f["name"]: f for f in meta["parameters"]["features"]}
     assert forms["features"]["columns"] == ["sepal_length", "sepal_width", "petal_length",
                                             "petal_width"]
@@ -290,8 +291,8 @@ BAD_REQUESTS = [  # (id, path, body bytes, status, words the error must contain)
     ("tf-unknown-column", PREDICT, {"inputs": {"image": [[1] * 64]}}, 400, ["image"]),
     ("tf-missing-key", "/v1/models/iris:predict", {"instances": [{"features": [1, 2, 3, 4]}]},
      400, ["garden"]),
-    ("tf-plain-rows-for-two-inputs", "/v1/models/iris:predict", {"instances": [[1, 2, 3, 4]]},
-     400, ["2 inputs", '"features"', '"garden"']),
+    ("tf-plain-rows-too-short", "/v1/models/iris:predict", {"instances": [[1, 2, 3, 4]]},
+     400, ["4 values", "column order", "sepal_length", "garden"]),
     ("tf-unknown-key", "/v1/models/iris:predict", {"instances": [{**IRIS, "colour": "red"}]},
      400, ["colour"]),
     ("tf-unknown-model", "/v1/models/nope:predict", {"instances": [[1] * 64]}, 404, ["nope"]),

@@ -23,8 +23,8 @@ __all__ = ["exported_package", "package_baseline", "package_files", "package_mod
            "quantized_package", "write_variant"]
 
 # What a variant shares with the baseline's package: the contract clients see.
-SHARED = ("name", "task", "features", "head", "inputs", "outputs", "labels", "preprocessing",
-          "allow_nonfinite", "session")
+SHARED = ("name", "task", "features", "head", "inputs", "columns", "outputs", "labels",
+          "preprocessing", "allow_nonfinite", "session")
 # danlu-model.json runtimes.<name>.dtype of a quantized graph, by quantization mode.
 DTYPES = {"static": "int8", "dynamic": "int8", "fp16": "float16", "float32": "float32"}
 
@@ -39,10 +39,10 @@ def _meta(ctx: Context, name: str) -> dict[str, Any]:
 def package_model(ctx: Context, b: Variant) -> dict[str, Any]:
     """b.dir gets the package of b.model as the export stage builds one: its family's runtimes,
     each gated on the test rows and timed; the fastest passing is the default."""
-    from danlu.export.package import build_package
+    from danlu.export.package import build_package, column_order
 
     return build_package(b.dir, b.model, ctx.values("test"), ctx.y("test"), ctx.export,
-                         **_meta(ctx, b.name))
+                         order=column_order(ctx.run.recipe.data.features), **_meta(ctx, b.name))
 
 
 def exported_package(ctx: Context, b: Variant) -> Path | None:

@@ -13,20 +13,33 @@ import numpy as np
 from danlu.package import PackageMeta, write_meta
 from danlu.runs import atomic_write
 
-__all__ = ["build_package", "model_card", "sha256"]
+__all__ = ["build_package", "column_order", "model_card", "sha256"]
 
 
 def feature_meta(f: Any) -> dict[str, Any]:
     return {**f.describe(), "input": f.client_input(), "graph_inputs": f.graph_inputs()}
 
 
+def column_order(entries: dict[str, Any] | None) -> list[str]:
+    """The raw columns in the order of the recipe's data.features (an entry's `columns`, else
+    its name): the order of a package's raw-row array form."""
+    out: list[str] = []
+    for name, entry in (entries or {}).items():
+        cols = getattr(entry, "columns", None)
+        out.extend(cols if isinstance(cols, list) else [name])
+    return out
+
+
 def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.ndarray | None,
-                  cfg: Any, runtimes: list[str] | None = None, **meta: Any) -> dict[str, Any]:
+                  cfg: Any, runtimes: list[str] | None = None, order: list[str] | None = None,
+                  **meta: Any) -> dict[str, Any]:
     """Write the package of `model` (a loaded model folder, danlu.models.load) into `out`: one
     artifact per runtime (default: every runtime its family can be served in), each gated on
     the test rows `values` and timed (danlu.export.runtimes); the fastest passing is the default.
-    `meta` adds name, version, metrics, provenance, ... Returns danlu-model.json's content."""
+    `order` is the raw columns' order (`column_order`). `meta` adds name, version, metrics,
+    provenance, ... Returns danlu-model.json's content."""
     from danlu.export.runtimes import choose, measure_runtimes, torch_dtype, write_artifacts
+    from danlu.features import column_inputs
 
     out.mkdir(parents=True, exist_ok=True)
     fam = model.family
@@ -43,7 +56,8 @@ def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.nd
     doc: dict[str, Any] = {
         **meta, "task": meta.get("task", "classification"),
         "features": [feature_meta(f) for f in model.features], "head": model.head.describe(),
-        "inputs": [f.client_input() for f in model.features], "outputs": model.head.outputs(),
+        "inputs": [f.client_input() for f in model.features],
+        "columns": column_inputs(model.features, order), "outputs": model.head.outputs(),
         "labels": model.head.labels, "runtime": runtimes[0],
         "runtimes": {rt: {"artifact": ARTIFACTS[rt][0], "dtype": dtypes.get(rt, "float32")}
                      for rt in runtimes},

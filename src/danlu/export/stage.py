@@ -6,7 +6,7 @@ import shutil
 
 from danlu.data.stage import load_splits
 from danlu.export.config import ExportConfig
-from danlu.export.package import build_package, sha256, write_model_card
+from danlu.export.package import build_package, column_order, sha256, write_model_card
 from danlu.runs import Run, StageResult, read_json
 
 __all__ = ["export"]
@@ -27,7 +27,7 @@ def export(run: Run, cfg: ExportConfig) -> StageResult:
     staging = run.path(".package.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     meta = build_package(staging, model, splits.values["test"], splits.y["test"], cfg,
-                         name=recipe.name, version=cfg.version,
+                         order=column_order(recipe.data.features), name=recipe.name, version=cfg.version,
                          metrics={"test": metrics["test"], "gate": metrics["gate"]},
                          provenance=provenance)
     write_model_card(staging, meta, splits.info)

@@ -17,7 +17,8 @@ from danlu.features.base import features, heads
 if TYPE_CHECKING:
     from danlu.features.base import Feature, Head
 
-__all__ = ["Feature", "Head", "build_features", "features", "heads", "load_features", "load_head"]
+__all__ = ["Feature", "Head", "build_features", "column_inputs", "features", "heads",
+           "load_features", "load_head"]
 
 
 def _builtins() -> None:
@@ -55,6 +56,15 @@ def load_features(described: list[dict[str, Any]], folder: Any = None) -> list[F
     """Features as `Feature.describe()` wrote them (data/features.json, model.json), fitted."""
     return [features[d["type"]](d["name"], d["columns"], d.get("options"))
             .load_state_dict(d.get("state") or {}, folder) for d in described]
+
+
+def column_inputs(features: list[Feature], order: list[str] | None = None) -> list[dict[str, Any]]:
+    """The raw row a client may send instead of the features' inputs: every feature's
+    `column_inputs()`, in `order` (the source's column order, e.g. the recipe's data.features)
+    where it names them, the rest after them in feature order."""
+    specs = [s for f in features for s in f.column_inputs()]
+    rank = {name: i for i, name in enumerate(order or [])}
+    return sorted(specs, key=lambda s: rank.get(s["name"], len(rank)))  # stable: feature order
 
 
 def load_head(described: dict[str, Any]) -> Head:

@@ -122,6 +122,23 @@ class Feature:
         """What a client sends for this feature."""
         return spec(self.name, "FP32", [-1, len(self.columns)])
 
+    def column_inputs(self) -> list[Spec]:
+        """What a client sends for this feature in the raw-row form: one tensor per raw column,
+        a value per row ([-1]) of the client input's datatype (a number column FP32, a category
+        or text column BYTES). A type whose columns mean nothing apart (an image's pixels)
+        returns its client input as the one "column"."""
+        whole = self.client_input()
+        return [spec(c, whole["datatype"], [-1]) for c in self.columns]
+
+    def from_columns(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """The client input from the raw-row form: `values` holds one array per
+        `column_inputs()` name (a value per row); one column of a one-value-per-row input is
+        that input, several are stacked as its columns (a table's numbers: [n, k])."""
+        cols = [values[s["name"]] for s in self.column_inputs()]
+        if len(cols) == 1 and len(cols[0].shape) == len(self.client_input()["shape"]):
+            return cols[0]
+        return np.stack(cols, axis=1)
+
     def graph_inputs(self) -> list[Spec]:
         """What the exported graph takes for it (the client input when nothing runs outside)."""
         return [self.client_input()]

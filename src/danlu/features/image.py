@@ -65,6 +65,10 @@ class ImageFeature(Feature):
         self.pixel_range_ = tuple(state.get("pixel_range", (0.0, 1.0)))
         return self
 
+    def column_inputs(self) -> list[dict[str, Any]]:
+        """The image is one field of a raw row (its pixels, flat), not one per pixel."""
+        return [self.client_input()]
+
     def form(self) -> dict[str, Any]:
         lo, hi = getattr(self, "pixel_range_", (0.0, 1.0))
         return {"name": self.name, "type": self.type, "widget": "image", "shape": self.shape,

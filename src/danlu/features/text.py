@@ -142,6 +142,11 @@ class TextFeature(Feature):
         return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask,
                 TRUNCATED: enc.truncated}
 
+    def from_columns(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """The text column; a missing text (null) is the empty text, not the word "None"."""
+        col = super().from_columns(values)
+        return np.array(["" if t is None else t for t in col], dtype=object)
+
     def form(self) -> dict[str, Any]:
         if self.hashed:
             return {"name": self.name, "type": self.type, "widget": "text",

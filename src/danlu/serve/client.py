@@ -66,9 +66,10 @@ class Client:
               outputs: list[str] | None = None, version: str | None = None,
               request_id: str | None = None, binary: bool = True) -> dict[str, np.ndarray]:
         """Run `model` on `inputs` (a dict by input name, or one array for a one-input model)."""
-        if not isinstance(inputs, dict):
+        if not isinstance(inputs, dict):  # the one per-feature input (a table: its matrix)
             meta = self.metadata(model)
-            inputs = {meta["inputs"][0]["name"]: inputs}
+            specs = (meta.get("parameters") or {}).get("feature_inputs") or meta["inputs"]
+            inputs = {specs[0]["name"]: inputs}
         body: dict[str, Any] = {"inputs": []}
         blobs: list[bytes] = []
         for name, value in inputs.items():

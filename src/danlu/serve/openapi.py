@@ -32,5 +32,7 @@ V2_INFER: dict[str, Any] = {"requestBody": {"required": True, "content": {"appli
 
 V1_PREDICT: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"type": "object", "properties": {
-        "instances": {"type": "array", "minItems": 1, "description": "rows (row form)"},
-        "inputs": {"description": "{input name: rows} (column form)"}}}}}}}
+        "instances": {"type": "array", "minItems": 1, "description":
+                      "rows (row form); a table's rows may be objects by column name or "
+                      "arrays in column order (null = missing)"},
+        "inputs": {"description": "{input name: rows} or {column name: values} (column form)"}}}}}}}

@@ -68,6 +68,9 @@ class Package:
     # with them (a text's tokens, a category's index) before the runtime runs. Empty for a
     # schema-1 package: its inputs go to the graph as they are.
     features: list[Any] = field(default_factory=list)
+    # The raw row (danlu-model.json `columns`, else the features' column inputs): one tensor
+    # per column, the order of the array form. Empty for a schema-1 package.
+    columns: list[TensorSpec] = field(default_factory=list)
 
     @property
     def model_inputs(self) -> list[TensorSpec]:
@@ -76,6 +79,18 @@ class Package:
             return self.inputs
         return [TensorSpec(s["name"], s["datatype"], tuple(s["shape"]))
                 for f in self.features for s in f.graph_inputs()]
+
+    @property
+    def by_column(self) -> bool:
+        """Whether the raw-row form is a form of its own (a table: not just the inputs)."""
+        return bool(self.columns) and self.columns != self.inputs
+
+    def assemble(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The raw-row form -> the features' inputs: `columns` holds one array per column
+        (`self.columns`, a value per row; NaN a missing number, None a missing string), each
+        feature takes its own (`Feature.from_columns`: a table's numbers stacked into one
+        matrix in its column order). Both protocols call this, and only this."""
+        return {f.name: f.from_columns(columns) for f in self.features}
 
     def artifact(self, key: str) -> Path:
         """Path of the artifact named `key` in danlu-model.json's `artifacts` (e.g. "onnx")."""
@@ -96,6 +111,7 @@ def load_package(path: str | Path) -> Package:
     meta = read_meta(folder)
     features = [_feature(i, f.model_dump(), folder) for i, f in enumerate(meta.features)]
     return Package(dir=folder, meta=meta.dump(), name=meta.name, version=meta.version,
+                   columns=_columns(meta, features),
                    inputs=[_spec(t) for t in meta.inputs], outputs=[_spec(t) for t in meta.outputs],
                    labels=meta.labels, task=meta.task, runtime=meta.runtime,
                    artifacts=dict(meta.artifacts), allow_nonfinite=meta.allow_nonfinite,
@@ -123,6 +139,16 @@ def _feature(i: int, described: dict[str, Any], folder: Path) -> Any:
         raise DanluError(f"{where} ({described.get('name')!r}) needs {', '.join(missing)} in "
                          "the package folder; it is missing")
     return feature
+
+
+def _columns(meta: Any, features: list[Any]) -> list[TensorSpec]:
+    """The raw row: the features' own column inputs (what they can assemble), in the order
+    danlu-model.json `columns` lists them (else feature order)."""
+    from danlu.features import column_inputs
+
+    order = [t.name for t in meta.columns]
+    return [TensorSpec(s["name"], s["datatype"], tuple(s["shape"]))
+            for s in column_inputs(features, order)]
 
 
 def _spec(t: Any) -> TensorSpec:

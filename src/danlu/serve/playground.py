@@ -20,7 +20,8 @@ def _template() -> str:
 
 def model_card(package: Package) -> dict[str, Any]:
     """What the page needs to build a form for one model: each feature's `form()` (a text box,
-    a drawing pad, number fields, a choice), else the schema-1 package's own hints."""
+    a drawing pad, number fields, a choice), a table's raw columns (`columns`: one field
+    each), else the schema-1 package's own hints."""
     forms = [f.form() for f in package.features]
     text = next((f for f in forms if f["widget"] == "text"), None)
     image = next((f for f in forms if f["widget"] == "image"), None)
@@ -29,9 +30,27 @@ def model_card(package: Package) -> dict[str, Any]:
             "inputs": [s.to_json() for s in package.inputs],
             "outputs": [s.name for s in package.outputs], "features": forms,
             "labels": package.labels, "image_shape": image_shape,
+            "columns": column_fields(package) if package.by_column else None,
             "text": {"max_length": text["max_length"]} if text else None,
             "pixel_max": (image["pixel_max"] if image else pixel_max(package)) if image_shape
             else None}
+
+
+def column_fields(package: Package) -> list[dict[str, Any]]:
+    """One form field per raw column, in column order: the widget of its feature's `form()`
+    ("choice" with the known categories, "numbers" a number box, "text" a text box)."""
+    owner = {}
+    for f in package.features:
+        form = f.form()
+        for s in f.column_inputs():
+            owner[s["name"]] = (f, form)
+    fields = []
+    for spec in package.columns:
+        f, form = owner[spec.name]
+        fields.append({"name": spec.name, "feature": f.name, "type": f.type,
+                       "datatype": spec.datatype, "widget": form.get("widget"),
+                       **({"choices": form["choices"]} if "choices" in form else {})})
+    return fields
 
 
 def pixel_max(package: Package) -> float:

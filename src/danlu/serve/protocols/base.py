@@ -14,8 +14,9 @@ import numpy as np
 from danlu.serve.package import DATATYPES, Package, TensorSpec
 
 __all__ = ["InferRequest", "Protocol", "ProtocolError", "as_array", "check_count", "check_strings",
-           "check_finite", "check_shape", "convert", "datatype_of", "dump_json", "finish_tensor",
-           "json_values", "parse_json", "tensor_from_json"]
+           "check_finite", "check_shape", "column_from_array", "column_from_json", "convert",
+           "datatype_of", "dump_json", "finish_tensor", "json_values", "parse_json",
+           "tensor_from_json"]
 
 JSON_HEADERS = {"content-type": "application/json"}
 FLOATS = frozenset({"FP16", "FP32", "FP64", "BF16"})
@@ -193,6 +194,86 @@ def finish_tensor(arr: np.ndarray, shape: list[int], datatype: str, spec: Tensor
     if not allow_nonfinite:
         check_finite(arr, what)
     return arr.reshape(shape)
+
+
+def column_from_json(cells: list[Any], spec: TensorSpec, what: str,
+                     allow_nonfinite: bool = False) -> np.ndarray:
+    """One raw column's JSON values, a value per row, as its feature takes them: a number
+    column (FP*) float32 with NaN for a missing value (null, NaN, or a missing token such as
+    "", "NA", "?" as in the training file) and numeric strings parsed; a string column (BYTES)
+    objects, None where missing, numbers kept (a category keys 3 and "3" alike). Anything
+    else is a 400 naming the column, the row and the value."""
+    if spec.datatype == "BYTES":
+        out = np.empty(len(cells), dtype=object)
+        for i, v in enumerate(cells):
+            if v is not None and (isinstance(v, (bool, dict, list)) or not
+                                  isinstance(v, (str, int, float))):
+                raise ProtocolError(400, f"{what}: row {i} is {_show(v)}; send a string (or a "
+                                         "number, or null for a missing value)")
+            out[i] = None if isinstance(v, float) and math.isnan(v) else v
+        return out
+    from danlu.data.features import MISSING_TOKENS
+
+    out = np.empty(len(cells), dtype=np.float64)
+    for i, v in enumerate(cells):
+        if v is None:
+            out[i] = np.nan
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[i] = v
+        elif isinstance(v, str) and v.strip().lower() in MISSING_TOKENS:
+            out[i] = np.nan
+        else:
+            try:
+                out[i] = float(v) if isinstance(v, str) else _not_a_number(v)
+            except (ValueError, OverflowError):
+                raise ProtocolError(400, f"{what}: row {i} is {_show(v)}, not a number; send "
+                                         "a number, or null for a missing value") from None
+    return _finite_or_missing(out, spec, what, allow_nonfinite)
+
+
+def column_from_array(arr: np.ndarray, spec: TensorSpec, what: str,
+                      allow_nonfinite: bool = False) -> np.ndarray:
+    """One raw column sent as a typed tensor (KServe v2 binary data, or JSON data of numbers
+    or strings) as `column_from_json` returns it: a number column takes any INT*, UINT* or FP*
+    datatype (NaN = missing), a string column BYTES (or numbers, keyed as categories are)."""
+    code = arr.dtype.kind
+    if spec.datatype == "BYTES":
+        if code in "US":
+            return arr.astype(object)
+        if code in "iuf":
+            return column_from_json(arr.tolist(), spec, what)
+        raise _refuse(what, f"JSON {_KINDS.get(code, arr.dtype.name)}", "BYTES", "BYTES")
+    if code == "O":  # JSON data holding nulls: the cell by cell rules
+        return column_from_json(arr.tolist(), spec, what, allow_nonfinite)
+    if code not in "iuf":
+        raise _refuse(what, f"{_KINDS.get(code, arr.dtype.name)}", spec.datatype, "float")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(np.float64)
+    return _finite_or_missing(out, spec, what, allow_nonfinite)
+
+
+def _finite_or_missing(values: np.ndarray, spec: TensorSpec, what: str,
+                       allow_nonfinite: bool) -> np.ndarray:
+    """float64 values of a number column -> the column's datatype; NaN stays (missing), an
+    infinity is refused unless the package allows non-finite input."""
+    if not allow_nonfinite and np.isinf(values).any():
+        i = int(np.flatnonzero(np.isinf(values))[0])
+        raise ProtocolError(400, f"{what}: row {i} is {values[i]}; send a finite number, or "
+                                 "null for a missing value")
+    with np.errstate(over="ignore"):
+        out = values.astype(DATATYPES[spec.datatype])
+    if (np.isinf(out) & np.isfinite(values)).any():
+        raise ProtocolError(400, f"{what}: values exceed the {spec.datatype} range")
+    return out
+
+
+def _not_a_number(v: Any) -> float:
+    raise ValueError(v)
+
+
+def _show(v: Any) -> str:
+    """A JSON value, short, for messages."""
+    return json.dumps(v)[:40]
 
 
 def datatype_of(arr: np.ndarray) -> str:

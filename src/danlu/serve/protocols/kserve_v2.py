@@ -13,7 +13,11 @@ from danlu.serve.protocols.base import (
     InferRequest,
     Protocol,
     ProtocolError,
+    as_array,
+    check_count,
     check_shape,
+    column_from_array,
+    column_from_json,
     datatype_of,
     dump_json,
     finish_tensor,
@@ -32,14 +36,20 @@ PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "onnxruntime-int8": "onnxruntime
 
 def model_metadata(package: Package) -> dict[str, Any]:
     """GET /v2/models/{name}: name, versions, platform and the declared tensors (what clients
-    send: raw values); `parameters.features` says how the server encodes each input."""
+    send: raw values). A table's `inputs` are its raw row, one per column in column order
+    (what a Triton-style client builds an input for each of); the per-feature inputs it also
+    takes are `parameters.feature_inputs`. `parameters.features` says how the server encodes
+    each feature."""
+    inputs = package.columns if package.by_column else package.inputs
     meta = {"name": package.name, "versions": [package.version],
             "platform": PLATFORMS.get(package.runtime, package.runtime),
-            "inputs": [s.to_json() for s in package.inputs],
+            "inputs": [s.to_json() for s in inputs],
             "outputs": [s.to_json() for s in package.outputs]}
     if package.features:
         meta["parameters"] = {"runtime": package.runtime,
                               "features": [f.form() for f in package.features]}
+        if package.by_column:
+            meta["parameters"]["feature_inputs"] = [s.to_json() for s in package.inputs]
     return meta
 
 
@@ -77,21 +87,25 @@ def decode_request(body: Any, package: Package, binary: memoryview | None = None
     if not (isinstance(raw, list) and raw):
         raise ProtocolError(400, 'inputs: expected a non-empty list of {"name", "shape", '
                                  f'"datatype", "data"}}; the model takes {_expected(package)}')
-    specs = {s.name: s for s in package.inputs}
+    by_column = _by_column(raw, package)
+    specs = {s.name: s for s in (package.columns if by_column else package.inputs)}
     tensors: dict[str, np.ndarray] = {}
     reader = _Binary(binary)
     for i, item in enumerate(raw):
-        name, arr = _decode_input(i, item, specs, package, reader)
+        decode = _decode_column if by_column else _decode_input
+        name, arr = decode(i, item, specs, package, reader)
         if name in tensors:
             raise ProtocolError(400, f"input {name!r} is given twice")
         tensors[name] = arr
     if binary is not None and reader.offset != len(binary):
         raise ProtocolError(400, f"the binary part has {len(binary)} bytes but the inputs' "
                                  f"binary_data_size add up to {reader.offset}")
-    for spec in package.inputs:
+    for spec in specs.values():
         if spec.name not in tensors:
             raise ProtocolError(400, f"missing input {spec.describe()}; the model takes "
-                                     f"{_expected(package)}")
+                                     f"{_expected(package, by_column)}")
+    if by_column:
+        tensors = _assemble(tensors, package)
     empty = next((n for n, a in tensors.items() if a.size == 0), None)
     if package.features and empty is not None:
         raise ProtocolError(400, f"input {empty!r}: no rows; send at least one, e.g. "
@@ -202,6 +216,68 @@ def _decode_input(i: int, item: Any, specs: dict[str, TensorSpec], package: Pack
     return name, finish_tensor(arr, shape, datatype, spec, what, allow)
 
 
+def _by_column(raw: list[Any], package: Package) -> bool:
+    """Whether the request sends the raw row (one input per column, danlu-model.json
+    `columns`) rather than the features' inputs: its names are columns, not all inputs."""
+    names = [item.get("name") if isinstance(item, dict) else None for item in raw]
+    inputs, cols = {s.name for s in package.inputs}, {s.name for s in package.columns}
+    if not package.by_column or set(names) <= inputs:
+        return False
+    if set(names) <= cols:
+        return True
+    both = f"{_expected(package, True)} (or the inputs {_expected(package)})"
+    i, name = next(((i, n) for i, n in enumerate(names) if n not in inputs | cols),
+                   (None, None))
+    if i is None:
+        raise ProtocolError(400, f"the inputs {names} mix raw columns and feature inputs; the "
+                                 f"model takes {both}")
+    if not isinstance(raw[i], dict):
+        raise ProtocolError(400, f'inputs[{i}]: expected an object {{"name", "shape", '
+                                 f'"datatype", "data"}}, got {type(raw[i]).__name__}')
+    raise ProtocolError(400, f"inputs[{i}]: unknown input {name!r}; the model takes {both}")
+
+
+def _decode_column(i: int, item: Any, specs: dict[str, TensorSpec], package: Package,
+                   binary: _Binary) -> tuple[str, np.ndarray]:
+    """One column of the raw row: a value per row (shape [n] or [n, 1]), numbers as any
+    INT*/UINT*/FP* (NaN or null = missing), strings as BYTES (null = missing)."""
+    name = item["name"]
+    spec, what = specs[name], f"input {name!r}"
+    if len(spec.shape) != 1:  # an image: the whole input as one column
+        return _decode_input(i, item, {name: spec}, package, binary)
+    shape, datatype = item.get("shape"), item.get("datatype")
+    if not (isinstance(shape, list) and len(shape) in (1, 2) and shape[1:] in ([], [1]) and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        raise ProtocolError(400, f"{what}: shape: got {shape!r}, expected [rows] (or [rows, 1]):"
+                                 " one value per row of this column")
+    number = spec.datatype != "BYTES"
+    if datatype not in DATATYPES or datatype == "BOOL" or (number and datatype == "BYTES"):
+        raise ProtocolError(400, f"{what}: datatype: got {datatype!r}, expected "
+                                 f"{'FP32, FP64 or INT64 (NaN for a missing value)' if number else 'BYTES'}"
+                                 f" for this {'number' if number else 'string'} column")
+    allow = package.allow_nonfinite
+    if "data" in item:
+        arr = as_array(item["data"], what)
+        check_count(arr, shape, what)
+        return name, column_from_json(arr.ravel().tolist(), spec, what, allow)
+    params = item.get("parameters") or {}
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    if size is None:
+        raise ProtocolError(400, f"{what}: no data; send the values as \"data\" or as binary "
+                                 "tensor data (binary_data_size)")
+    arr = decode_tensor(binary.take(size, what), datatype, shape, what)
+    return name, column_from_array(arr, spec, what, allow)
+
+
+def _assemble(columns: dict[str, np.ndarray], package: Package) -> dict[str, np.ndarray]:
+    """The columns (all the same number of rows) -> the features' inputs."""
+    rows = {len(a) for a in columns.values()}
+    if len(rows) > 1:
+        raise ProtocolError(400, "the columns have different numbers of rows: "
+                                 + ", ".join(f"{k}: {len(a)}" for k, a in columns.items()))
+    return package.assemble(columns)
+
+
 def _requested_outputs(raw: Any, package: Package,
                        binary_all: bool) -> tuple[list[str] | None, frozenset[str]]:
     """Output names asked for (None = all) and those wanted as binary tensor data."""
@@ -233,8 +309,11 @@ def _requested_outputs(raw: Any, package: Package,
     return names, frozenset(binary)
 
 
-def _expected(package: Package) -> str:
-    """The declared inputs, for messages: "pixels (FP32 [-1, 64])"."""
+def _expected(package: Package, by_column: bool = False) -> str:
+    """The declared inputs, for messages: "pixels (FP32 [-1, 64])"; for a request by column,
+    the columns."""
+    if by_column:
+        return "one input per column: " + ", ".join(s.describe() for s in package.columns)
     return ", ".join(s.describe() for s in package.inputs)
 
 

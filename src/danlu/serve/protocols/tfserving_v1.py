@@ -1,4 +1,8 @@
-"""TF-Serving-style predict: {"instances": [...]} rows or {"inputs": {...}} columns, JSON in/out."""
+"""TF-Serving-style predict: {"instances": [...]} rows or {"inputs": {...}} columns, JSON in/out.
+
+A table package also takes its raw rows (danlu-model.json `columns`): objects by column name
+({"cut": "Ideal", "carat": 0.3, "depth": null}) or arrays in column order, assembled into the
+features' inputs by `Package.assemble`."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from danlu.serve.protocols.base import (
     check_finite,
     check_shape,
     check_strings,
+    column_from_json,
     convert,
 )
 
@@ -94,15 +99,21 @@ def _classifications(probs: np.ndarray, labels: np.ndarray, package: Package) ->
 
 
 def _decode_instances(instances: Any, package: Package) -> dict[str, np.ndarray]:
-    """Row form: a list of rows, or of {input name: row} objects for several inputs."""
+    """Row form: a list of rows, or of objects. An object is a raw row by column name (a
+    missing key a missing value) or, as before, {input name: row} with every input; a row of a
+    table is its columns' values in column order, else the one input's row."""
     if not (isinstance(instances, list) and instances):
         raise ProtocolError(400, "instances: expected a non-empty list, one entry per row")
     if all(isinstance(x, dict) for x in instances):
+        if _form(set().union(*instances), instances, package) == "columns":
+            return _raw_columns(instances, package)
         return {s.name: _rows_to_tensor(_column(instances, s, package), s, f"input {s.name!r}",
                                     package.allow_nonfinite)
                 for s in package.inputs}
     if any(isinstance(x, dict) for x in instances):
         raise ProtocolError(400, "instances: mix of objects and plain rows; use one form")
+    if _table(package) and all(isinstance(x, list) for x in instances):
+        return _column_order(instances, package)
     if len(package.inputs) != 1:
         names = ", ".join(f'"{s.name}": ...' for s in package.inputs)
         raise ProtocolError(400, f"this model takes {len(package.inputs)} inputs: send each "
@@ -112,7 +123,8 @@ def _decode_instances(instances: Any, package: Package) -> dict[str, np.ndarray]
 
 
 def _decode_columns(columns: Any, package: Package) -> dict[str, np.ndarray]:
-    """Column form: {input name: rows}, or bare rows for a single-input model."""
+    """Column form: {input name: rows}, {raw column name: values} (a missing column is missing
+    in every row), or bare rows for a single-input model."""
     if isinstance(columns, list) and len(package.inputs) == 1:
         spec = package.inputs[0]
         return {spec.name: _rows_to_tensor(columns, spec, f"input {spec.name!r}",
@@ -120,6 +132,15 @@ def _decode_columns(columns: Any, package: Package) -> dict[str, np.ndarray]:
     if not isinstance(columns, dict):
         raise ProtocolError(400, f"inputs: expected an object {{input name: rows}} with "
                                  f"{_names(package)}")
+    if columns and _form(set(columns), [columns], package) == "columns":
+        lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in columns.items()}
+        n = next(iter(lengths.values()))
+        bad = next((k for k, m in lengths.items() if m != n or m < 1), None)
+        if bad is not None:
+            raise ProtocolError(400, f"inputs: column {bad!r}: expected a non-empty list of "
+                                     f"values, one per row, as long as the others ({n})")
+        rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+        return _raw_columns(rows, package)
     unknown = [k for k in columns if k not in {s.name for s in package.inputs}]
     if unknown:
         raise ProtocolError(400, f"inputs: unknown input {unknown[0]!r}; the model takes "
@@ -144,6 +165,69 @@ def _column(instances: list[dict], spec: TensorSpec, package: Package) -> list[A
         if spec.name not in inst:
             raise ProtocolError(400, f"instances[{i}]: missing input {spec.describe()}")
     return [inst[spec.name] for inst in instances]
+
+
+# ---- the raw-row form: values by column (danlu-model.json `columns`) ----------------------
+
+def _table(package: Package) -> bool:
+    """Whether a row can be given as its columns' values in order: every column one value."""
+    return package.by_column and all(len(s.shape) == 1 for s in package.columns)
+
+
+def _form(keys: set[str], objects: list[dict], package: Package) -> str:
+    """"inputs" when the objects give every input by name (the per-input form, as before),
+    "columns" when their keys are raw column names, else the per-input form's own checks or a
+    400 naming the first key that is neither."""
+    inputs = {s.name for s in package.inputs}
+    cols = {s.name for s in package.columns} if package.by_column else set()
+    if keys <= inputs and all(inputs <= o.keys() for o in objects):
+        return "inputs"
+    if cols and keys <= cols:
+        return "columns"
+    if keys <= inputs or not cols:
+        return "inputs"
+    unknown = next((k for o in objects for k in o if k not in inputs | cols), None)
+    if unknown is not None:
+        raise ProtocolError(400, f"unknown column {unknown!r}; the model takes the columns "
+                                 f"{_column_names(package)} (or its inputs {_names(package)})")
+    raise ProtocolError(400, f"keys {sorted(keys)} mix raw columns ({_column_names(package)}) "
+                             f"and inputs ({_names(package)}); send one form")
+
+
+def _raw_columns(objects: list[dict], package: Package) -> dict[str, np.ndarray]:
+    """Objects by column name (a missing key: a missing value) -> the features' inputs."""
+    values = {}
+    for spec in package.columns:
+        cells = [o.get(spec.name) for o in objects]
+        values[spec.name] = _raw_column(cells, spec, package)
+    return package.assemble(values)
+
+
+def _column_order(rows: list[list], package: Package) -> dict[str, np.ndarray]:
+    """Rows of values in column order -> the features' inputs."""
+    specs = package.columns
+    for i, row in enumerate(rows):
+        if len(row) != len(specs):
+            raise ProtocolError(400, f"instances[{i}]: {len(row)} values, but a row in column "
+                                     f"order has {len(specs)}: {_column_names(package)} (or send "
+                                     "objects by column name)")
+    return package.assemble({s.name: _raw_column([r[j] for r in rows], s, package)
+                             for j, s in enumerate(specs)})
+
+
+def _raw_column(cells: list[Any], spec: TensorSpec, package: Package) -> np.ndarray:
+    """One column's values: a value per row (null = missing), else (an image) a row each."""
+    what = f"column {spec.name!r}"
+    if len(spec.shape) == 1:
+        return column_from_json(cells, spec, what, package.allow_nonfinite)
+    if any(c is None for c in cells):
+        raise ProtocolError(400, f"{what}: missing in row {cells.index(None)}; send "
+                                 f"{spec.describe()} in every row")
+    return _rows_to_tensor(cells, spec, what, package.allow_nonfinite)
+
+
+def _column_names(package: Package) -> str:
+    return ", ".join(s.name for s in package.columns)
 
 
 def _rows_to_tensor(rows: Any, spec: TensorSpec, what: str,

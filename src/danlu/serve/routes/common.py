@@ -50,6 +50,7 @@ async def infer(protocol: Protocol, model: Model, request: Request) -> Response:
         truncated = outputs.pop(TRUNCATED, None)
         if truncated is not None:  # a text model: say which texts were cut to max_length
             req.truncated = np.flatnonzero(truncated).tolist()
+        _check_missing(req.inputs, outputs, model.package)
         if req.outputs is not None:
             outputs = {k: outputs[k] for k in req.outputs}
         content, headers = protocol.encode_body(req, outputs, model.package)
@@ -71,6 +72,26 @@ async def infer(protocol: Protocol, model: Model, request: Request) -> Response:
         m.inflight.labels(name).dec()
         m.requests.labels(name, str(status)).inc()
         m.latency.labels(name).observe(time.perf_counter() - started)
+
+
+def _check_missing(inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
+                   package: Package) -> None:
+    """A missing number (NaN) sent to a model that cannot impute it comes back as NaN: the
+    client's value, so a 400 naming the columns, not the 500 of a model that failed."""
+    missing = []
+    for f in package.features:
+        arr = inputs.get(f.name)
+        if arr is None or arr.dtype.kind != "f" or not np.isnan(arr).any():
+            continue
+        nan = np.isnan(arr).reshape(len(arr), -1).any(axis=0)
+        cols = f.columns if len(f.columns) == len(nan) else [f.name]
+        missing += [c for c, m in zip(cols, nan if len(cols) == len(nan) else [True],
+                                      strict=True) if m]
+    if missing and any(a.dtype.kind == "f" and not np.isfinite(a).all()
+                       for a in outputs.values()):
+        raise ProtocolError(400, f"missing values in {', '.join(missing)}: this model cannot "
+                                 "impute them (its package was exported without imputation) "
+                                 "and answers NaN; send a number in every number column")
 
 
 class _ClientGone(Exception):
