@@ -55,7 +55,8 @@ def _digits(n: int) -> np.ndarray:
 def number_case(rows: int = 37) -> Case:
     rng = np.random.default_rng(0)
     x = rng.normal([5.0, -2.0, 100.0], [1.0, 0.1, 30.0], size=(200, 3))
-    f = FEATURES["number"]("features", ["height", "slope", "rain"], {"normalize": "zscore"})
+    f = FEATURES["number"]("features", ["height", "slope", "rain"],
+                                {"normalize": "zscore", "bins": 4})
     return Case([f.partial_fit(x[:150])], {"features": x[150:150 + rows]})
 
 

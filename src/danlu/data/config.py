@@ -298,6 +298,10 @@ class PreprocessConfig(Section):
     # feature: one shift/scale per column. channel: pooled over each image channel's pixels
     # (needs image data), still written out as one shift/scale per feature for the graph.
     per: Literal["feature", "channel"] = "feature"
+    # Piecewise-linear encoding of each number column in this many quantile bins of the
+    # training split (Gorishniy et al. 2022), beside its normalized value; 0 = off. Lets an MLP
+    # cut a number at thresholds as trees do; inside the exported graph.
+    bins: int = Field(0, ge=0, le=64)
     clean: CleanConfig = CleanConfig()
     # Applied in order, on the fly, to training batches only (seeded). Empty = none.
     augment: list[AugmentStep] = []

@@ -192,7 +192,8 @@ def build(entries: dict[str, Any] | list[tuple], reader: Any, pre: Any,
                               expected=f"one column: a {entry.type} feature reads one",
                               hint=f"write one entry per column, e.g. {columns[0]}: {entry.type}")
         shape = entry.shape or reader.shapes.get(name)
-        available = {"normalize": pre.normalize, "per": pre.per, "shape": shape}
+        available = {"normalize": pre.normalize, "per": pre.per, "shape": shape,
+                     "bins": pre.bins or None}
         options = {k: v for k, v in available.items() if k in cls.options_taken and v is not None}
         out.append((name, entry.type, columns, options))
     return build_features(out)

@@ -28,23 +28,36 @@ class Normalize(nn.Module):
 class ImputeNormalize(nn.Module):
     """Numbers with missing cells (NaN) -> [normalized values, missing indicators]: NaN becomes
     the column's training median (IsNaN + Where in ONNX), then (x - shift) / scale, then one
-    1.0/0.0 column per index in `indicate` (the columns that had missing values in training)."""
+    1.0/0.0 column per index in `indicate` (the columns that had missing values in training).
+
+    With `bins` (per column, T+1 quantile edges), the normalized values are followed by each
+    column's piecewise-linear encoding: for bin t, 0 below its lower edge, 1 above its upper
+    edge, linear in between (Gorishniy et al. 2022, "PLE"); [B, k*T] more columns."""
 
     def __init__(self, median: list[float], shift: list[float], scale: list[float],
-                 indicate: list[int]):
+                 indicate: list[int], bins: list[list[float]] | None = None):
         super().__init__()
         self.register_buffer("median", torch.tensor(median, dtype=torch.float32).reshape(1, -1))
         self.normalize = Normalize(shift, scale)
         self.register_buffer("indicate", torch.tensor(indicate, dtype=torch.int64))
         self.indicators = len(indicate)
+        self.binned = bool(bins)
+        if bins:
+            e = torch.tensor(bins, dtype=torch.float32)  # [k, T+1]
+            self.register_buffer("low", e[:, :-1].unsqueeze(0))
+            # a bin of zero width (a repeated quantile) is a step at its edge
+            self.register_buffer("span", (e[:, 1:] - e[:, :-1]).clamp(min=1e-6).unsqueeze(0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         missing = torch.isnan(x)
-        out = self.normalize(torch.where(missing, self.median, x))
-        if not self.indicators:
-            return out
-        flags = torch.index_select(missing, 1, self.indicate).to(out.dtype)
-        return torch.cat([out, flags], dim=1)
+        filled = torch.where(missing, self.median, x)
+        parts = [self.normalize(filled)]
+        if self.binned:
+            ple = ((filled.unsqueeze(-1) - self.low) / self.span).clamp(0.0, 1.0)
+            parts.append(ple.reshape(x.shape[0], -1))
+        if self.indicators:
+            parts.append(torch.index_select(missing, 1, self.indicate).to(parts[0].dtype))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 class OneHot(nn.Module):

@@ -39,7 +39,7 @@ class NumberFeature(Feature):
     augmentations = ("noise", "mixup")
     # preprocess.clean.outliers applies to numbers (flagged by train statistics).
     outliers = True
-    options_taken = ("normalize", "per")
+    options_taken = ("normalize", "per", "bins")
     tabular = True
 
     @classmethod
@@ -84,7 +84,7 @@ class NumberFeature(Feature):
             k = len(self.columns)
             self.stats_ = RunningStats(k, sample=median_sample(k))
         self.stats_.update(values, keep_sample=True)
-        self.impute_ = None  # refreshed on the next state_dict()
+        self.impute_ = self.bins_ = None  # refreshed on the next state_dict()
         return self
 
     def _impute(self) -> dict[str, Any]:
@@ -111,7 +111,24 @@ class NumberFeature(Feature):
         n = self._normalizer()
         if not hasattr(n, "shift_"):  # no training rows: the identity
             n.fit(np.zeros((1, len(self.columns))))
-        return {"normalize": n.state_dict(), "impute": self._impute()}
+        state = {"normalize": n.state_dict(), "impute": self._impute()}
+        if self.options.get("bins"):
+            state["bins"] = self._bins()
+        return state
+
+    def _bins(self) -> list[list[float]]:
+        """Per column, the training split's quantiles at 0, 1/T, ..., 1 (T = options.bins):
+        the edges of its piecewise-linear encoding."""
+        edges = getattr(self, "bins_", None)
+        if edges is None:
+            t = int(self.options["bins"])
+            stats = getattr(self, "stats_", None)
+            if stats is None or stats.n == 0:
+                q = np.zeros((len(self.columns), t + 1))
+            else:
+                q = np.stack([stats.quantile(i / t) for i in range(t + 1)], axis=1)
+            edges = self.bins_ = [[float(np.float32(v)) for v in row] for row in q]
+        return edges
 
     def load_state_dict(self, state: dict[str, Any], folder: Any = None) -> NumberFeature:
         self.normalizer_ = Normalizer().load_state_dict(state["normalize"])
@@ -119,6 +136,9 @@ class NumberFeature(Feature):
         self.impute_ = state.get("impute") or {
             "median": list(state["normalize"]["shift"]), "missing": [0] * len(self.columns),
             "indicators": [], "median_estimate": "none (an older state)"}
+        self.bins_ = state.get("bins")
+        if self.bins_:
+            self.options["bins"] = len(self.bins_[0]) - 1
         return self
 
     def table_columns(self, values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -126,7 +146,8 @@ class NumberFeature(Feature):
         return np.asarray(values, np.float64).reshape(len(values), -1), 0
 
     def width(self) -> int:
-        return len(self.columns) + len(self._impute()["indicators"])
+        bins = int(self.options.get("bins") or 0)
+        return len(self.columns) * (1 + bins) + len(self._impute()["indicators"])
 
     def module(self):
         from danlu.features.graph import ImputeNormalize
@@ -134,7 +155,7 @@ class NumberFeature(Feature):
         s = self.state_dict()
         norm, imp = s["normalize"], s["impute"]
         return ImputeNormalize(imp["median"], norm["shift"], norm["scale"],
-                               [self.columns.index(c) for c in imp["indicators"]])
+                               [self.columns.index(c) for c in imp["indicators"]], s.get("bins"))
 
 
 def range_issue(x: np.ndarray, names: list[str],
