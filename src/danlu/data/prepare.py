@@ -39,23 +39,28 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
     clean = pre.clean
     reader = open_reader(cfg.source, cfg.target.column, cfg.chunk_rows, cfg.drop)
     features = build(resolve_features(cfg, reader), reader, pre)
+    head = build_head(cfg, reader)
     report = CleaningReport()
     tmp = out / ".valid.parquet"
     try:
-        h, y, rows, sketch = _pass1(reader, features, cfg, clean, report, tmp)
-        names, y = _label_names(reader, y)
-        if len(names) < 2:
-            raise DataError(f"the cleaned data has {len(names)} class; classification needs 2 or more",
-                            source=cfg.source)
+        h, y, rows, sketch = _pass1(reader, features, head, cfg, clean, report, tmp)
+        y = head.targets(reader, y)  # the stored targets: label indices, or numbers
+        groups = head.groups(y)      # equal exactly where targets are equal
         keep = np.ones(len(y), bool)
+        unique = bool(clean.duplicates)  # every kept row's features distinct (no leakage check)
         if clean.duplicates:
-            dup, conflict = exact_duplicates(h, y)
+            dup, conflict = exact_duplicates(h, groups)
             report.add("duplicate", rows[dup])
-            report.add("label_conflict", rows[conflict])
             report.details["label_conflicts"] = {
                 "rows": int(conflict.sum()), "feature_groups": int(len(np.unique(h[conflict])))}
-            keep &= ~dup & ~conflict
-        pairs = _near(sketch, clean, keep, y, report)
+            if head.conflicts_are_noise:
+                report.add("label_conflict", rows[conflict])
+                keep &= ~conflict
+            else:  # a number target is noisy: such rows are samples, kept (leakage splits them)
+                report.details["label_conflicts"]["kept"] = True
+                unique = not conflict.any()
+            keep &= ~dup
+        pairs = _near(sketch, clean, keep, groups, report)
         if clean.near_duplicates.drop and len(pairs):
             comp = components(int(keep.sum()), np.arange(int(keep.sum())), pairs)
             later = comp != np.arange(len(comp))  # not the first row of its group
@@ -64,10 +69,10 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             keep[idx] = False
             pairs = np.empty((0, 2), dtype=np.int64)  # groups now have one row each
         kidx = np.flatnonzero(keep)
-        split, stratified = split_codes(y[kidx], cfg.split.val, cfg.split.test, seed,
-                                        cfg.split.stratify)
+        split, stratified = split_codes(head.strata(y[kidx]), cfg.split.val, cfg.split.test,
+                                        seed, cfg.split.stratify)
         if clean.leakage:
-            if clean.duplicates and not len(pairs):
+            if unique and not len(pairs):
                 leak = np.zeros(len(kidx), bool)  # every kept row is unique: nothing can leak
             else:
                 leak = leakage(components(len(kidx), h[kidx], pairs), split)
@@ -77,12 +82,28 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             kidx, split = kidx[~leak], split[~leak]
         final = np.full(len(y), -1, np.int8)
         final[kidx] = split
+        head.fit(y[final == 0])
         _pass2(features, tmp, out / "clean.parquet", final, y)
         if clean.outliers.method != "none":
             features = _outliers(features, reader, pre, out / "clean.parquet", report)
     finally:
         tmp.unlink(missing_ok=True)
-    return _write_meta(out, cfg, reader, features, names, report, seed, stratified)
+    return _write_meta(out, cfg, reader, features, head, report, seed, stratified)
+
+
+def build_head(cfg: DataConfig, reader: Reader) -> Any:
+    """The recipe's head (data.target.head) for the source's target column, unfitted."""
+    from danlu.features import heads
+
+    cls = heads[cfg.target.head]
+    options = {k: v for k, v in cfg.target.options().items() if v is not None}
+    for k in options:
+        if k not in cls.options_taken:
+            raise RecipeError(f"data.target.{k}", got=options[k],
+                              expected=f"no {k!r}: the {cls.type} head takes "
+                                       f"{', '.join(cls.options_taken) or 'no options'}",
+                              hint="remove it, or use a head that takes it (number: loss)")
+    return cls(cfg.target.column or reader.target, [], options)
 
 
 # ---- values: a feature's rows as numpy (float [n, k] or object [n]) ------------------------
@@ -119,8 +140,8 @@ def _arrow_columns(feature: Any, values: np.ndarray) -> dict[str, Any]:
 
 # ---- pass 1: check, hash, sketch, keep the valid rows -------------------------------------
 
-def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: CleaningReport,
-           tmp: Path):
+def _pass1(reader: Reader, features: list, head: Any, cfg: DataConfig, clean,
+           report: CleaningReport, tmp: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -134,6 +155,7 @@ def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: Clean
             report.rows_in += len(chunk)
             values = {f.name: chunk_values(chunk, f) for f in features}
             issues = chunk_issues(chunk, values, features, clean, reader.target)
+            issues += head.invalid(chunk.labels, reader.label_values, reader.target)
             try:
                 valid = select_valid(chunk.rows, issues, clean.invalid, report, cfg.source)
             except DataError as e:  # `fail`: a wrong-length line before this row fails first
@@ -234,7 +256,7 @@ def _pass2(features: list, tmp: Path, dest: Path, final: np.ndarray, y: np.ndarr
             sel = np.flatnonzero(split >= 0)
             batch = batch.take(pa.array(sel))
             cols = {c: batch.column(c) for c in batch.schema.names if c not in (LABEL, ROW)}
-            table = pa.table({**cols, LABEL: pa.array(lab[sel], pa.int64()),
+            table = pa.table({**cols, LABEL: pa.array(lab[sel], pa.from_numpy_dtype(lab.dtype)),
                               SPLIT: pa.array(split[sel], pa.int8()), ROW: batch.column(ROW)})
             train = split[sel] == 0
             if train.any():
@@ -305,28 +327,26 @@ def _outliers(features: list, reader: Reader, pre: PreprocessConfig, path: Path,
     return features
 
 
-def _write_meta(out: Path, cfg: DataConfig, reader: Reader, features: list, names: list[str],
+def _write_meta(out: Path, cfg: DataConfig, reader: Reader, features: list, head: Any,
                 report: CleaningReport, seed: int, stratified: bool) -> dict[str, Any]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     t = pq.read_table(out / "clean.parquet", columns=[LABEL, SPLIT])
     lab, spl = t.column(LABEL).to_numpy(), t.column(SPLIT).to_numpy()
-    counts = {s: np.bincount(lab[spl == i], minlength=len(names)).tolist() for i, s in enumerate(SPLITS)}
     sizes = {s: int(pc.sum(pc.equal(t.column(SPLIT), i)).as_py() or 0) for i, s in enumerate(SPLITS)}
     write_json(out / "split.json", {"column": SPLIT, "codes": {s: i for i, s in enumerate(SPLITS)},
                                     "rows": sizes, "seed": seed,
                                     "stratified": stratified})
-    head = {"type": cfg.target.head, "column": cfg.target.column or reader.target, "labels": names}
     write_json(out / "features.json", {"features": [f.describe() for f in features],
-                                       "target": head})
+                                       "target": head.describe()})
     cleaning = report.to_dict(rows_out=len(lab))
     write_json(out / "cleaning.json", cleaning)
     columns = [c for f in features for c in f.columns]
     info = {"source": cfg.source, "rows": len(lab), "columns": len(columns),
             "feature_names": columns, "feature_types": {f.name: f.type for f in features},
-            "labels": names, "image_shape": next((f.image_shape for f in features
-                                                  if f.image_shape), None),
-            "class_counts": counts, "stratified": stratified}
+            "labels": head.labels, "task": head.task,
+            "image_shape": next((f.image_shape for f in features if f.image_shape), None),
+            **head.target_summary(lab, spl, SPLITS), "stratified": stratified}
     write_json(out / "info.json", info)
     return {"sizes": sizes, "cleaning": cleaning, "info": info}

@@ -104,6 +104,22 @@ class CategoryHead(Head):
 
     type = "category"
     epoch_metrics = ("loss", "accuracy", "f1_macro")
+    default_metric = "val.accuracy"
+    metric_names = ("loss", "accuracy", "balanced_accuracy",
+                    *(f"{m}_{a}" for m in ("precision", "recall", "f1")
+                      for a in ("macro", "micro", "weighted")))
+
+    def targets(self, reader: Any, codes: np.ndarray) -> np.ndarray:
+        """Label indices into the final (sorted) label names, which become `labels`."""
+        from danlu.data.prepare import _label_names
+        from danlu.errors import DataError
+
+        _refuse_continuous(reader)
+        self.labels, y = _label_names(reader, codes)
+        if len(self.labels) < 2:
+            raise DataError(f"the cleaned data has {len(self.labels)} class; classification "
+                            "needs 2 or more", source=reader.source)
+        return y
 
     @property
     def size(self) -> int:
@@ -147,3 +163,38 @@ class CategoryHead(Head):
     def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "f1_macro",
                                          "precision_macro", "recall_macro")}
+
+    def rows(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """Per row: the label name, its index and a {label name: probability} dict."""
+        probs, idx = outputs["probabilities"], outputs["label"].reshape(-1)
+        names = self.labels or [str(j) for j in range(probs.shape[-1])]
+        return [{"label": names[i] if 0 <= i < len(names) else str(i), "label_index": i,
+                 "probabilities": dict(zip(names, p, strict=False))}
+                for p, i in zip(probs.tolist(), idx.tolist(), strict=True)]
+
+
+# A classification target with more distinct values than this, all numbers and some not whole,
+# is a continuous quantity: hundreds of "classes" that each occur once or twice.
+CONTINUOUS_CLASSES = 50
+
+
+def _refuse_continuous(reader: Any) -> None:
+    """A DataError naming the fix when a classification target is a continuous number."""
+    from danlu.errors import DataError
+
+    values = reader.label_values
+    if reader.fixed_labels or len(values) <= CONTINUOUS_CLASSES:
+        return
+    numbers = []
+    for v in values:
+        try:
+            numbers.append(float(v))
+        except (TypeError, ValueError):
+            return
+    if all(n.is_integer() for n in numbers):
+        return
+    column = reader.target or "label"
+    raise DataError(f"target {column!r} has {len(values)} distinct numbers (e.g. "
+                    f"{', '.join(repr(v) for v in values[:3])}): a continuous target, not classes; "
+                    f"use `data.target: {{column: {column}, head: number}}` for regression",
+                    source=reader.source)

@@ -68,6 +68,9 @@ class Package:
     # with them (a text's tokens, a category's index) before the runtime runs. Empty for a
     # schema-1 package: its inputs go to the graph as they are.
     features: list[Any] = field(default_factory=list)
+    # The package's head (danlu.features.heads), fitted: how /v1 writes a row's outputs. None
+    # for a schema-1 package.
+    head: Any = None
 
     @property
     def model_inputs(self) -> list[TensorSpec]:
@@ -100,7 +103,7 @@ def load_package(path: str | Path) -> Package:
                    labels=meta.labels, task=meta.task, runtime=meta.runtime,
                    artifacts=dict(meta.artifacts), allow_nonfinite=meta.allow_nonfinite,
                    runtimes={k: v.model_dump() for k, v in meta.runtimes.items()},
-                   features=features)
+                   features=features, head=_head(meta, folder))
 
 
 def _feature(i: int, described: dict[str, Any], folder: Path) -> Any:
@@ -123,6 +126,20 @@ def _feature(i: int, described: dict[str, Any], folder: Path) -> Any:
         raise DanluError(f"{where} ({described.get('name')!r}) needs {', '.join(missing)} in "
                          "the package folder; it is missing")
     return feature
+
+
+def _head(meta: Any, folder: Path) -> Any:
+    """The package's head from danlu-model.json, or None (schema 1, or a head type this danlu
+    does not have: its outputs are then given as they are)."""
+    from danlu.features import heads, load_head
+
+    if meta.head is None or meta.head.type not in heads:
+        return None
+    try:
+        return load_head(meta.head.model_dump())
+    except (KeyError, TypeError, ValueError) as e:
+        raise DanluError(f"{folder / MANIFEST}: head.state: not what a {meta.head.type!r} head "
+                         f"writes ({type(e).__name__}: {e}); re-export the package") from None
 
 
 def _spec(t: Any) -> TensorSpec:

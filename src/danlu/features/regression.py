@@ -1,0 +1,205 @@
+"""`number` head: regression. The target is standardized with the training split's mean and std;
+the network learns the standardized value (MSE or Huber) and the graph de-standardizes, so the
+package returns `value` FP32 [-1] in the target's own units. Metrics: MAE, RMSE, R², MAPE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from danlu.features.base import Head, heads, spec
+
+__all__ = ["NumberHead", "regression_metrics"]
+
+# Quantile bins the split stratifies a number target on (deciles: every split sees the tails).
+STRATA = 10
+# Huber's delta on the standardized target: errors beyond one standard deviation count linearly.
+HUBER_DELTA = 1.0
+LOSSES = ("mse", "huber")
+
+
+def _number(v: Any) -> float:
+    """A label cell as a float, NaN when it is not a number."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return float("nan")
+
+
+def regression_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, R² and (when no target is 0) MAPE as fractions, scikit-learn's definitions."""
+    pred, y = np.asarray(pred, np.float64).reshape(-1), np.asarray(y, np.float64).reshape(-1)
+    err = pred - y
+    ss_tot = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+    out = {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
+           # sklearn's r2_score: 1 - SS_res / SS_tot; a constant target gives 1.0 when predicted
+           # exactly, else 0.0 (its force_finite default)
+           "r2": float(1 - (err ** 2).sum() / ss_tot) if ss_tot > 0
+           else (1.0 if not err.any() else 0.0)}
+    if len(y) and (y != 0).all():
+        out["mape"] = float((np.abs(err) / np.abs(y)).mean())
+    return out
+
+
+def _replicate_metrics(pred: np.ndarray, y: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """regression_metrics of each bootstrap resample (rows `idx` [b, n]) at once."""
+    p, t = pred[idx], y[idx]
+    err = p - t
+    sse = (err ** 2).sum(axis=1)
+    ss_tot = ((t - t.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    r2 = np.where(ss_tot > 0, 1 - sse / np.where(ss_tot > 0, ss_tot, 1), (sse == 0).astype(float))
+    out = {"mae": np.abs(err).mean(axis=1), "rmse": np.sqrt((err ** 2).mean(axis=1)), "r2": r2}
+    if (y != 0).all():
+        out["mape"] = (np.abs(err) / np.abs(t)).mean(axis=1)
+    return out
+
+
+def bootstrap_regression_ci(pred: np.ndarray, y: np.ndarray, resamples: int, confidence: float,
+                            seed: int) -> dict[str, list[float]]:
+    """Percentile bootstrap interval [low, high] of each regression metric (evaluate.stats'
+    seeded resampling)."""
+    from danlu.evaluate.stats import _resample_indices
+
+    pred, y = np.asarray(pred, np.float64).reshape(-1), np.asarray(y, np.float64).reshape(-1)
+    rng = np.random.default_rng(seed)
+    reps: dict[str, list[np.ndarray]] = {}
+    for idx in _resample_indices(len(y), resamples, rng):
+        for k, v in _replicate_metrics(pred, y, idx).items():
+            reps.setdefault(k, []).append(v)
+    q = [(1 - confidence) / 2, (1 + confidence) / 2]
+    return {k: [float(x) for x in np.quantile(np.concatenate(v), q)] for k, v in reps.items()}
+
+
+@heads.register("number")
+class NumberHead(Head):
+    """Regression: one standardized output; the package returns `value` in the target's units."""
+
+    type = "number"
+    task = "regression"
+    target_dtype = "float64"
+    epoch_metrics = ("loss", "rmse", "mae")
+    default_metric = "val.rmse"
+    metric_names = ("loss", "rmse", "mae", "r2", "mape")
+    lower_better = frozenset({"loss", "rmse", "mae", "mape"})
+    options_taken = ("loss",)
+    conflicts_are_noise = False
+
+    def __init__(self, column: str | None, labels: list[str],
+                 options: dict[str, Any] | None = None):
+        super().__init__(column, [], options)
+        self.mean_, self.std_ = 0.0, 1.0
+
+    # ---- data stage --------------------------------------------------------------------
+    def invalid(self, codes: np.ndarray, values: list, column: str | None) -> list[Any]:
+        from danlu.data.readers.base import Issue
+
+        numbers = np.array([_number(v) for v in values] + [0.0])  # code -1 (missing): not here
+        bad = ~np.isfinite(numbers[codes])
+        return [Issue("wrong_type", bad, column or "target", "the target is not a number")]
+
+    def targets(self, reader: Any, codes: np.ndarray) -> np.ndarray:
+        numbers = np.array([_number(v) for v in reader.label_values] + [np.nan])
+        return numbers[codes]
+
+    def strata(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, np.float64)
+        if not len(y):
+            return np.zeros(0, np.int64)
+        edges = np.unique(np.quantile(y, np.linspace(0, 1, STRATA + 1)[1:-1]))
+        return np.searchsorted(edges, y, side="right").astype(np.int64)
+
+    def groups(self, y: np.ndarray) -> np.ndarray:
+        return np.unique(np.asarray(y, np.float64), return_inverse=True)[1].astype(np.int64)
+
+    def fit(self, y: np.ndarray) -> NumberHead:
+        y = np.asarray(y, np.float64)
+        self.mean_ = float(y.mean()) if len(y) else 0.0
+        std = float(y.std()) if len(y) else 0.0
+        self.std_ = std if std > 1e-12 else 1.0  # a constant target: learn offsets from the mean
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean_, "std": self.std_}
+
+    def load_state_dict(self, state: dict[str, Any]) -> NumberHead:
+        if state:
+            self.mean_, self.std_ = float(state["mean"]), float(state["std"])
+        return self
+
+    def target_summary(self, y: np.ndarray, split: np.ndarray, splits: tuple[str, ...]
+                       ) -> dict[str, Any]:
+        def stats(v: np.ndarray) -> dict[str, float]:
+            if not len(v):
+                return {"rows": 0}
+            return {"rows": len(v), "mean": float(v.mean()), "std": float(v.std()),
+                    "min": float(v.min()), "max": float(v.max())}
+
+        return {"target_stats": {s: stats(y[split == i]) for i, s in enumerate(splits)}}
+
+    # ---- the model ---------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return 1
+
+    def outputs(self):
+        return [spec("value", "FP32", [-1])]
+
+    def loss(self):
+        from danlu.features.graph import StandardizedLoss
+
+        return StandardizedLoss(self.options.get("loss", "mse"), self.mean_, self.std_,
+                                HUBER_DELTA)
+
+    def module(self):
+        from danlu.features.graph import Destandardize
+
+        return Destandardize(self.mean_, self.std_)
+
+    def scores(self, out: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """regression_metrics plus `loss`: the training loss on the standardized target."""
+        pred, y = np.asarray(out, np.float64).reshape(-1), np.asarray(y, np.float64).reshape(-1)
+        m: dict[str, Any] = regression_metrics(pred, y)
+        z = (pred - y) / self.std_
+        if self.options.get("loss", "mse") == "huber":
+            a = np.abs(z)
+            m["loss"] = float(np.where(a <= HUBER_DELTA, 0.5 * z ** 2,
+                                       HUBER_DELTA * (a - 0.5 * HUBER_DELTA)).mean())
+        else:
+            m["loss"] = float((z ** 2).mean())
+        m["rows"] = len(y)
+        return m
+
+    def evaluate(self, out: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> dict[str, Any]:
+        m = self.scores(out, y)
+        b = cfg.bootstrap
+        if b.resamples and len(y):
+            m["ci"] = bootstrap_regression_ci(out, y, b.resamples, b.confidence, seed)
+            m["ci_method"] = {"kind": "percentile bootstrap", "resamples": b.resamples,
+                              "confidence": b.confidence, "seed": seed}
+        m["warnings"] = [] if "mape" in m or not len(y) else [
+            {"kind": "mape", "message": "MAPE is not reported: some targets are 0 (a percentage "
+                                        "error of a 0 target is undefined)"}]
+        return m
+
+    def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {k: metrics[k] for k in ("rmse", "mae", "r2", "mape") if k in metrics}
+
+    def rows(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        return [{"value": v} for v in np.asarray(outputs["value"]).reshape(-1).tolist()]
+
+    def test_score(self, outputs: tuple[np.ndarray, ...], y: np.ndarray) -> dict[str, float]:
+        err = np.asarray(outputs[0], np.float64).reshape(-1) - np.asarray(y, np.float64)
+        return {"test_rmse": float(np.sqrt((err ** 2).mean()))}
+
+    def agreement(self, ref: tuple[np.ndarray, ...], got: tuple[np.ndarray, ...]) -> None:
+        return None  # a value, no labels: parity is its max |difference|
+
+    def parity_atol(self, atol: float) -> float:
+        """Export's tolerance is for probabilities in [0, 1]; a value differs in the target's
+        units, so it scales with the target's spread."""
+        return atol * max(self.std_, 1.0)
