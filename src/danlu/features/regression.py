@@ -12,8 +12,10 @@ from danlu.features.base import Head, heads, spec
 
 __all__ = ["NumberHead", "regression_metrics"]
 
-# Quantile bins the split stratifies a number target on (deciles: every split sees the tails).
+# Quantile bins the split stratifies a number target on (deciles: every split sees the tails),
+# at most one per ROWS_PER_STRATUM rows, so a split of 2.5% or more has a row of every bin.
 STRATA = 10
+ROWS_PER_STRATUM = 40
 # Huber's delta on the standardized target: errors beyond one standard deviation count linearly.
 HUBER_DELTA = 1.0
 LOSSES = ("mse", "huber")
@@ -110,7 +112,8 @@ class NumberHead(Head):
         y = np.asarray(y, np.float64)
         if not len(y):
             return np.zeros(0, np.int64)
-        edges = np.unique(np.quantile(y, np.linspace(0, 1, STRATA + 1)[1:-1]))
+        bins = max(1, min(STRATA, len(y) // ROWS_PER_STRATUM))
+        edges = np.unique(np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1]))
         return np.searchsorted(edges, y, side="right").astype(np.int64)
 
     def groups(self, y: np.ndarray) -> np.ndarray:

@@ -13,8 +13,7 @@ from pathlib import Path
 from danlu.errors import DanluError
 from danlu.report.common import e, load
 from danlu.report.sections.compression import compression
-from danlu.report.sections.model import (calibration, confusion, curves, metrics, mistakes,
-                                         residuals, training)
+from danlu.report.sections.model import calibration, confusion, curves, metrics, mistakes, residuals, training
 from danlu.report.sections.overview import data, header, recipe, summary
 from danlu.report.sections.package import package
 from danlu.report.sections.tuning import tuning
@@ -32,8 +31,8 @@ def write_report(run_dir: str | Path) -> Path:
 
 TITLES = {"summary": "Summary", "recipe": "Recipe", "data": "Data", "training": "Training",
           "metrics": "Metrics", "confusion": "Confusion", "curves": "ROC / PR",
-          "calibration": "Calibration", "residuals": "Predictions", "mistakes": "Mistakes", "tuning": "Tuning",
-          "compression": "Compression", "package": "Package"}
+          "calibration": "Calibration", "residuals": "Predictions", "mistakes": "Mistakes",
+          "tuning": "Tuning", "compression": "Compression", "package": "Package"}
 
 
 def render(run_dir: str | Path) -> str:
