@@ -49,6 +49,10 @@ def test_regression_metrics_equal_scikit_learns() -> None:
         assert ci[k][0] <= m[k] <= ci[k][1], k
 
 
+# The tests on one `danlu init` + `danlu run` of diabetes (~30 s together, most of it the run).
+slow_run = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def diabetes_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("regression")
@@ -59,9 +63,10 @@ def diabetes_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     r = cli("run", str(recipe), f"train.epochs={EPOCHS}", "--out", str(tmp / "runs"))
     assert r.returncode == 0, r.stderr
     (run_dir,) = (tmp / "runs").iterdir()
-    return {"recipe": recipe, "run_dir": run_dir, "stdout": r.stdout}
+    return {"recipe": recipe, "run_dir": run_dir, "stdout": r.stdout, "csv": path}
 
 
+@slow_run
 def test_init_writes_a_regression_recipe(diabetes_run: dict) -> None:
     text = diabetes_run["recipe"].read_text()
     raw = yaml.safe_load(text)
@@ -71,13 +76,14 @@ def test_init_writes_a_regression_recipe(diabetes_run: dict) -> None:
     assert "Class balance" not in text
 
 
+@slow_run
 def test_a_run_evaluates_with_intervals_and_prints_them(diabetes_run: dict) -> None:
     run_dir = diabetes_run["run_dir"]
     test = read_json(run_dir / "eval" / "metrics.json")["test"]
     for k in ("rmse", "mae", "r2", "mape"):
         low, high = test["ci"][k]
         assert low <= test[k] <= high, k
-    assert test["rows"] == 89 and test["r2"] > 0  # better than predicting the mean
+    assert test["n"] == 89 and test["r2"] > 0  # better than predicting the mean
     history = (run_dir / "train" / "history.jsonl").read_text().splitlines()
     assert len(history) == EPOCHS and '"val_rmse"' in history[0]
     assert read_json(run_dir / "train" / "summary.json")["metric"] == "val.rmse"
@@ -88,6 +94,7 @@ def test_a_run_evaluates_with_intervals_and_prints_them(diabetes_run: dict) -> N
     assert "predicted vs actual" in report and "residuals" in report
 
 
+@slow_run
 def test_the_packages_onnx_output_equals_torch_on_the_test_split(diabetes_run: dict) -> None:
     from danlu.data.stage import load_splits
     from danlu.models.load import load_model
@@ -110,6 +117,7 @@ def test_the_packages_onnx_output_equals_torch_on_the_test_split(diabetes_run: d
     assert 25 < float(np.median(torch_value)) < 346  # in the target's units, not standardized
 
 
+@slow_run
 def test_serve_answers_v1_with_values_and_v2_with_a_value_output(diabetes_run: dict) -> None:
     from danlu.data.stage import load_splits
     from danlu.runs import Run
@@ -130,6 +138,16 @@ def test_serve_answers_v1_with_values_and_v2_with_a_value_output(diabetes_run: d
         (out,) = r.json()["outputs"]
     assert out["name"] == "value" and out["shape"] == [3]
     np.testing.assert_allclose(out["data"], [p["value"] for p in preds], rtol=1e-6)
+
+
+@slow_run
+def test_danlu_evaluate_scores_the_package_on_a_csv(diabetes_run: dict, tmp_path: Path) -> None:
+    out = tmp_path / "external.json"
+    r = cli("evaluate", str(diabetes_run["run_dir"] / "package"), "--data",
+            f"csv:{diabetes_run['csv']}", "--target", "target", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = read_json(out)
+    assert doc["n"] == 442 and "rmse" in r.stdout and doc["ci"]["rmse"][0] <= doc["rmse"]
 
 
 def test_classifying_a_continuous_target_fails_early_naming_the_fix(tmp_path: Path) -> None:

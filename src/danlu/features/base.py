@@ -166,6 +166,8 @@ class Head:
     default_metric: ClassVar[str] = "val.loss"
     # Metrics where a smaller value is better (early stopping, plateau schedules, the gate).
     lower_better: ClassVar[frozenset[str]] = frozenset({"loss", "log_loss"})
+    # Whether danlu compress takes its models (its budget compares labels and accuracy).
+    compressible: ClassVar[bool] = True
     # data.target options the head takes (e.g. "loss").
     options_taken: ClassVar[tuple[str, ...]] = ()
 
@@ -188,6 +190,11 @@ class Head:
         """The kept rows' targets as stored (`target_dtype`) from the reader's label codes; sets
         `labels` where the head has classes. Raises DataError for a target it cannot learn."""
         return codes
+
+    def new_targets(self, reader: Any, codes: np.ndarray) -> np.ndarray:
+        """Targets of new data (danlu evaluate) as this fitted head stores them; a DataError
+        for targets it does not know (a class the model never saw)."""
+        return self.targets(reader, codes)
 
     def strata(self, y: np.ndarray) -> np.ndarray:
         """Int codes the split stratifies on (classes; bins of a number)."""

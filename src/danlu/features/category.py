@@ -164,6 +164,12 @@ class CategoryHead(Head):
         return {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "f1_macro",
                                          "precision_macro", "recall_macro")}
 
+    def new_targets(self, reader: Any, codes: np.ndarray) -> np.ndarray:
+        """Indices into this model's labels, matched by name."""
+        from danlu.evaluate.external import model_labels
+
+        return model_labels(reader, codes, self.labels, reader.source)
+
     def rows(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         """Per row: the label name, its index and a {label name: probability} dict."""
         probs, idx = outputs["probabilities"], outputs["label"].reshape(-1)

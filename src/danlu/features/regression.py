@@ -90,6 +90,7 @@ class NumberHead(Head):
     lower_better = frozenset({"loss", "rmse", "mae", "mape"})
     options_taken = ("loss",)
     conflicts_are_noise = False
+    compressible = False  # compression's budget and gates compare labels (a follow-up)
 
     def __init__(self, column: str | None, labels: list[str],
                  options: dict[str, Any] | None = None):
@@ -174,7 +175,7 @@ class NumberHead(Head):
                                        HUBER_DELTA * (a - 0.5 * HUBER_DELTA)).mean())
         else:
             m["loss"] = float((z ** 2).mean())
-        m["rows"] = len(y)
+        m["n"] = len(y)  # rows scored, as classification writes it
         return m
 
     def evaluate(self, out: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> dict[str, Any]:
