@@ -32,7 +32,7 @@ def _diabetes(folder: Path, shift: float = 0.0) -> Path:
 def test_regression_metrics_equal_scikit_learns() -> None:
     from sklearn import metrics as skm
 
-    from danlu.features.regression import bootstrap_regression_ci, regression_metrics
+    from danlu.evaluate.regression import bootstrap_regression_ci, regression_metrics
 
     rng = np.random.default_rng(0)
     y = rng.normal(50, 20, 300)
