@@ -157,7 +157,7 @@ def test_classifying_a_continuous_target_fails_early_naming_the_fix(tmp_path: Pa
     r = cli("run", str(recipe), "--out", str(tmp_path / "runs"))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     (line,) = [s for s in r.stderr.splitlines() if "target" in s]
-    assert "'target' has 214 distinct numbers" in line
+    assert "'target' is a continuous number (214 distinct values seen" in line
     assert "`data.target: {column: target, head: number}`" in line
 
 

@@ -201,23 +201,6 @@ def _near_feature(features: list):
     return next((f for f in features if type(f).sketch is not Feature.sketch), None)
 
 
-def _label_names(reader: Reader, y: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Final label names (sorted unless the source fixes them) and y recoded to match."""
-    if reader.fixed_labels:
-        return [str(v) for v in reader.label_values], y
-    values = reader.label_values
-    order = sorted(range(len(values)), key=lambda i: (isinstance(values[i], str), values[i]))
-    remap = np.empty(max(len(values), 1), np.int64)
-    remap[order] = np.arange(len(order))
-    return [_label_name(values[i]) for i in order], remap[y] if len(y) else y
-
-
-def _label_name(v: object) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
 def _near(sketch, clean, keep: np.ndarray, y: np.ndarray, report: CleaningReport) -> np.ndarray:
     """Near-duplicate pairs among kept rows (indices into the kept rows), reported in details."""
     nd = clean.near_duplicates

@@ -16,7 +16,7 @@ import numpy as np
 
 from danlu.data.clean import CleaningReport, chunk_issues, count_bad_lines, select_valid
 from danlu.data.config import CleanConfig
-from danlu.data.readers import Reader, label_name, open_reader, schemes
+from danlu.data.readers import Reader, open_reader, schemes
 from danlu.errors import DanluError, DataError, RecipeError
 from danlu.evaluate.config import EvaluateConfig
 from danlu.features.base import take
@@ -122,17 +122,6 @@ def _read(source: str, target: str | None, model: _Model,
                         f"{cleaning['removed']}", source=source)
     values = {f.name: np.concatenate([p[f.name] for p in parts]) for f in model.features}
     return values, model.head.new_targets(reader, y), cleaning
-
-
-def model_labels(reader: Reader, y: np.ndarray, labels: list[str], source: str) -> np.ndarray:
-    """Reader label codes -> indices into the model's `labels`, matched by name."""
-    names = [label_name(v) for v in reader.label_values]
-    unknown = [names[k] for k in np.unique(y) if names[k] not in labels]
-    if unknown:
-        raise DataError(f"labels {unknown} are not classes of this model (its classes: "
-                        f"{', '.join(labels)})", source=source)
-    index = {lab: i for i, lab in enumerate(labels)}
-    return np.array([index.get(n, -1) for n in names], np.int64)[y]
 
 
 def evaluate_external(path: str | Path, data: str | None = None, target: str | None = None,
