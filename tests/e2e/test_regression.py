@@ -186,3 +186,20 @@ def test_a_loss_on_a_category_head_is_refused_by_its_path(tmp_path: Path) -> Non
     r = cli("data", "prepare", str(recipe), "--out", str(tmp_path / "runs"))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "data.target.loss" in r.stderr and "number" in r.stderr
+
+
+def test_the_gate_takes_error_metrics_as_maximums() -> None:
+    from danlu.errors import RecipeError
+    from danlu.evaluate.config import EvaluateConfig
+    from danlu.evaluate.stage import check_gate
+    from danlu.features import heads
+    from danlu.recipe import load_recipe
+
+    cfg = EvaluateConfig(gate={"rmse": 500, "r2": 0.5})
+    head = heads["number"]("price", [])
+    assert check_gate({"rmse": 480.0, "r2": 0.6}, cfg.gate, head)["passed"]
+    failed = check_gate({"rmse": 510.0, "r2": 0.6}, cfg.gate, head)
+    assert not failed["passed"] and failed["checks"]["rmse"] == {"max": 500, "value": 510.0,
+                                                                 "passed": False}
+    with pytest.raises(RecipeError, match="r2 must be at most 1"):
+        load_recipe({"evaluate": {"gate": {"r2": 2}}})

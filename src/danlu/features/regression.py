@@ -57,13 +57,19 @@ class NumberHead(Head):
     def invalid(self, codes: np.ndarray, values: list, column: str | None) -> list[Any]:
         from danlu.data.readers.base import Issue
 
-        numbers = np.array([_number(v) for v in values] + [0.0])  # code -1 (missing): not here
-        bad = ~np.isfinite(numbers[codes])
+        numbers = self._numbers(values)
+        bad = ~np.isfinite(numbers[codes]) & (codes >= 0)  # -1 is a missing_label issue
         return [Issue("wrong_type", bad, column or "target", "the target is not a number")]
 
     def targets(self, reader: Any, codes: np.ndarray) -> np.ndarray:
-        numbers = np.array([_number(v) for v in reader.label_values] + [np.nan])
-        return numbers[codes]
+        return self._numbers(reader.label_values)[codes]
+
+    def _numbers(self, values: list) -> np.ndarray:
+        """The reader's label values so far as floats (NaN: not a number), extended as new
+        values arrive (a chunk's codes index them; -1 reads the trailing NaN)."""
+        seen = self.__dict__.setdefault("_seen", [])
+        seen.extend(_number(v) for v in values[len(seen):])
+        return np.array([*seen, np.nan])
 
     def strata(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, np.float64)
