@@ -4,6 +4,7 @@ whose ONNX output equals torch, and `danlu serve` answers /v1 with values."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -86,7 +87,9 @@ def test_a_run_evaluates_with_intervals_and_prints_them(diabetes_run: dict) -> N
     assert test["n"] == 89 and test["r2"] > 0  # better than predicting the mean
     history = (run_dir / "train" / "history.jsonl").read_text().splitlines()
     assert len(history) == EPOCHS and '"val_rmse"' in history[0]
-    assert read_json(run_dir / "train" / "summary.json")["metric"] == "val.rmse"
+    summary = read_json(run_dir / "train" / "summary.json")
+    rmse = [json.loads(r)["val_rmse"] for r in history]
+    assert summary["metric"] == "val.rmse" and summary["best_value"] == min(rmse)  # lower is better
     assert "rmse" in diabetes_run["stdout"] and "accuracy" not in diabetes_run["stdout"]
     info = read_json(run_dir / "data" / "info.json")
     assert info["task"] == "regression" and info["stratified"]
