@@ -123,7 +123,8 @@ def _print_result(result) -> None:
     exp = result.metrics.get("export", {})
     if exp:
         table.add_row("parity max |diff|", f"{exp['parity_max_abs_diff']:.2e}")
-        table.add_row("parity label agreement", f"{exp['parity_label_agreement']:.2%}")
+        if exp.get("parity_label_agreement") is not None:  # None: a head without labels
+            table.add_row("parity label agreement", f"{exp['parity_label_agreement']:.2%}")
     out.print(table)
     _print_warnings(test)
     line = result.metrics.get("evaluate", {}).get("baseline")

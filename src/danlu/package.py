@@ -62,6 +62,9 @@ class HeadMeta(_Strict):
     type: str
     column: str | None = None
     labels: list[str] = []
+    options: dict[str, Any] = {}
+    # Fitted state (a number head's target mean and std).
+    state: dict[str, Any] = {}
 
 
 class RuntimeMeta(BaseModel):

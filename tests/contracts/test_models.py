@@ -134,6 +134,20 @@ def family_case(name: str, request) -> tuple[Any, Case]:
 FAMILIES = ["cnn", "mlp", "transformer"]
 
 
+def _number_head():
+    """A regression head fitted on targets of mean 10 and std 2, trained with Huber."""
+    return HEADS["number"]("price", [], {"loss": "huber"}).fit(np.array([8.0, 12.0]))
+
+
+# head type -> (a fitted head, targets of 5 rows, a metric its scores give and its range)
+HEAD_CASES = {
+    "category": (lambda: HEADS["category"]("label", LABELS), np.array([0, 1, 2, 1, 0]),
+                 ("accuracy", 0.0, 1.0)),
+    "number": (_number_head, np.array([9.0, 11.5, 10.0, 7.0, 13.0]),
+               ("rmse", 0.0, float("inf"))),
+}
+
+
 def _danlus(registry, of=lambda entry: entry) -> list[str]:
     """danlu's own entries (a plug-in registered by another test has its own contract:
     tests/contracts/test_plugins.py)."""
@@ -143,7 +157,7 @@ def _danlus(registry, of=lambda entry: entry) -> list[str]:
 def test_every_registry_entry_has_a_contract_case() -> None:
     assert _danlus(MODELS, type) == FAMILIES
     assert _danlus(FEATURES) == sorted(FEATURE_CASES)
-    assert _danlus(HEADS) == ["category"]
+    assert _danlus(HEADS) == sorted(HEAD_CASES)
 
 
 # ---- model families --------------------------------------------------------------------------
@@ -257,11 +271,12 @@ def test_a_feature_takes_its_raw_columns_back_as_its_client_input(type_name: str
     np.testing.assert_array_equal(back, values)
 
 
-@pytest.mark.parametrize("head_type", ["category"])
+@pytest.mark.parametrize("head_type", sorted(HEAD_CASES))
 def test_a_head_outputs_what_it_declares_and_round_trips(head_type: str) -> None:
     import torch
 
-    head = HEADS[head_type]("label", LABELS)
+    make, y, (metric, low, high) = HEAD_CASES[head_type]
+    head = make()
     again = load_head(json.loads(json.dumps(head.describe())))
     assert type(again) is type(head) and again.describe() == head.describe()
     logits = torch.randn(5, head.size, generator=torch.Generator().manual_seed(0))
@@ -272,10 +287,13 @@ def test_a_head_outputs_what_it_declares_and_round_trips(head_type: str) -> None
     for out, s in zip(outputs, specs, strict=True):
         assert out.dtype == torch_types[s["datatype"]] and out.ndim == len(s["shape"]), s
         assert all(d == -1 or d == n for d, n in zip(s["shape"], out.shape, strict=True)), s
-    loss = head.loss()(logits, torch.tensor([0, 1, 2, 1, 0]))
+    loss = head.loss()(logits, torch.from_numpy(y))
     assert loss.ndim == 0 and torch.isfinite(loss)
-    scores = head.scores(outputs[0].numpy(), np.array([0, 1, 2, 1, 0]))
-    assert 0.0 <= scores["accuracy"] <= 1.0
+    scores = head.scores(outputs[0].numpy(), y)
+    assert low <= scores[metric] <= high
+    assert all(m in scores for m in head.metric_names)  # what early stopping may watch
+    rows = head.rows({s["name"]: o.numpy() for s, o in zip(specs, outputs, strict=True)})
+    assert len(rows) == 5 and all(isinstance(r, dict) for r in rows)  # /v1's predictions
 
 
 # ---- the package schema, per feature type and head ---------------------------------------------
@@ -287,8 +305,8 @@ def _family_for(type_name: str) -> str:
                key=lambda n: (len(MODELS[n].accepts), n))
 
 
-@pytest.mark.parametrize("type_name", sorted(FEATURE_CASES))
-@pytest.mark.parametrize("head_type", ["category"])
+@pytest.mark.parametrize(("type_name", "head_type"), [
+    *((t, "category") for t in sorted(FEATURE_CASES)), ("number", "number")])
 def test_the_package_schema_round_trips(type_name: str, head_type: str, request,
                                         tmp_path: Path) -> None:
     """A model of a family that takes the feature, saved as a model folder and packaged for its
@@ -307,7 +325,8 @@ def test_the_package_schema_round_trips(type_name: str, head_type: str, request,
     cfg = fam.config.model_validate({"arch": fam.name, **(
         {"layers": [0], "max_length": 32} if fam.name == "transformer" else {})})
     fam.bind(cfg, case.features)
-    head = HEADS[head_type]("label", LABELS)
+    make, _, _ = HEAD_CASES[head_type]
+    head = make()
     torch.manual_seed(0)
     folder = save_model(tmp_path / "model", cfg, fam.build(cfg, case.features, head),
                         case.features, head)
@@ -329,6 +348,7 @@ def test_the_package_schema_round_trips(type_name: str, head_type: str, request,
                                                            for s in f.graph_inputs()]
     assert [s.to_json() for s in package.outputs] == head.outputs()
     assert load_head(meta.head.model_dump()).describe() == head.describe()
-    assert package.labels == LABELS and package.runtime == fam.runtimes[0]
+    assert package.labels == head.labels and package.runtime == fam.runtimes[0]
+    assert package.head.describe() == head.describe() and meta.task == head.task
     for f in case.features:  # the files a feature needs travel with the package
         assert all((tmp_path / "package" / Path(a).name).is_file() for a in f.assets())

@@ -81,7 +81,12 @@ def test_init_warns_about_imbalanced_classes(tmp_path):
     assert raw["train"]["early_stopping"]["metric"] == "val.f1_macro"
 
 
-def test_init_refuses_a_continuous_target(tmp_path):
+def test_init_writes_a_number_head_for_a_continuous_target(tmp_path):
     path = _table(tmp_path, lambda f: f["mean radius"] * 1.5)
     r = cli("init", f"csv:{path}", "--target", "target", "--out", str(tmp_path / "r.yaml"))
-    assert r.returncode == 2 and "regression" in r.stderr and not (tmp_path / "r.yaml").exists()
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "r.yaml").read_text()
+    raw = yaml.safe_load(text)
+    assert raw["data"]["target"] == {"column": "target", "head": "number"}
+    assert raw["train"]["early_stopping"]["metric"] == "val.rmse"
+    assert "task: regression of 'target'" in text and "Class balance" not in text

@@ -105,8 +105,9 @@ def test_tf_predictions_use_label_names(table_package: Path) -> None:
 
 
 def test_tf_labels_default_to_class_indices(table_package: Path, tmp_path: Path) -> None:
-    # The iris package, copied without `labels` in danlu-model.json.
-    pkg = load_package(copy_package(table_package, tmp_path / "iris", {"labels": DELETE}))
+    # The iris package, copied without `labels` in danlu-model.json (nor the head that knows them).
+    pkg = load_package(copy_package(table_package, tmp_path / "iris", {"labels": DELETE,
+                                                                     "head": DELETE}))
     outputs = {"probabilities": np.array([[0.2, 0.1, 0.7]], np.float32),
                "label": np.array([2], np.int64)}
     pred = tfserving_v1.encode_response(InferRequest({}, form="instances"), outputs, pkg)

@@ -38,6 +38,12 @@ def prepare(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None,
     from danlu.data.stage import load_splits
 
     splits = load_splits(run)
+    if not splits.head.compressible:
+        raise RecipeError("compress", got=f"a {splits.head.type} head ({splits.head.task})",
+                          expected="a classification run: compression's budget and gates "
+                                   "compare labels and accuracy",
+                          hint="remove the compress section; compressing regression models is "
+                               "not built yet")
     base = load_baseline(run, cfg, splits, folder)
     check(base)
     variants, source = resolve_variants(cfg, variants, base.family)

@@ -75,8 +75,15 @@ class TargetConfig(Section):
     own) and the head that predicts it."""
 
     column: str | None = None
-    # category = classification (labels and probabilities).
+    # category = classification (labels and probabilities); number = regression (a value).
     head: str = "category"
+    # number head only: mse (the mean) or huber (robust to a few wild targets; delta = 1 std of
+    # the training targets). None = the head's default (mse).
+    loss: Literal["mse", "huber"] | None = None
+
+    def options(self) -> dict[str, object]:
+        """The head's options as the recipe gives them."""
+        return {"loss": self.loss}
 
     @model_validator(mode="before")
     @classmethod

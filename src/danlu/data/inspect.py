@@ -51,22 +51,29 @@ def inspect_table(source: str, target: str, chunk_rows: int = 200_000
 
 
 def _continuous(classes: dict[str, int]) -> bool:
-    """Many distinct target values, or non-integer numbers: a regression target."""
-    if len(classes) > MAX_CLASSES:
-        return True
+    """Numbers with many distinct values, or non-integer numbers: a regression target. (Many
+    distinct strings are not numbers: a classification of many classes.)"""
     try:
-        return any(not float(k).is_integer() for k in classes)
+        numbers = [float(k) for k in classes]
     except ValueError:
         return False
+    return len(numbers) > MAX_CLASSES or any(not n.is_integer() for n in numbers)
+
+
+def _target_stats(classes: dict[str, int]) -> dict[str, float]:
+    """mean, std, min, max of a number target from its value counts."""
+    v = np.array([float(k) for k in classes])
+    n = np.array(list(classes.values()), dtype=np.float64)
+    mean = float((v * n).sum() / n.sum())
+    std = float(np.sqrt((n * (v - mean) ** 2).sum() / n.sum()))
+    return {"mean": mean, "std": std, "min": float(v.min()), "max": float(v.max())}
 
 
 def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary],
                    classes: dict[str, int]) -> str:
-    """A commented starter recipe classifying `target` from every useful column."""
-    if _continuous(classes):
-        raise DataError(f"target {target!r} looks continuous ({len(classes)} distinct values): a "
-                        "regression task; danlu's models classify (regression is planned). Pick "
-                        "a categorical column as --target", source=source)
+    """A commented starter recipe predicting `target` from every useful column: classification,
+    or regression (the `number` head) when the target is a continuous number."""
+    regression = _continuous(classes)
     kept, dropped = infer_features(summaries)
     if not kept:
         raise DataError("no usable feature columns are left after dropping ID-like, constant and "
@@ -75,7 +82,7 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
     arch, kept, unfit = _family_for(kept)
     dropped.update(unfit)
     ratio = max(classes.values()) / max(min(classes.values()), 1)
-    imbalanced = ratio > IMBALANCE
+    imbalanced = ratio > IMBALANCE and not regression
     from danlu.features import build_features
     from danlu.models import models
 
@@ -84,27 +91,40 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
         if f.parse == "string":
             f.partial_fit(np.array(sorted(summaries[f.columns[0]].values), dtype=object))
     model, train = models[arch].starter(features, rows)
-    train.setdefault("early_stopping", {"metric": "val.f1_macro" if imbalanced else "val.accuracy",
-                                        "patience": 10})
+    watch = "val.rmse" if regression else "val.f1_macro" if imbalanced else "val.accuracy"
+    train.setdefault("early_stopping", {"metric": watch, "patience": 10})
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(source.partition(":")[2]).stem).strip("-.") or "data"
     balance = ", ".join(f"{k}: {v}" for k, v in sorted(classes.items(), key=lambda kv: -kv[1])[:12])
-    lines = [
-        f"# Starter recipe written by `danlu init {source} --target {target}`.",
-        f"# {rows:,} rows; task: classification of {target!r} ({len(classes)} classes).",
-        f"# Class balance: {balance}{' ...' if len(classes) > 12 else ''}.",
-    ]
+    if regression:
+        s = _target_stats(classes)
+        lines = [
+            f"# Starter recipe written by `danlu init {source} --target {target}`.",
+            f"# {rows:,} rows; task: regression of {target!r} (a number, "
+            f"{len(classes)} distinct values).",
+            f"# Target: mean {s['mean']:.4g}, std {s['std']:.4g}, min {s['min']:.4g}, "
+            f"max {s['max']:.4g}; the model learns it standardized (training split's mean/std).",
+        ]
+    else:
+        lines = [
+            f"# Starter recipe written by `danlu init {source} --target {target}`.",
+            f"# {rows:,} rows; task: classification of {target!r} ({len(classes)} classes).",
+            f"# Class balance: {balance}{' ...' if len(classes) > 12 else ''}.",
+        ]
     if imbalanced:
         lines += [f"# WARNING: imbalanced classes (largest/smallest = {ratio:.1f}): accuracy can look good",
                   "# while a small class is never predicted; early stopping watches val.f1_macro instead."]
     lines += ["version: 2", f"name: {name}", "seed: 0", "", "data:",
-              f"  source: {source}", f"  target: {_yaml_key(target)}",
+              f"  source: {source}",
+              f"  target: {{column: {_yaml_key(target)}, head: number}}  # regression; loss: mse "
+              "(or huber)" if regression else f"  target: {_yaml_key(target)}",
               "  # Each column's feature type, recognised from the whole file (docs/data.md):"]
     lines.append("  features:")
     lines += [f"    {_yaml_key(c)}: {t:<10} # {summaries[c].describe()}" for c, t in kept.items()]
     if dropped:
         lines.append(f"  drop: [{', '.join(_yaml_key(c) for c in dropped)}]")
         lines += [f"  #   {c}: {why}" for c, why in dropped.items()]
-    lines += ["  split: {val: 0.15, test: 0.2, stratify: true}", "",
+    lines += ["  split: {val: 0.15, test: 0.2, stratify: true}"
+              + ("   # a number: stratified on its deciles" if regression else ""), "",
               "preprocess:",
               "  normalize: zscore      # fitted on the training split; inside the exported ONNX graph",
               "  clean:",
@@ -117,7 +137,9 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
               *_section("model", model),
               f"# Sized to {rows:,} rows; early stopping keeps the best epoch.",
               *_section("train", train),
-              "evaluate:", "  gate: {}                 # e.g. {accuracy: 0.9}: below it, no package", ""]
+              "evaluate:", "  gate: {}                 # e.g. {r2: 0.5, rmse: 50}: r2 below or rmse "
+              "above it, no package" if regression else
+              "  gate: {}                 # e.g. {accuracy: 0.9}: below it, no package", ""]
     return "\n".join(lines)
 
 

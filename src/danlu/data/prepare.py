@@ -22,7 +22,7 @@ from danlu.data.clean import CleaningReport, chunk_issues, count_bad_lines, outl
 from danlu.data.config import DataConfig, PreprocessConfig
 from danlu.data.dedup import components, exact_duplicates, leakage, mix_hashes
 from danlu.data.features import build, resolve_features
-from danlu.data.problems import Presence, no_rows, nothing_left, one_class
+from danlu.data.problems import Presence, no_rows, nothing_left
 from danlu.data.readers import Reader, open_reader
 from danlu.data.split import split_codes
 from danlu.data.stats import RunningStats
@@ -40,26 +40,31 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
     clean = pre.clean
     reader = open_reader(cfg.source, cfg.target.column, cfg.chunk_rows, cfg.drop)
     features = build(resolve_features(cfg, reader), reader, pre)
+    head = build_head(cfg, reader)
     report = CleaningReport()
     tmp = out / ".valid.parquet"
     try:
-        h, y, rows, sketch = _pass1(reader, features, cfg, clean, report, tmp)
+        h, y, rows, sketch = _pass1(reader, features, head, cfg, clean, report, tmp)
         if not len(y):
             raise nothing_left(cfg.source, report)
-        names, y = _label_names(reader, y)
-        present = np.unique(y)
-        if len(present) < 2:
-            raise one_class(cfg.source, reader.target, [names[i] for i in present],
-                            after_cleaning=bool(sum(report.removed.values())))
+        # the stored targets (label indices, or numbers); a category head refuses one class
+        y = head.targets(reader, y, after_cleaning=bool(sum(report.removed.values())))
+        groups = head.groups(y)      # equal exactly where targets are equal
         keep = np.ones(len(y), bool)
+        unique = bool(clean.duplicates)  # every kept row's features distinct (no leakage check)
         if clean.duplicates:
-            dup, conflict = exact_duplicates(h, y)
+            dup, conflict = exact_duplicates(h, groups)
             report.add("duplicate", rows[dup])
-            report.add("label_conflict", rows[conflict])
             report.details["label_conflicts"] = {
                 "rows": int(conflict.sum()), "feature_groups": int(len(np.unique(h[conflict])))}
-            keep &= ~dup & ~conflict
-        pairs = _near(sketch, clean, keep, y, report)
+            if head.conflicts_are_noise:
+                report.add("label_conflict", rows[conflict])
+                keep &= ~conflict
+            else:  # a number target is noisy: such rows are samples, kept (leakage splits them)
+                report.details["label_conflicts"]["kept"] = True
+                unique = not conflict.any()
+            keep &= ~dup
+        pairs = _near(sketch, clean, keep, groups, report)
         if clean.near_duplicates.drop and len(pairs):
             comp = components(int(keep.sum()), np.arange(int(keep.sum())), pairs)
             later = comp != np.arange(len(comp))  # not the first row of its group
@@ -69,14 +74,14 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             pairs = np.empty((0, 2), dtype=np.int64)  # groups now have one row each
         kidx = np.flatnonzero(keep)
         try:
-            split, stratified = split_codes(y[kidx], cfg.split.val, cfg.split.test, seed,
-                                            cfg.split.stratify)
+            split, stratified = split_codes(head.strata(y[kidx]), cfg.split.val, cfg.split.test,
+                                            seed, cfg.split.stratify)
         except ValueError as e:  # scikit-learn: too few rows for the split's shares
             raise DataError(f"{len(kidx)} rows after cleaning are too few to split into train, "
                             f"val and test ({e}); add rows or change data.split",
                             source=cfg.source) from None
         if clean.leakage:
-            if clean.duplicates and not len(pairs):
+            if unique and not len(pairs):
                 leak = np.zeros(len(kidx), bool)  # every kept row is unique: nothing can leak
             else:
                 leak = leakage(components(len(kidx), h[kidx], pairs), split)
@@ -86,12 +91,28 @@ def prepare(out: Path, cfg: DataConfig, pre: PreprocessConfig, seed: int) -> dic
             kidx, split = kidx[~leak], split[~leak]
         final = np.full(len(y), -1, np.int8)
         final[kidx] = split
+        head.fit(y[final == 0])
         _pass2(features, tmp, out / "clean.parquet", final, y, report, clean)
         if clean.outliers.method != "none":
             features = _outliers(features, reader, pre, out / "clean.parquet", report)
     finally:
         tmp.unlink(missing_ok=True)
-    return _write_meta(out, cfg, reader, features, names, report, seed, stratified)
+    return _write_meta(out, cfg, reader, features, head, report, seed, stratified)
+
+
+def build_head(cfg: DataConfig, reader: Reader) -> Any:
+    """The recipe's head (data.target.head) for the source's target column, unfitted."""
+    from danlu.features import heads
+
+    cls = heads[cfg.target.head]
+    options = {k: v for k, v in cfg.target.options().items() if v is not None}
+    for k in options:
+        if k not in cls.options_taken:
+            raise RecipeError(f"data.target.{k}", got=options[k],
+                              expected=f"no {k!r}: the {cls.type} head takes "
+                                       f"{', '.join(cls.options_taken) or 'no options'}",
+                              hint="remove it, or use a head that takes it (number: loss)")
+    return cls(cfg.target.column or reader.target, [], options)
 
 
 # ---- values: a feature's rows as numpy (float [n, k] or object [n]) ------------------------
@@ -128,8 +149,8 @@ def _arrow_columns(feature: Any, values: np.ndarray) -> dict[str, Any]:
 
 # ---- pass 1: check, hash, sketch, keep the valid rows -------------------------------------
 
-def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: CleaningReport,
-           tmp: Path):
+def _pass1(reader: Reader, features: list, head: Any, cfg: DataConfig, clean,
+           report: CleaningReport, tmp: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -145,6 +166,7 @@ def _pass1(reader: Reader, features: list, cfg: DataConfig, clean, report: Clean
             presence.update(chunk)
             values = {f.name: chunk_values(chunk, f) for f in features}
             issues = chunk_issues(chunk, values, features, clean, reader.target)
+            issues += head.invalid(chunk.labels, reader.label_values, reader.target)
             try:
                 valid = select_valid(chunk.rows, issues, clean.invalid, report, cfg.source)
             except DataError as e:  # `fail`: a wrong-length line before this row fails first
@@ -194,23 +216,6 @@ def _near_feature(features: list):
     return features[0]
 
 
-def _label_names(reader: Reader, y: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Final label names (sorted unless the source fixes them) and y recoded to match."""
-    if reader.fixed_labels:
-        return [str(v) for v in reader.label_values], y
-    values = reader.label_values
-    order = sorted(range(len(values)), key=lambda i: (isinstance(values[i], str), values[i]))
-    remap = np.empty(max(len(values), 1), np.int64)
-    remap[order] = np.arange(len(order))
-    return [_label_name(values[i]) for i in order], remap[y] if len(y) else y
-
-
-def _label_name(v: object) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
 def _near(sketch, clean, keep: np.ndarray, y: np.ndarray, report: CleaningReport) -> np.ndarray:
     """Near-duplicate pairs among kept rows (indices into the kept rows), reported in details."""
     nd = clean.near_duplicates
@@ -250,7 +255,7 @@ def _pass2(features: list, tmp: Path, dest: Path, final: np.ndarray, y: np.ndarr
             sel = np.flatnonzero(split >= 0)
             batch = batch.take(pa.array(sel))
             cols = {c: batch.column(c) for c in batch.schema.names if c not in (LABEL, ROW)}
-            table = pa.table({**cols, LABEL: pa.array(lab[sel], pa.int64()),
+            table = pa.table({**cols, LABEL: pa.array(lab[sel], pa.from_numpy_dtype(lab.dtype)),
                               SPLIT: pa.array(split[sel], pa.int8()), ROW: batch.column(ROW)})
             report.count_imputed(features, {f.name: table_values(batch, f, np.float64)
                                             for f in features if f.imputes(clean)}, clean)
@@ -323,28 +328,26 @@ def _outliers(features: list, reader: Reader, pre: PreprocessConfig, path: Path,
     return features
 
 
-def _write_meta(out: Path, cfg: DataConfig, reader: Reader, features: list, names: list[str],
+def _write_meta(out: Path, cfg: DataConfig, reader: Reader, features: list, head: Any,
                 report: CleaningReport, seed: int, stratified: bool) -> dict[str, Any]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     t = pq.read_table(out / "clean.parquet", columns=[LABEL, SPLIT])
     lab, spl = t.column(LABEL).to_numpy(), t.column(SPLIT).to_numpy()
-    counts = {s: np.bincount(lab[spl == i], minlength=len(names)).tolist() for i, s in enumerate(SPLITS)}
     sizes = {s: int(pc.sum(pc.equal(t.column(SPLIT), i)).as_py() or 0) for i, s in enumerate(SPLITS)}
     write_json(out / "split.json", {"column": SPLIT, "codes": {s: i for i, s in enumerate(SPLITS)},
                                     "rows": sizes, "seed": seed,
                                     "stratified": stratified})
-    head = {"type": cfg.target.head, "column": cfg.target.column or reader.target, "labels": names}
     write_json(out / "features.json", {"features": [f.describe() for f in features],
-                                       "target": head})
+                                       "target": head.describe()})
     cleaning = report.to_dict(rows_out=len(lab))
     write_json(out / "cleaning.json", cleaning)
     columns = [c for f in features for c in f.columns]
     info = {"source": cfg.source, "rows": len(lab), "columns": len(columns),
             "feature_names": columns, "feature_types": {f.name: f.type for f in features},
-            "labels": names, "image_shape": next((f.image_shape for f in features
-                                                  if f.image_shape), None),
-            "class_counts": counts, "stratified": stratified}
+            "labels": head.labels, "task": head.task,
+            "image_shape": next((f.image_shape for f in features if f.image_shape), None),
+            **head.target_summary(lab, spl, SPLITS), "stratified": stratified}
     write_json(out / "info.json", info)
     return {"sizes": sizes, "cleaning": cleaning, "info": info}

@@ -68,10 +68,11 @@ def load_splits(run: Run) -> Splits:
     info, spec = read_json(d / "info.json"), read_json(d / "features.json")
     t = pq.read_table(d / "clean.parquet")
     split = t.column(SPLIT).to_numpy()
-    y = t.column(LABEL).to_numpy().astype(np.int64)
     rows = t.column(ROW).to_numpy().astype(np.int64)
     splits = Splits(values={}, y={}, described=spec["features"], target=spec["target"],
                     info=info, rows={})
+    # label indices (int64) or a number head's targets (float64): the head says
+    y = t.column(LABEL).to_numpy().astype(splits.head.target_dtype)
     values = {f.name: table_values(t, f) for f in splits.features()}
     for i, s in enumerate(SPLITS):
         sel = split == i

@@ -11,9 +11,14 @@ from danlu.data.config import Section
 
 __all__ = ["GATE_METRICS", "BootstrapConfig", "EvaluateConfig", "ImbalanceConfig"]
 
-# Test-split metrics a gate may name (higher is better for each).
-GATE_METRICS = ("accuracy", "balanced_accuracy",
-                *(f"{m}_{a}" for m in ("precision", "recall", "f1") for a in ("macro", "micro", "weighted")))
+# Test-split metrics a gate may name: classification (a minimum; fractions in [0, 1]) and
+# regression: r2 a minimum (at most 1), mae/rmse/mape a maximum (in the target's units; mape a
+# fraction) -- a model whose error is above it is not packaged.
+FRACTION_METRICS = ("accuracy", "balanced_accuracy",
+                    *(f"{m}_{a}" for m in ("precision", "recall", "f1")
+                      for a in ("macro", "micro", "weighted")))
+MAXIMUM_METRICS = ("mae", "rmse", "mape")
+GATE_METRICS = (*FRACTION_METRICS, "r2", *MAXIMUM_METRICS)
 
 
 class BootstrapConfig(Section):
@@ -32,7 +37,9 @@ class ImbalanceConfig(Section):
 
 
 class EvaluateConfig(Section):
-    # Minimum test-split values, e.g. {accuracy: 0.95}; a miss stops packaging (non-zero exit).
+    # Bounds on test-split metrics, e.g. {accuracy: 0.95} or {r2: 0.5, rmse: 500}: a minimum for
+    # classification metrics and r2, a maximum for errors (mae, rmse, mape); a miss stops
+    # packaging (non-zero exit).
     gate: dict[str, float] = Field(default_factory=dict)
     bootstrap: BootstrapConfig = BootstrapConfig()
     # When either limit is crossed, metrics.json, the CLI and the report warn that accuracy
@@ -52,6 +59,10 @@ class EvaluateConfig(Section):
                 near = difflib.get_close_matches(name, GATE_METRICS, n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 raise ValueError(f"gate metric {name!r} is not one of {', '.join(GATE_METRICS)}{hint}")
-            if not 0 <= minimum <= 1:
+            if name in FRACTION_METRICS and not 0 <= minimum <= 1:
                 raise ValueError(f"gate minimum for {name} must be in [0, 1], got {minimum}")
+            if name == "r2" and minimum > 1:
+                raise ValueError(f"gate minimum for r2 must be at most 1, got {minimum}")
+            if name in MAXIMUM_METRICS and minimum < 0:
+                raise ValueError(f"gate maximum for {name} must be >= 0, got {minimum}")
         return v

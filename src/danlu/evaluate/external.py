@@ -17,7 +17,7 @@ import numpy as np
 
 from danlu.data.clean import CleaningReport, chunk_issues, count_bad_lines, select_valid
 from danlu.data.config import CleanConfig
-from danlu.data.readers import Reader, label_name, open_reader, schemes
+from danlu.data.readers import Reader, open_reader, schemes
 from danlu.data.readers.csv import COMPRESSION
 from danlu.errors import DanluError, DataError, RecipeError
 from danlu.evaluate.config import EvaluateConfig
@@ -101,8 +101,7 @@ def _read(source: str, target: str | None, model: _Model,
                if c not in have and f.name not in reader.groups]
     if missing:  # the labels are checked first: a file of another task says so
         codes = [c.labels for c in reader.chunks({})]
-        _model_labels(reader, np.concatenate(codes) if codes else np.empty(0, np.int64),
-                      model.labels, source)
+        model.head.new_targets(reader, np.concatenate(codes) if codes else np.empty(0, np.int64))
         raise DataError(f"no column {', '.join(map(repr, missing[:5]))}"
                         f"{f' (and {len(missing) - 5} more)' if len(missing) > 5 else ''}; the "
                         f"model's features are matched to columns by name", source=source)
@@ -112,6 +111,7 @@ def _read(source: str, target: str | None, model: _Model,
         report.rows_in += len(chunk)
         values = {f.name: chunk_values(chunk, f) for f in model.features}
         issues = chunk_issues(chunk, values, model.features, clean, reader.target)
+        issues += model.head.invalid(chunk.labels, reader.label_values, reader.target)
         try:
             valid = select_valid(chunk.rows, issues, clean.invalid, report, source)
         except DataError as e:  # `fail`: a wrong-length line before this row fails first
@@ -128,18 +128,7 @@ def _read(source: str, target: str | None, model: _Model,
         raise DataError(f"no valid rows to score: {cleaning['rows_in']} read, removed by reason "
                         f"{cleaning['removed']}", source=source)
     values = {f.name: np.concatenate([p[f.name] for p in parts]) for f in model.features}
-    return values, _model_labels(reader, y, model.labels, source), cleaning
-
-
-def _model_labels(reader: Reader, y: np.ndarray, labels: list[str], source: str) -> np.ndarray:
-    """Reader label codes -> indices into the model's `labels`, matched by name."""
-    names = [label_name(v) for v in reader.label_values]
-    unknown = [names[k] for k in np.unique(y) if names[k] not in labels]
-    if unknown:
-        raise DataError(f"labels {unknown} are not classes of this model (its classes: "
-                        f"{', '.join(labels)})", source=source)
-    index = {lab: i for i, lab in enumerate(labels)}
-    return np.array([index.get(n, -1) for n in names], np.int64)[y]
+    return values, model.head.new_targets(reader, y), cleaning
 
 
 def evaluate_external(path: str | Path, data: str | None = None, target: str | None = None,

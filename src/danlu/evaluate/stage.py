@@ -38,7 +38,8 @@ def save_predictions(path, probs: np.ndarray, y: np.ndarray, rows: np.ndarray,
     report can show mistakes without the model (plain arrays, no pickle)."""
     buf = io.BytesIO()
     extra = {"x": x} if x is not None else {}
-    np.savez_compressed(buf, probs=np.asarray(probs, np.float32), y=np.asarray(y, np.int64),
+    y = np.asarray(y) if np.asarray(y).dtype.kind == "f" else np.asarray(y, np.int64)
+    np.savez_compressed(buf, probs=np.asarray(probs, np.float32), y=y,
                         rows=np.asarray(rows, np.int64), **extra)
     atomic_write(path, buf.getvalue())
 
@@ -64,13 +65,14 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
             curves = head.curves(outputs[0], splits.y[split])
             if curves is not None:
                 write_json(out / "curves.json", curves)
-    gate = check_gate(metrics["test"], cfg.gate)
+    gate = check_gate(metrics["test"], cfg.gate, head)
     metrics["gate"] = gate
     metrics["warnings"] = metrics["test"].get("warnings", [])
     write_json(out / "metrics.json", metrics)
     if not gate["passed"]:
-        misses = ", ".join(f"{m} {r['value']:.4f} < {r['min']}" for m, r in gate["checks"].items()
-                           if not r["passed"])
+        misses = ", ".join(f"{m} {r['value']:.4f} " + (f"> {r['max']}" if "max" in r
+                                                          else f"< {r['min']}")
+                           for m, r in gate["checks"].items() if not r["passed"])
         raise GateError(f"evaluation gate failed on the test split: {misses}; the model is not "
                         f"packaged (metrics in {run.path('eval', 'metrics.json')})")
     paths = {"metrics": "eval/metrics.json", "predictions": "eval/predictions.npz",
@@ -82,14 +84,18 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
     return StageResult(paths=paths, metrics=headline)
 
 
-def check_gate(test: dict, gate: dict[str, float]) -> dict:
-    """Each gate metric against its minimum; an unknown metric name is a recipe error."""
+def check_gate(test: dict, gate: dict[str, float], head: Any = None) -> dict:
+    """Each gate metric against its bound: a maximum where the head says lower is better
+    (rmse, mae, mape), else a minimum; an unknown metric name is a recipe error."""
     checks = {}
-    for name, minimum in gate.items():
+    for name, bound in gate.items():
         value = test.get(name)
         if not isinstance(value, float):
             known = [k for k, v in test.items() if isinstance(v, float)]
             raise RecipeError(f"evaluate.gate.{name}", got=name,
                               expected=f"a test metric: one of {', '.join(known)}")
-        checks[name] = {"min": minimum, "value": value, "passed": value >= minimum}
+        if head is not None and head.lower_is_better(name):
+            checks[name] = {"max": bound, "value": value, "passed": value <= bound}
+        else:
+            checks[name] = {"min": bound, "value": value, "passed": value >= bound}
     return {"passed": all(c["passed"] for c in checks.values()), "checks": checks}

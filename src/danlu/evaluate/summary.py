@@ -8,11 +8,14 @@ from typing import Any
 __all__ = ["baseline_line", "format_ci", "headline_rows", "imbalance_warnings", "lead_metrics"]
 
 # The order a table shows metrics in, when accuracy can be trusted.
+# A regression split (number head) has only the last four.
+REGRESSION = ("rmse", "mae", "r2", "mape")
 TABLE = ("accuracy", "balanced_accuracy", "f1_macro", "precision_macro", "recall_macro",
-         "f1_weighted", "roc_auc", "pr_auc", "top3_accuracy", "log_loss", "ece")
+         "f1_weighted", "roc_auc", "pr_auc", "top3_accuracy", "log_loss", "ece", *REGRESSION)
 # When it cannot (imbalanced classes), the class-averaged metrics lead.
 TABLE_IMBALANCED = ("f1_macro", "balanced_accuracy", "precision_macro", "recall_macro",
-                    "accuracy", "f1_weighted", "roc_auc", "pr_auc", "top3_accuracy", "log_loss", "ece")
+                    "accuracy", "f1_weighted", "roc_auc", "pr_auc", "top3_accuracy", "log_loss", "ece",
+                    *REGRESSION)
 
 
 def imbalance_warnings(split: dict[str, Any], labels: list[str], majority_share: float,

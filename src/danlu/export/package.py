@@ -54,7 +54,7 @@ def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.nd
 
     dtypes = {"torch": torch_dtype(cfg), "onnxruntime-int8": "int8"}
     doc: dict[str, Any] = {
-        **meta, "task": meta.get("task", "classification"),
+        **meta, "task": meta.get("task", model.head.task),
         "features": [feature_meta(f) for f in model.features], "head": model.head.describe(),
         "inputs": [f.client_input() for f in model.features],
         "columns": column_inputs(model.features, order), "outputs": model.head.outputs(),
@@ -81,10 +81,10 @@ def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.nd
                     "passed": True, "reference": True})
         loaded = entries[chosen].get("loaded") or {}
         loaded.setdefault("options", {})["dtype"] = "float32"  # what the server builds from it
-    if y is not None and len(y):
+    if y is not None and len(y):  # each runtime's test score, as the head scores (accuracy, rmse)
         for k, c in cands.items():
-            entries[k]["test_accuracy"] = float((c.outputs[-1] == y).mean())
-        ref["test_accuracy"] = float((ref_out[-1] == y).mean())
+            entries[k].update(model.head.test_score(c.outputs, y))
+        ref.update(model.head.test_score(ref_out, y))
     doc.update(runtime=chosen, runtimes=entries, parity=entries[chosen]["parity"],
                runtime_choice={"why": why, "override": cfg.runtime, "reference": ref})
     provenance = doc.setdefault("provenance", {})
@@ -126,7 +126,7 @@ def model_card(meta: dict[str, Any], info: dict[str, Any]) -> str:
         for f in meta["features"])
     rt = "\n".join(
         f"| {k}{' (default)' if k == meta['runtime'] else ''} | {e['dtype']} | "
-        f"{e['parity']['label_agreement']:.2%} | {e['parity']['max_abs_diff']:.2g} | "
+        f"{_share(e['parity']['label_agreement'])} | {e['parity']['max_abs_diff']:.2g} | "
         f"{e['latency_ms']['b1']:.3f} | {e['latency_ms']['b32']:.3f} | {e['size_bytes'] / 1e6:.2f} | "
         f"{'passed' if e['passed'] else 'rejected: ' + '; '.join(e['reasons'])} |"
         for k, e in meta["runtimes"].items())
@@ -181,3 +181,8 @@ from one split of one seed; latencies depend on the CPU (rerun the export on the
 
 def write_model_card(pkg: Path, meta: dict[str, Any], info: dict[str, Any]) -> Path:
     return atomic_write(pkg / "README.md", model_card(meta, info))
+
+
+def _share(v: float | None) -> str:
+    """A label agreement as a percentage; "-" for a head without labels (a regression)."""
+    return "-" if v is None else f"{v:.2%}"

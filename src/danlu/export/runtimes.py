@@ -89,18 +89,24 @@ def write_artifacts(model: Any, out: Path, runtimes: list[str], opset: int) -> d
 
 
 def parity(ref: tuple[np.ndarray, ...], got: tuple[np.ndarray, ...], atol: float,
-           min_label_agreement: float) -> dict[str, Any]:
-    """Max |difference| of the first output and agreement of the last (the decoded label)."""
+           min_label_agreement: float, head: Any = None) -> dict[str, Any]:
+    """Max |difference| of the first output and agreement of the decoded labels (the head's
+    `agreement`; a head without labels, such as a regression's value, has none). The tolerance
+    is the head's for its first output (`parity_atol`: a value's scales with the target)."""
     rows = len(ref[0])
+    if head is not None:
+        atol = head.parity_atol(atol)
     diff = float(np.abs(np.asarray(got[0], np.float64) - ref[0]).max()) if rows else 0.0
-    agree = float((got[-1] == ref[-1]).mean()) if rows else 1.0
+    agree = (head.agreement(ref, got) if head is not None
+             else float((got[-1] == ref[-1]).mean())) if rows else 1.0
     out = {"rows": rows, "label_agreement": agree, "max_abs_diff": diff, "atol": atol,
            "min_label_agreement": min_label_agreement,
-           "passed": bool(diff <= atol and agree >= min_label_agreement)}
+           "passed": bool(diff <= atol and (agree is None or agree >= min_label_agreement))}
     if not out["passed"]:
-        out["reason"] = (f"parity: max |difference| {diff:.3g} (tolerance {atol:g}), labels agree "
-                         f"with float32 PyTorch on {agree:.2%} of {rows} test rows (need "
-                         f"{min_label_agreement:.0%})")
+        labels = ("" if agree is None else f", labels agree with float32 PyTorch on {agree:.2%} "
+                  f"of {rows} test rows (need {min_label_agreement:.0%})")
+        out["reason"] = (f"parity: max |difference| {diff:.3g} (tolerance {atol:g}) on {rows} "
+                         f"test rows{labels}")
     return out
 
 
@@ -177,7 +183,7 @@ def measure_runtimes(pkg_dir: Path, model: Any, values: dict[str, np.ndarray], c
         got = runtime.run_rows(values, names)
         c.outputs = tuple(got[n] for n in names)
         atol, agree = tolerance(cfg, c.dtype)
-        c.parity = parity(ref_out, c.outputs, atol, agree)
+        c.parity = parity(ref_out, c.outputs, atol, agree, model.head)
         if not c.parity["passed"]:
             c.reasons.append(c.parity.pop("reason"))
 

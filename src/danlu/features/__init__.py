@@ -2,7 +2,7 @@
 
 A feature type (`features`, one module each: number, image, category, text) owns how a raw column
 is recognised, checked, fitted on the training split, encoded without torch and put into the
-exported graph. A head (`heads`: category) owns the output: loss, metrics, decoding. Stages ask
+exported graph. A head (`heads`: category, number) owns the output: loss, metrics, decoding. Stages ask
 them; adding a type is one module that registers itself (a plug-in may register from anywhere).
 
 Importing this package is cheap (numpy only); torch is imported inside `module()` methods.
@@ -22,7 +22,7 @@ __all__ = ["Feature", "Head", "build_features", "column_inputs", "features", "he
 
 
 def _builtins() -> None:
-    from danlu.features import category, image, number, text  # noqa: F401  (they register)
+    from danlu.features import category, image, number, regression, text  # noqa: F401  (they register)
 
 
 features.builtins(_builtins)
@@ -68,7 +68,10 @@ def column_inputs(features: list[Feature], order: list[str] | None = None) -> li
 
 
 def load_head(described: dict[str, Any]) -> Head:
-    return heads[described["type"]](described.get("column"), described.get("labels", []))
+    """A head as `Head.describe()` wrote it (data/features.json, model.json), fitted."""
+    return heads[described["type"]](described.get("column"), described.get("labels", []),
+                                    described.get("options")).load_state_dict(
+        described.get("state") or {})
 
 
 def __getattr__(name: str) -> Any:

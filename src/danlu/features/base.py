@@ -196,15 +196,81 @@ class Feature:
 
 class Head:
     """The model's output: its size, loss, metrics, decoding in the graph and what clients get.
-    One subclass per type, in `heads`."""
+    One subclass per type, in `heads`. Fitted state (a regression target's mean and std) follows
+    Feature: `fit` on the training split's targets, `state_dict`/`load_state_dict`."""
 
     type: ClassVar[str]
+    # danlu-model.json `task`.
+    task: ClassVar[str] = "classification"
+    # How the data stage stores the target (`__label__`) and load_splits returns y.
+    target_dtype: ClassVar[str] = "int64"
     # Metrics of `scores` recorded per training epoch (history.jsonl as val_<name>); early
     # stopping and tuning may watch any of them.
     epoch_metrics: ClassVar[tuple[str, ...]] = ("loss",)
+    # Metrics of `scores` that early stopping, tuning and the gate may name.
+    metric_names: ClassVar[tuple[str, ...]] = ("loss",)
+    # What early stopping watches when the recipe names nothing (train.early_stopping.metric).
+    default_metric: ClassVar[str] = "val.loss"
+    # Metrics where a smaller value is better (early stopping, plateau schedules, the gate).
+    lower_better: ClassVar[frozenset[str]] = frozenset({"loss", "log_loss"})
+    # Whether danlu compress takes its models (its budget compares labels and accuracy).
+    compressible: ClassVar[bool] = True
+    # data.target options the head takes (e.g. "loss").
+    options_taken: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, column: str | None, labels: list[str]):
+    def __init__(self, column: str | None, labels: list[str],
+                 options: dict[str, Any] | None = None):
         self.column, self.labels = column, list(labels)
+        self.options = {k: v for k, v in (options or {}).items() if v is not None}
+
+    def lower_is_better(self, metric: str) -> bool:
+        """Whether a smaller `metric` (with or without "val.") is better."""
+        return metric.removeprefix("val.") in self.lower_better
+
+    # ---- data stage --------------------------------------------------------------------
+    def invalid(self, codes: np.ndarray, values: list, column: str | None) -> list[Any]:
+        """Issues (danlu.data.readers.Issue) for rows whose target this head cannot use; `codes`
+        index the reader's `values` (its label_values so far)."""
+        return []
+
+    def targets(self, reader: Any, codes: np.ndarray, after_cleaning: bool = False) -> np.ndarray:
+        """The kept rows' targets as stored (`target_dtype`) from the reader's label codes; sets
+        `labels` where the head has classes. Raises DataError for a target it cannot learn."""
+        return codes
+
+    def new_targets(self, reader: Any, codes: np.ndarray) -> np.ndarray:
+        """Targets of new data (danlu evaluate) as this fitted head stores them; a DataError
+        for targets it does not know (a class the model never saw)."""
+        return self.targets(reader, codes)
+
+    def strata(self, y: np.ndarray) -> np.ndarray:
+        """Int codes the split stratifies on (classes; bins of a number)."""
+        return np.asarray(y, np.int64)
+
+    def groups(self, y: np.ndarray) -> np.ndarray:
+        """Int codes equal exactly where targets are equal (exact duplicates, conflicts)."""
+        return np.asarray(y, np.int64)
+
+    # True: identical features with different targets are label noise, removed as
+    # `label_conflict`; False (a noisy number): every such row is kept (leakage still keeps a
+    # group of identical features out of val/test when it is in train).
+    conflicts_are_noise: ClassVar[bool] = True
+
+    def fit(self, y: np.ndarray) -> Head:
+        """Learn state from the training split's targets; returns self."""
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> Head:
+        return self
+
+    def target_summary(self, y: np.ndarray, split: np.ndarray, splits: tuple[str, ...]
+                       ) -> dict[str, Any]:
+        """What data/info.json says about the target per split (class counts; mean/std)."""
+        return {"class_counts": {s: np.bincount(y[split == i], minlength=len(self.labels)).tolist()
+                                 for i, s in enumerate(splits)}}
 
     @property
     def size(self) -> int:
@@ -237,8 +303,33 @@ class Head:
         """The few metrics a stage result and the CLI show."""
         return {k: v for k, v in metrics.items() if isinstance(v, float)}
 
+    def rows(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """The package's outputs as one dict per row (TF-Serving /v1 `predictions`)."""
+        names = list(outputs)
+        cols = [outputs[k].tolist() for k in names]
+        return [dict(zip(names, r, strict=True)) for r in zip(*cols, strict=True)]
+
+    def test_score(self, outputs: tuple[np.ndarray, ...], y: np.ndarray) -> dict[str, float]:
+        """One runtime's score on the test rows for danlu-model.json (`test_accuracy`)."""
+        return {"test_accuracy": float((np.asarray(outputs[-1]) == y).mean())}
+
+    def agreement(self, ref: tuple[np.ndarray, ...], got: tuple[np.ndarray, ...]) -> float | None:
+        """Share of rows whose decoded output (the last: a label) two runtimes agree on, or
+        None where the head decodes no labels."""
+        return float((np.asarray(got[-1]) == np.asarray(ref[-1])).mean())
+
+    def parity_atol(self, atol: float) -> float:
+        """Export's parity tolerance on the first output, from export's (for probabilities)."""
+        return atol
+
     def describe(self) -> dict[str, Any]:
-        return {"type": self.type, "column": self.column, "labels": self.labels}
+        out = {"type": self.type, "column": self.column, "labels": self.labels}
+        if self.options:
+            out["options"] = dict(self.options)
+        state = self.state_dict()
+        if state:
+            out["state"] = state
+        return out
 
 
 # Feature types and heads by name; danlu.features adds the built-ins on first lookup.

@@ -146,6 +146,24 @@ class CategoryHead(Head):
 
     type = "category"
     epoch_metrics = ("loss", "accuracy", "f1_macro")
+    default_metric = "val.accuracy"
+    metric_names = ("loss", "accuracy", "balanced_accuracy",
+                    *(f"{m}_{a}" for m in ("precision", "recall", "f1")
+                      for a in ("macro", "micro", "weighted")))
+
+    def targets(self, reader: Any, codes: np.ndarray, after_cleaning: bool = False) -> np.ndarray:
+        """Label indices into the final (sorted) label names, which become `labels`; fewer
+        than two classes among the rows left is one line naming the target."""
+        from danlu.data.problems import one_class
+
+        if not reader.fixed_labels:
+            _refuse_continuous(reader.label_values, reader.target, reader.source)
+        self.labels, y = _label_names(reader, codes)
+        present = np.unique(y)
+        if len(present) < 2:
+            raise one_class(reader.source, reader.target, [self.labels[i] for i in present],
+                            after_cleaning=after_cleaning)
+        return y
 
     @property
     def size(self) -> int:
@@ -189,3 +207,71 @@ class CategoryHead(Head):
     def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "f1_macro",
                                          "precision_macro", "recall_macro")}
+
+    def invalid(self, codes: np.ndarray, values: list, column: str | None) -> list[Any]:
+        """None; but a target of many distinct non-integer numbers stops the data stage at the
+        first chunk that shows it (once more than CONTINUOUS_CLASSES values are seen)."""
+        if len(values) > CONTINUOUS_CLASSES and not getattr(self, "_checked", False):
+            self._checked = True
+            _refuse_continuous(values, column)
+        return []
+
+    def new_targets(self, reader: Any, codes: np.ndarray) -> np.ndarray:
+        """Indices into this model's labels, matched by name."""
+        from danlu.data.readers import label_name
+        from danlu.errors import DataError
+
+        names = [label_name(v) for v in reader.label_values]
+        unknown = [names[k] for k in np.unique(codes) if names[k] not in self.labels]
+        if unknown:
+            raise DataError(f"labels {unknown} are not classes of this model (its classes: "
+                            f"{', '.join(self.labels)})", source=reader.source)
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        return np.array([index.get(n, -1) for n in names], np.int64)[codes]
+
+    def rows(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """Per row: the label name, its index and a {label name: probability} dict."""
+        probs, idx = outputs["probabilities"], outputs["label"].reshape(-1)
+        names = self.labels or [str(j) for j in range(probs.shape[-1])]
+        return [{"label": names[i] if 0 <= i < len(names) else str(i), "label_index": i,
+                 "probabilities": dict(zip(names, p, strict=False))}
+                for p, i in zip(probs.tolist(), idx.tolist(), strict=True)]
+
+
+def _label_names(reader: Any, y: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Final label names (sorted unless the source fixes them) and y recoded to match."""
+    from danlu.data.readers import label_name
+
+    if reader.fixed_labels:
+        return [str(v) for v in reader.label_values], y
+    values = reader.label_values
+    order = sorted(range(len(values)), key=lambda i: (isinstance(values[i], str), values[i]))
+    remap = np.empty(max(len(values), 1), np.int64)
+    remap[order] = np.arange(len(order))
+    return [label_name(values[i]) for i in order], remap[y] if len(y) else y
+
+
+# A classification target with more distinct values than this, all numbers and some not whole,
+# is a continuous quantity: hundreds of "classes" that each occur once or twice.
+CONTINUOUS_CLASSES = 50
+
+
+def _refuse_continuous(values: list, column: str | None, source: str | None = None) -> None:
+    """A DataError naming the fix when a classification target is a continuous number."""
+    from danlu.errors import DataError
+
+    if len(values) <= CONTINUOUS_CLASSES:
+        return
+    numbers = []
+    for v in values:
+        try:
+            numbers.append(float(v))
+        except (TypeError, ValueError):
+            return
+    if all(n.is_integer() for n in numbers):
+        return
+    column = column or "label"
+    raise DataError(f"target {column!r} is a continuous number ({len(values)} distinct values "
+                    f"seen, e.g. {', '.join(repr(v) for v in values[:3])}), not classes; use "
+                    f"`data.target: {{column: {column}, head: number}}` for regression",
+                    source=source)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["AsIndex", "Classify", "Embed", "HashedBag", "ImputeNormalize", "Lookup", "Normalize",
-           "OneHot", "PackTokens"]
+__all__ = ["AsIndex", "Classify", "Destandardize", "Embed", "HashedBag", "ImputeNormalize", "Lookup",
+           "Normalize", "OneHot", "PackTokens", "StandardizedLoss"]
 
 
 class Normalize(nn.Module):
@@ -132,3 +132,27 @@ class Classify(nn.Module):
     def forward(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         probs = torch.softmax(logits.float(), dim=1)
         return probs, probs.argmax(dim=1)
+
+
+class Destandardize(nn.Module):
+    """Standardized regression output [B, 1] -> (value fp32 [B],) in the target's units."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, out: torch.Tensor) -> tuple[torch.Tensor]:
+        return (out.float().reshape(-1) * self.std + self.mean,)
+
+
+class StandardizedLoss(nn.Module):
+    """MSE or Huber between the network's output [B, 1] and the standardized target [B]."""
+
+    def __init__(self, kind: str, mean: float, std: float, delta: float = 1.0):
+        super().__init__()
+        self.mean, self.std = mean, std
+        self.fn = nn.MSELoss() if kind == "mse" else nn.HuberLoss(delta=delta)
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.fn(out.float().reshape(-1), (y.float() - self.mean) / self.std)

@@ -14,7 +14,7 @@ from danlu.errors import DanluError
 from danlu.report.common import e, load
 from danlu.report.sections.baseline import baseline
 from danlu.report.sections.compression import compression
-from danlu.report.sections.model import calibration, confusion, curves, metrics, mistakes, training
+from danlu.report.sections.model import calibration, confusion, curves, metrics, mistakes, residuals, training
 from danlu.report.sections.overview import data, header, recipe, summary
 from danlu.report.sections.package import package
 from danlu.report.sections.tuning import tuning
@@ -31,9 +31,10 @@ def write_report(run_dir: str | Path) -> Path:
 
 
 TITLES = {"summary": "Summary", "recipe": "Recipe", "data": "Data", "training": "Training",
-          "metrics": "Metrics", "baseline": "Baseline", "confusion": "Confusion", "curves": "ROC / PR",
-          "calibration": "Calibration", "mistakes": "Mistakes", "tuning": "Tuning",
-          "compression": "Compression", "package": "Package"}
+          "metrics": "Metrics", "baseline": "Baseline", "confusion": "Confusion",
+          "curves": "ROC / PR", "calibration": "Calibration", "residuals": "Predictions",
+          "mistakes": "Mistakes", "tuning": "Tuning", "compression": "Compression",
+          "package": "Package"}
 
 
 def render(run_dir: str | Path) -> str:
@@ -51,7 +52,7 @@ def render(run_dir: str | Path) -> str:
         "summary": summary(m, pkg), "recipe": recipe(d), "data": data(d, info),
         "training": training(d), "metrics": metrics(d, m, labels), "baseline": baseline(d, m),
         "confusion": confusion(m, labels), "curves": curves(d, m),
-        "calibration": calibration(m), "mistakes": mistakes(d, info),
+        "calibration": calibration(m), "residuals": residuals(d), "mistakes": mistakes(d, info),
         "tuning": tuning(d), "compression": compression(d), "package": package(d, pkg),
     }
     nav = "".join(f'<a href="#{k}">{TITLES[k]}</a>' for k, v in parts.items() if v)

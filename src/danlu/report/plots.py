@@ -120,6 +120,24 @@ def curves(data: dict[str, Any], roc_auc: float | None, pr_auc: float | None) ->
     return _svg(fig)
 
 
+def regression(pred: np.ndarray, y: np.ndarray) -> str:
+    """Predicted against actual (the diagonal is a perfect model) and residuals against the
+    prediction (a pattern means an error the model makes systematically)."""
+    plt = _plt()
+    pred, y = np.asarray(pred, np.float64), np.asarray(y, np.float64)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.0))
+    lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+    left.scatter(y, pred, s=10, color=ACCENT[0], alpha=0.6, edgecolors="none")
+    left.plot([lo, hi], [lo, hi], color=MUTED, ls="--", lw=1, label="predicted = actual")
+    left.set(title="predicted vs actual", xlabel="actual", ylabel="predicted")
+    left.legend(loc="upper left", fontsize=8)
+    right.scatter(pred, y - pred, s=10, color=ACCENT[1], alpha=0.6, edgecolors="none")
+    right.axhline(0, color=MUTED, ls="--", lw=1)
+    right.set(title="residuals", xlabel="predicted", ylabel="actual - predicted")
+    fig.tight_layout()
+    return _svg(fig)
+
+
 def reliability(rel: dict[str, Any], ece: float) -> str:
     """Reliability diagram: observed frequency against mean confidence per bin, and the counts."""
     plt = _plt()

@@ -71,6 +71,9 @@ class Package:
     # The raw row (danlu-model.json `columns`, else the features' column inputs): one tensor
     # per column, the order of the array form. Empty for a schema-1 package.
     columns: list[TensorSpec] = field(default_factory=list)
+    # The package's head (danlu.features.heads), fitted: how /v1 writes a row's outputs. None
+    # for a schema-1 package.
+    head: Any = None
 
     @property
     def model_inputs(self) -> list[TensorSpec]:
@@ -116,7 +119,7 @@ def load_package(path: str | Path) -> Package:
                    labels=meta.labels, task=meta.task, runtime=meta.runtime,
                    artifacts=dict(meta.artifacts), allow_nonfinite=meta.allow_nonfinite,
                    runtimes={k: v.model_dump() for k, v in meta.runtimes.items()},
-                   features=features)
+                   features=features, head=_head(meta, folder))
 
 
 def _feature(i: int, described: dict[str, Any], folder: Path) -> Any:
@@ -149,6 +152,18 @@ def _columns(meta: Any, features: list[Any]) -> list[TensorSpec]:
     order = [t.name for t in meta.columns]
     return [TensorSpec(s["name"], s["datatype"], tuple(s["shape"]))
             for s in column_inputs(features, order)]
+def _head(meta: Any, folder: Path) -> Any:
+    """The package's head from danlu-model.json, or None (schema 1, or a head type this danlu
+    does not have: its outputs are then given as they are)."""
+    from danlu.features import heads, load_head
+
+    if meta.head is None or meta.head.type not in heads:
+        return None
+    try:
+        return load_head(meta.head.model_dump())
+    except (KeyError, TypeError, ValueError) as e:
+        raise DanluError(f"{folder / MANIFEST}: head.state: not what a {meta.head.type!r} head "
+                         f"writes ({type(e).__name__}: {e}); re-export the package") from None
 
 
 def _spec(t: Any) -> TensorSpec:

@@ -13,7 +13,7 @@ from danlu.data.stage import data, load_splits
 from danlu.recipe import Recipe, load_recipe
 from danlu.runs import Run, atomic_write, write_json
 from danlu.train.inputs import Inputs
-from danlu.train.loop import fit
+from danlu.train.loop import fit, watched_metric
 from danlu.train.optim import optimizers
 from danlu.train.stage import resolve_device, seed_everything
 
@@ -56,10 +56,10 @@ def compare_optimizers(recipe: str | Path | dict | Recipe, names: list[str],
     model = inputs.build()
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
     init_sha = hashlib.sha256(b"".join(v.cpu().numpy().tobytes() for v in init.values())).hexdigest()
-    metric = rec.train.early_stopping.metric
-    key = metric.replace(".", "_") if metric in ("val.loss", "val.accuracy", "val.f1_macro") \
-        else "val_accuracy"
-    maximize = key != "val_loss"
+    metric = watched_metric(rec.train, inputs.head)
+    key = metric.replace(".", "_") if metric.removeprefix("val.") in inputs.head.epoch_metrics \
+        else f"val_{inputs.head.epoch_metrics[1]}"
+    maximize = not inputs.head.lower_is_better(key.removeprefix("val_"))
     rows = []
     for name in names:
         lr = (lrs or {}).get(name) or (rec.train.optimizer.lr if name == rec.train.optimizer.name

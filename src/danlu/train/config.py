@@ -12,8 +12,10 @@ __all__ = ["CheckpointConfig", "EarlyStoppingConfig", "LoraConfig", "OptimizerCo
            "ScheduleConfig", "TrainConfig"]
 
 # Validation metrics early stopping may watch (names as in eval/metrics.json, with "val.").
+# Classification (category head) and regression (number head: rmse, mae, r2, mape).
 VAL_METRICS = ("val.loss", "val.accuracy", *(f"val.{m}_{a}" for m in ("precision", "recall", "f1")
-                                             for a in ("macro", "micro", "weighted")))
+                                             for a in ("macro", "micro", "weighted")),
+               "val.rmse", "val.mae", "val.r2", "val.mape")
 
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "adam", "adamw", "rmsprop"]
 ScheduleName = Literal["constant", "step", "cosine", "onecycle", "plateau", "linear"]
@@ -75,15 +77,17 @@ class CheckpointConfig(Section):
 
 
 class EarlyStoppingConfig(Section):
-    # A validation metric: val.loss (minimized) or any classification metric (maximized).
-    metric: str = "val.accuracy"
+    # A validation metric of the run's head; None = the head's own (category: val.accuracy,
+    # number: val.rmse). The head says which way is better: loss, rmse, mae, mape are
+    # minimized; accuracy, F1, ..., r2 maximized.
+    metric: str | None = None
     # Epochs without improvement before stopping; 0 turns early stopping off.
     patience: int = Field(5, ge=0)
 
     @field_validator("metric")
     @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in VAL_METRICS:
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in VAL_METRICS:
             raise ValueError(f"expected one of {', '.join(VAL_METRICS)}")
         return v
 

@@ -18,7 +18,7 @@ from danlu.train.precision import Precision
 from danlu.train.schedules import build_schedule, steps_per_epoch
 from danlu.train.state import LoopState, epoch_batches
 
-__all__ = ["FitResult", "fit", "predict_outputs", "val_scores"]
+__all__ = ["FitResult", "fit", "predict_outputs", "val_scores", "watched_metric"]
 
 
 @dataclass
@@ -47,6 +47,18 @@ def val_scores(model: nn.Module, head: Any, val: tuple[torch.Tensor, torch.Tenso
     return head.scores(predict_outputs(model, head, val[0]).cpu().numpy(), val[1].cpu().numpy())
 
 
+def watched_metric(cfg: TrainConfig, head: Any) -> str:
+    """train.early_stopping.metric, else the head's default; one the head scores."""
+    from danlu.errors import RecipeError
+
+    metric = cfg.early_stopping.metric or head.default_metric
+    if metric.removeprefix("val.") not in head.metric_names:
+        raise RecipeError("train.early_stopping.metric", got=metric,
+                          expected=f"a metric of the {head.type} head: "
+                                   f"{', '.join('val.' + m for m in head.metric_names)}")
+    return metric
+
+
 def _improved(value: float, best: float | None, maximize: bool) -> bool:
     return best is None or (value > best if maximize else value < best)
 
@@ -68,8 +80,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     With `checkpoints`, state is saved as the recipe's train.checkpoint says; with `resume`,
     training continues exactly where that checkpoint left off. With `lengths` (tokens per
     training row), batches hold rows of similar length (text: less padding)."""
-    metric = cfg.early_stopping.metric.removeprefix("val.")
-    maximize = metric != "loss"
+    metric = watched_metric(cfg, head).removeprefix("val.")
+    maximize = not head.lower_is_better(metric)
     x, y = train
     optimizer = build_optimizer(model, cfg.optimizer)
     schedule = build_schedule(optimizer, cfg.schedule, cfg.epochs,

@@ -19,7 +19,7 @@ from danlu.train.checkpoint import CheckpointStore
 from danlu.train.config import TrainConfig
 from danlu.train.distributed import is_main, launch, world_size
 from danlu.train.inputs import Inputs
-from danlu.train.loop import fit
+from danlu.train.loop import fit, watched_metric
 
 __all__ = ["checkpoint_key", "resolve_device", "seed_everything", "set_deterministic", "train",
            "train_here"]
@@ -109,7 +109,7 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
                      recipe.seed, on_epoch, checkpoints=store if main else None, resume=resume,
                      augment=augment, lengths=lengths)
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
-               "metric": cfg.early_stopping.metric, "epochs_run": len(result.history),
+               "metric": watched_metric(cfg, inputs.head), "epochs_run": len(result.history),
                "stopped_early": result.stopped_early, "resumed_from": result.resumed_from,
                "processes": world_size(), "fit_on": list(fit_on),
                "seconds": sum(r["seconds"] for r in result.history)}

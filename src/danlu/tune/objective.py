@@ -33,9 +33,11 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
     data = {s: inputs.xy(s) for s in ("train", "val")}
     lengths = inputs.lengths("train") if base.train.length_bucketing else None
     goals = cfg.goals
-    # Pruning needs the objective each epoch: fit() reports val loss, accuracy and macro F1.
+    check_goals(goals, inputs.head)
+    # Pruning needs the objective each epoch: fit() reports the head's epoch metrics (loss,
+    # accuracy and macro F1; loss, rmse and mae).
     reported = f"val_{goals[0][0].removeprefix('val.')}"
-    prunable = len(goals) == 1 and goals[0][0] in ("val.loss", "val.accuracy", "val.f1_macro")
+    prunable = len(goals) == 1 and goals[0][0].removeprefix("val.") in inputs.head.epoch_metrics
 
     def objective(trial: optuna.Trial) -> float | list[float]:
         overrides = suggest(trial, cfg.space, base_dict)
@@ -67,6 +69,25 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
         return values[0] if len(values) == 1 else values
 
     return objective
+
+
+def check_goals(goals: list[tuple[str, str]], head) -> None:
+    """Each val.* objective is a metric of the run's head, optimized the way it improves."""
+    for metric, direction in goals:
+        if not metric.startswith("val."):
+            continue
+        name = metric.removeprefix("val.")
+        if name not in head.metric_names:
+            raise RecipeError("tune.objective", got=metric,
+                              expected=f"a metric of the {head.type} head: "
+                                       f"{', '.join('val.' + m for m in head.metric_names)}, "
+                                       "latency_ms or params")
+        better = "minimize" if head.lower_is_better(name) else "maximize"
+        if direction != better:
+            raise RecipeError("tune.direction", got=f"{metric}:{direction}",
+                              expected=f"{better} for {metric} (lower is "
+                                       f"{'better' if better == 'minimize' else 'worse'})",
+                              hint=f"write tune: {{objective: {metric}, direction: {better}}}")
 
 
 def measure(model: torch.nn.Module, metric: str, val: tuple[torch.Tensor, torch.Tensor],

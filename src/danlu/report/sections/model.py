@@ -11,7 +11,7 @@ import danlu.report.plots as plots
 from danlu.evaluate.summary import format_ci, lead_metrics
 from danlu.report.common import e, figure, jsonl, load, num, table
 
-__all__ = ["calibration", "confusion", "curves", "metrics", "mistakes", "training"]
+__all__ = ["calibration", "confusion", "curves", "metrics", "mistakes", "residuals", "training"]
 
 MAX_MISTAKES = 24
 
@@ -99,6 +99,25 @@ def calibration(metrics: dict[str, Any] | None) -> str:
             + "</div></section>")
 
 
+def residuals(d: Path) -> str:
+    """A regression's test predictions against the targets, and its residuals."""
+    pred_file = d / "eval" / "predictions.npz"
+    if not pred_file.is_file():
+        return ""
+    with np.load(pred_file, allow_pickle=False) as z:
+        pred, y = z["probs"], z["y"]
+    if pred.ndim != 1 or not len(y):
+        return ""
+    err = y - pred
+    worst = np.argsort(-np.abs(err), kind="stable")[:5]
+    txt = ("<p>Largest errors: " + ", ".join(f"actual {y[i]:.4g}, predicted {pred[i]:.4g}"
+                                             for i in worst) + ".</p>")
+    return ('<section id="residuals"><h2>Predictions (test)</h2>'
+            + figure(plots.regression(pred, y), "Each dot is a test row. Left: on the dashed "
+                     "line the prediction is exact. Right: residuals should scatter evenly "
+                     "around 0 at every predicted value.") + txt + "</section>")
+
+
 def mistakes(d: Path, info: dict[str, Any] | None) -> str:
     pred_file = d / "eval" / "predictions.npz"
     if not pred_file.is_file() or not info:
@@ -106,6 +125,8 @@ def mistakes(d: Path, info: dict[str, Any] | None) -> str:
     with np.load(pred_file, allow_pickle=False) as z:
         probs, y, rows = z["probs"], z["y"], z["rows"]
         xs = z["x"] if "x" in z.files else None
+    if probs.ndim != 2:  # a regression's values: see `residuals`
+        return ""
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != y)
     head = '<section id="mistakes"><h2>Worst mistakes (test)</h2>'

@@ -40,16 +40,22 @@ def summary(metrics: dict[str, Any] | None, pkg: dict[str, Any] | None) -> str:
     gate = metrics.get("gate", {})
     if gate.get("checks"):
         ok = gate.get("passed")
-        txt = ", ".join(f"{k} ≥ {c['min']}" for k, c in gate["checks"].items())
+        txt = ", ".join(f"{k} ≤ {c['max']}" if "max" in c else f"{k} ≥ {c['min']}"
+                        for k, c in gate["checks"].items())
         cards += (f'<div class="card {"pass" if ok else "fail"}"><div class="k">gate</div>'
                   f'<div class="v">{"passed" if ok else "failed"}</div><div class="ci">{e(txt)}</div></div>')
     if pkg and "parity" in pkg:
         p = pkg["parity"]
-        cards += (f'<div class="card"><div class="k">ONNX parity</div><div class="v">'
-                  f'{p["label_agreement"]:.1%}</div><div class="ci">labels agree; max |Δp| '
-                  f'{p["max_abs_diff"]:.1e}</div></div>')
-    misses = [f"{k} {c['value']:.4f} < {c['min']}" for k, c in gate.get("checks", {}).items()
-              if not c["passed"]]
+        if p.get("label_agreement") is None:  # a value, not labels: its largest difference
+            cards += (f'<div class="card"><div class="k">ONNX parity</div><div class="v">'
+                      f'{p["max_abs_diff"]:.1e}</div><div class="ci">max |Δ value| (tolerance '
+                      f'{p.get("atol")})</div></div>')
+        else:
+            cards += (f'<div class="card"><div class="k">ONNX parity</div><div class="v">'
+                      f'{p["label_agreement"]:.1%}</div><div class="ci">labels agree; max |Δp| '
+                      f'{p["max_abs_diff"]:.1e}</div></div>')
+    misses = [f"{k} {c['value']:.4f} " + (f"> {c['max']}" if "max" in c else f"< {c['min']}")
+              for k, c in gate.get("checks", {}).items() if not c["passed"]]
     fail = (f'<div class="failure"><b>Not packaged: the gate failed</b> on the test split '
             f'({e(", ".join(misses))}).</div>' if misses else "")
     c = (pkg or {}).get("compression")
@@ -57,8 +63,9 @@ def summary(metrics: dict[str, Any] | None, pkg: dict[str, Any] | None) -> str:
         fail += (f'<div class="warning"><b>package/ serves the compressed variant '
                  f'{e(c.get("variant"))}</b> (promoted by <code>danlu compress</code>); the metrics '
                  "below are the trained model's; the variant's are in the Compression section.</div>")
-    warn = fail + "".join(f'<div class="warning"><b>Accuracy misleads here.</b> {e(w["message"])}</div>'
-                   for w in test.get("warnings", []))
+    warn = fail + "".join(f'<div class="warning">'
+                          f'{"<b>Accuracy misleads here.</b> " if w.get("kind") == "imbalance" else ""}'
+                          f'{e(w["message"])}</div>' for w in test.get("warnings", []))
     n = test.get("n")
     return (f'<section id="summary"><h2>Summary</h2>{warn}<div class="cards">{cards}</div>'
             f'<p class="note">Test split: {n} rows held out from training and model selection. '
@@ -94,6 +101,8 @@ def recipe(d: Path) -> str:
 def data(d: Path, info: dict[str, Any] | None) -> str:
     if not info:
         return ""
+    if "target_stats" in info:
+        return _regression_data(d, info)
     counts = info.get("class_counts", {})
     splits = [s for s in ("train", "val", "test") if s in counts]
     rows = []
@@ -113,6 +122,22 @@ def data(d: Path, info: dict[str, Any] | None) -> str:
     return out + "</section>"
 
 
+def _regression_data(d: Path, info: dict[str, Any]) -> str:
+    """The data section of a regression: the target's spread per split instead of classes."""
+    stats = info["target_stats"]
+    rows = [[e(s), num(v.get("rows", 0)), *(f"{v[k]:.4g}" if k in v else "" for k in
+                                           ("mean", "std", "min", "max"))]
+            for s, v in stats.items()]
+    out = (f'<section id="data"><h2>Data</h2><p>{e(info.get("source"))}: {info.get("rows"):,} rows, '
+           f'{e(_features(info))}; regression of a number'
+           f'{", split stratified on target deciles" if info.get("stratified") else ""}.</p>'
+           f'<h3>Target per split</h3>{table(("split", "rows", "mean", "std", "min", "max"), rows, "num")}')
+    clean = load(d / "data" / "cleaning.json")
+    if isinstance(clean, dict) and "rows_in" in clean:
+        out += cleaning(clean)
+    return out + "</section>"
+
+
 def cleaning(c: dict[str, Any]) -> str:
     """What cleaning removed or flagged, by reason, and the missing cells it imputed, by column
     (data/cleaning.json)."""
@@ -124,7 +149,10 @@ def cleaning(c: dict[str, Any]) -> str:
     rows += [[f"imputed cells: {e(col)}", num(n)] for col, n in c.get("imputed", {}).items()]
     notes = []
     conflicts = c.get("label_conflicts", {})
-    if conflicts.get("rows"):
+    if conflicts.get("rows") and conflicts.get("kept"):
+        notes.append(f"{conflicts['rows']} rows share features but not targets (kept: a number "
+                     "target is noisy; leakage keeps such a group out of evaluation splits)")
+    elif conflicts.get("rows"):
         notes.append(f"{conflicts['rows']} rows share features but not labels (label noise, reported "
                      "separately from duplicates)")
     leak = c.get("leakage", {})

@@ -26,8 +26,9 @@ def package(d: Path, pkg: dict[str, Any] | None) -> str:
     rows += [("inputs", json.dumps(pkg.get("inputs"))), ("outputs", json.dumps(pkg.get("outputs"))),
             ("runtime", pkg.get("runtime")),
             ("model.onnx", f"{size.stat().st_size / 1e6:.2f} MB" if size.is_file() else "missing"),
-            ("parity", f"max |Δp| {p.get('max_abs_diff', float('nan')):.2e} (tolerance "
-                       f"{p.get('atol')}), labels agree {p.get('label_agreement', 0):.2%} on "
-                       f"{p.get('rows')} rows")]
+            ("parity", f"max |Δ| {p.get('max_abs_diff', float('nan')):.2e} (tolerance "
+                       f"{p.get('atol')})" + (f", labels agree {p['label_agreement']:.2%}"
+                                              if p.get("label_agreement") is not None else "")
+                       + f" on {p.get('rows')} rows")]
     return (f'<section id="package"><h2>Package</h2>{table(("", ""), ((e(k), e(v)) for k, v in rows), "kv")}'
             f"<pre>danlu serve {e(d / 'package')}</pre></section>")

@@ -58,6 +58,9 @@ def _encode(request: InferRequest, outputs: dict[str, np.ndarray],
     """The predict body without the text extras."""
     if request.form == "inputs":
         return {"outputs": {name: arr.tolist() for name, arr in outputs.items()}}
+    head = package.head
+    if head is not None and {s["name"] for s in head.outputs()} <= outputs.keys():
+        return {"predictions": head.rows(outputs)}  # the head writes its rows (label, value)
     if package.task == "classification" and {"probabilities", "label"} <= outputs.keys():
         return {"predictions": _classifications(outputs["probabilities"], outputs["label"],
                                                 package)}
