@@ -27,9 +27,11 @@ CASES = {
                   ["one_class.csv", "'label'", "one value ('x')", "pick another column"]),
     "all_missing": (GOOD.encode(), "label", {"a": "number", "c": "number"}, None,
                     ["all_missing.csv", "column 'c'", "missing in every row", "data.features"]),
-    "nothing_left": (b"a,b,label\n1,abc,x\n2,def,y\n3,ghi,x\n", "label",
+    # a target missing in every row (a non-number in a number column is imputed, not removed)
+    "nothing_left": (b"a,b,label\n1,2.5,\n2,3.5,\n3,4.5,\n", "label",
                      {"a": "number", "b": "number"}, None,
-                     ["nothing_left.csv", "cleaning removed every row", "column 'b'", "data.drop"]),
+                     ["nothing_left.csv", "cleaning removed every row", "missing_label 3",
+                      "column 'label'"]),
     "too_few_rows": (b"a,label\n1,x\n2,y\n", "label", {"a": "number"}, None,
                      ["too_few_rows.csv", "2 rows", "too few to split", "data.split"]),
     "missing_file": (None, "label", None, ["missing_file.csv", "an existing file"],

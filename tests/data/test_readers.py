@@ -179,7 +179,7 @@ def test_single_class_is_refused(tmp_path, write_csv):
     from tests.data.helpers import prepared
 
     with pytest.raises(DataError, match="2 or more"):
-        prepared(tmp_path / "d", {"source": f"csv:{write_csv([['a', 'y'], [1, 0], [2, 0]])}",
+        prepared(tmp_path / "d", {"source": f"csv:{write_csv([['a', 'y'], [1, 0], [5, 0]])}",
                                   "target": "y"})
 
 

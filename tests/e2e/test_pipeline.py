@@ -71,7 +71,7 @@ def test_package_meta_records_parity_and_contract(digits_run):
     (pixels,) = meta["features"]
     assert pixels["type"] == "image" and pixels["columns"][:2] == ["pixel_0_0", "pixel_0_1"]
     assert len(pixels["columns"]) == 64 and pixels["input"] == meta["inputs"][0]
-    assert meta["head"] == {"type": "category", "labels": meta["labels"]}
+    assert meta["head"]["type"] == "category" and meta["head"]["labels"] == meta["labels"]
     assert meta["preprocessing"]["in_graph"] == ["pixels"]
     assert meta["metrics"]["test"]["accuracy"] >= 0.97
 

@@ -165,7 +165,7 @@ def test_classifying_a_continuous_target_fails_early_naming_the_fix(tmp_path: Pa
 
 
 def test_a_non_numeric_target_cell_is_a_counted_row_issue(tmp_path: Path) -> None:
-    rows = ["a,b,y", *(f"{i},{i % 7},{i * 1.5}" for i in range(60)), "60,1,unknown"]
+    rows = ["a,b,y", *(f"{2 * i},{i % 7},{i * 1.5}" for i in range(60)), "120,1,unknown"]
     path = tmp_path / "t.csv"
     path.write_text("\n".join(rows) + "\n")
     recipe = tmp_path / "recipe.yaml"

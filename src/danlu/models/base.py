@@ -62,7 +62,8 @@ class Family:
         types = sorted({f.type for f in features})
         wrong = [t for t in types if t not in self.accepts]
         if wrong or not features:
-            fits = [n for n in models.names() if set(types) <= set(models[n].accepts)]
+            fits = sorted((n for n in models.names() if set(types) <= set(models[n].accepts)),
+                          key=lambda n: len(models[n].accepts))  # the most specific first
             raise RecipeError("model.arch", got=cfg.arch,
                               expected=f"a model for {', '.join(types) or 'no'} features "
                                        f"({cfg.arch} takes {', '.join(self.accepts)})",

@@ -77,7 +77,10 @@ async def infer(protocol: Protocol, model: Model, request: Request) -> Response:
 def _check_missing(inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
                    package: Package) -> None:
     """A missing number (NaN) sent to a model that cannot impute it comes back as NaN: the
-    client's value, so a 400 naming the columns, not the 500 of a model that failed."""
+    client's value, so a 400 naming the columns, not the 500 of a model that failed. A package
+    that allows non-finite input answers what its model answers."""
+    if package.allow_nonfinite:
+        return
     missing = []
     for f in package.features:
         arr = inputs.get(f.name)
