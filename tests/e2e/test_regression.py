@@ -206,3 +206,20 @@ def test_the_gate_takes_error_metrics_as_maximums() -> None:
                                                                  "passed": False}
     with pytest.raises(RecipeError, match="r2 must be at most 1"):
         load_recipe({"evaluate": {"gate": {"r2": 2}}})
+
+
+def test_a_log_transform_learns_log1p_and_the_graph_returns_the_targets_units() -> None:
+    import torch
+
+    from danlu.features import heads
+
+    y = np.array([100.0, 250.0, 90_000.0, 5.0])
+    head = heads["number"]("price", [], {"transform": "log"}).fit(y)
+    assert head.state_dict()["mean"] == pytest.approx(np.log1p(y).mean())
+    assert head.state_dict()["spread"] == pytest.approx(y.std())
+    z = torch.as_tensor((np.log1p(y) - head.mean_) / head.std_, dtype=torch.float32)
+    (value,) = head.module()(z.reshape(-1, 1))
+    np.testing.assert_allclose(value.numpy(), y, rtol=1e-4)  # exp(.) - 1 after de-standardizing
+    assert float(head.loss()(z.reshape(-1, 1), torch.as_tensor(y))) < 1e-10
+    with pytest.raises(Exception, match="transform"):
+        heads["number"]("t", [], {"transform": "log"}).fit(np.array([-2.0, 3.0]))

@@ -80,10 +80,13 @@ class TargetConfig(Section):
     # number head only: mse (the mean) or huber (robust to a few wild targets; delta = 1 std of
     # the training targets). None = the head's default (mse).
     loss: Literal["mse", "huber"] | None = None
+    # number head only: log = learn log(1 + y) (a skewed positive target: prices, counts), the
+    # exported graph returns exp(.) - 1, metrics are in the target's units. None = none.
+    transform: Literal["none", "log"] | None = None
 
     def options(self) -> dict[str, object]:
         """The head's options as the recipe gives them."""
-        return {"loss": self.loss}
+        return {"loss": self.loss, "transform": self.transform}
 
     @model_validator(mode="before")
     @classmethod

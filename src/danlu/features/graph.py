@@ -137,22 +137,26 @@ class Classify(nn.Module):
 class Destandardize(nn.Module):
     """Standardized regression output [B, 1] -> (value fp32 [B],) in the target's units."""
 
-    def __init__(self, mean: float, std: float):
+    def __init__(self, mean: float, std: float, log: bool = False):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+        self.log = log  # the network learned log(1 + y): exp(.) - 1 (Exp, Sub in ONNX)
 
     def forward(self, out: torch.Tensor) -> tuple[torch.Tensor]:
-        return (out.float().reshape(-1) * self.std + self.mean,)
+        value = out.float().reshape(-1) * self.std + self.mean
+        return (torch.expm1(value) if self.log else value,)
 
 
 class StandardizedLoss(nn.Module):
     """MSE or Huber between the network's output [B, 1] and the standardized target [B]."""
 
-    def __init__(self, kind: str, mean: float, std: float, delta: float = 1.0):
+    def __init__(self, kind: str, mean: float, std: float, delta: float = 1.0,
+                 log: bool = False):
         super().__init__()
-        self.mean, self.std = mean, std
+        self.mean, self.std, self.log = mean, std, log
         self.fn = nn.MSELoss() if kind == "mse" else nn.HuberLoss(delta=delta)
 
     def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.fn(out.float().reshape(-1), (y.float() - self.mean) / self.std)
+        y = torch.log1p(y.float()) if self.log else y.float()
+        return self.fn(out.float().reshape(-1), (y - self.mean) / self.std)

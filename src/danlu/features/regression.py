@@ -1,6 +1,7 @@
 """`number` head: regression. The target is standardized with the training split's mean and std;
 the network learns the standardized value (MSE or Huber) and the graph de-standardizes, so the
-package returns `value` FP32 [-1] in the target's own units. Metrics: MAE, RMSE, R², MAPE."""
+package returns `value` FP32 [-1] in the target's own units. With `transform: log` the network
+learns log(1 + y) (standardized) and the graph applies exp(.) - 1 after de-standardizing. Metrics: MAE, RMSE, R², MAPE."""
 
 from __future__ import annotations
 
@@ -44,14 +45,23 @@ class NumberHead(Head):
     default_metric = "val.rmse"
     metric_names = ("loss", "rmse", "mae", "r2", "mape")
     lower_better = frozenset({"loss", "rmse", "mae", "mape"})
-    options_taken = ("loss",)
+    options_taken = ("loss", "transform")
     conflicts_are_noise = False
     compressible = False  # compression's budget and gates compare labels (a follow-up)
 
     def __init__(self, column: str | None, labels: list[str],
                  options: dict[str, Any] | None = None):
         super().__init__(column, [], options)
-        self.mean_, self.std_ = 0.0, 1.0
+        self.mean_, self.std_, self.spread_ = 0.0, 1.0, 1.0
+
+    @property
+    def log(self) -> bool:
+        """True: the network learns log(1 + y) (`data.target.transform: log`)."""
+        return self.options.get("transform") == "log"
+
+    def _t(self, y: np.ndarray) -> np.ndarray:
+        """The target as the network learns it (before standardizing)."""
+        return np.log1p(y) if self.log else y
 
     # ---- data stage --------------------------------------------------------------------
     def invalid(self, codes: np.ndarray, values: list, column: str | None) -> list[Any]:
@@ -84,17 +94,29 @@ class NumberHead(Head):
 
     def fit(self, y: np.ndarray) -> NumberHead:
         y = np.asarray(y, np.float64)
-        self.mean_ = float(y.mean()) if len(y) else 0.0
-        std = float(y.std()) if len(y) else 0.0
+        if self.log and len(y) and y.min() <= -1:
+            from danlu.errors import DataError
+
+            raise DataError(f"data.target.transform is 'log' but the target has values <= -1 "
+                            f"(smallest {y.min():g}); log(1 + y) needs y > -1: remove the "
+                            "transform", column=self.column)
+        t = self._t(y)
+        self.mean_ = float(t.mean()) if len(t) else 0.0
+        std = float(t.std()) if len(t) else 0.0
         self.std_ = std if std > 1e-12 else 1.0  # a constant target: learn offsets from the mean
+        spread = float(y.std()) if len(y) else 0.0
+        self.spread_ = spread if spread > 1e-12 else 1.0
         return self
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean_, "std": self.std_}
+        # mean/std: of what the network learns (log(1 + y) under transform: log); spread: the
+        # target's own std (export's parity tolerance is in the target's units)
+        return {"mean": self.mean_, "std": self.std_, "spread": self.spread_}
 
     def load_state_dict(self, state: dict[str, Any]) -> NumberHead:
         if state:
             self.mean_, self.std_ = float(state["mean"]), float(state["std"])
+            self.spread_ = float(state.get("spread", state["std"]))
         return self
 
     def target_summary(self, y: np.ndarray, split: np.ndarray, splits: tuple[str, ...]
@@ -119,12 +141,12 @@ class NumberHead(Head):
         from danlu.features.graph import StandardizedLoss
 
         return StandardizedLoss(self.options.get("loss", "mse"), self.mean_, self.std_,
-                                HUBER_DELTA)
+                                HUBER_DELTA, self.log)
 
     def module(self):
         from danlu.features.graph import Destandardize
 
-        return Destandardize(self.mean_, self.std_)
+        return Destandardize(self.mean_, self.std_, self.log)
 
     def scores(self, out: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """regression_metrics plus `loss`: the training loss on the standardized target."""
@@ -132,7 +154,8 @@ class NumberHead(Head):
 
         pred, y = np.asarray(out, np.float64).reshape(-1), np.asarray(y, np.float64).reshape(-1)
         m: dict[str, Any] = regression_metrics(pred, y)
-        z = (pred - y) / self.std_
+        with np.errstate(invalid="ignore"):  # a prediction <= -1 under log: NaN loss, said so
+            z = (self._t(pred) - self._t(y)) / self.std_
         if self.options.get("loss", "mse") == "huber":
             a = np.abs(z)
             m["loss"] = float(np.where(a <= HUBER_DELTA, 0.5 * z ** 2,
@@ -172,4 +195,4 @@ class NumberHead(Head):
     def parity_atol(self, atol: float) -> float:
         """Export's tolerance is for probabilities in [0, 1]; a value differs in the target's
         units, so it scales with the target's spread."""
-        return atol * max(self.std_, 1.0)
+        return atol * max(self.spread_, 1.0)
