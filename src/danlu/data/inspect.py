@@ -92,7 +92,7 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
             f.partial_fit(np.array(sorted(summaries[f.columns[0]].values), dtype=object))
     model, train = models[arch].starter(features, rows)
     watch = "val.rmse" if regression else "val.f1_macro" if imbalanced else "val.accuracy"
-    train.setdefault("early_stopping", {"metric": watch, "patience": 10})
+    train.setdefault("early_stopping", {"metric": watch, "patience": 20})
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(source.partition(":")[2]).stem).strip("-.") or "data"
     balance = ", ".join(f"{k}: {v}" for k, v in sorted(classes.items(), key=lambda kv: -kv[1])[:12])
     if regression:
@@ -127,6 +127,9 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
               + ("   # a number: stratified on its deciles" if regression else ""), "",
               "preprocess:",
               "  normalize: zscore      # fitted on the training split; inside the exported ONNX graph",
+              *(["  bins: 16               # each number also as its piecewise-linear code in 16",
+                 "                         # quantile bins: an MLP cuts at thresholds as trees do"]
+                if "number" in kept.values() else []),
               "  clean:",
               "    invalid: drop        # rows with +-inf, a bad line, a missing target: removed, counted",
               "    missing: impute      # missing/non-numeric number cells: training median + indicator,",

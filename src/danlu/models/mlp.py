@@ -45,15 +45,16 @@ class MLPFamily(Family):
         return nn.Sequential(*layers)
 
     def starter(self, features, rows):
-        """Two hidden layers about twice as wide as the input (32..256); epochs and batch size
-        from the number of rows (small sets need more passes and smaller batches)."""
+        """Two hidden layers about twice as wide as the input (32..256), dropout 0.3; epochs
+        and batch size from the number of rows (small sets need more passes and smaller
+        batches). Chosen on public tables against a GBDT (benchmarks/tables.py)."""
         import math
 
         columns = input_layer(features)[1]
         width = int(min(256, max(32, 2 ** math.ceil(math.log2(2 * max(columns, 1))))))
         epochs = 100 if rows < 1_000 else 50 if rows < 10_000 else 20 if rows < 100_000 else 10
         batch = 32 if rows < 2_000 else 64 if rows < 20_000 else 128 if rows < 200_000 else 256
-        return ({"arch": "mlp", "hidden": [width, width], "dropout": 0.1},
+        return ({"arch": "mlp", "hidden": [width, width], "dropout": 0.3},
                 {"epochs": epochs, "batch_size": batch, "optimizer": {"name": "adam", "lr": 0.001}})
 
     def compress_variants(self):
