@@ -271,6 +271,7 @@ def running_server(paths: list[Path], *args: str, env: dict[str, str] | None = N
                    ) -> Iterator[tuple[str, subprocess.Popen]]:
     """A real `python -m danlu.serve PATHS ARGS` on a free port; stopped (SIGTERM) at exit.
     With `port`, the caller has told the server that port itself (recipe, override or flag)."""
+    own = logs is None  # a temporary folder of ours: removed at exit
     logs = logs or Path(tempfile.mkdtemp(prefix="danlu-serve-"))
     if port is None:
         port = free_port()
@@ -290,6 +291,8 @@ def running_server(paths: list[Path], *args: str, env: dict[str, str] | None = N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if own:
+            shutil.rmtree(logs, ignore_errors=True)
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, logs: Path, timeout: float = 120.0) -> None:

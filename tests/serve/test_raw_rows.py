@@ -179,14 +179,26 @@ def test_a_bad_raw_row_is_a_400_naming_the_column(client: httpx.Client, path: st
         assert word in error, f"{word!r} not in {error!r}"
 
 
-def test_a_missing_number_is_imputed_or_refused_never_a_500(client: httpx.Client) -> None:
-    """null in a number column reaches the model as NaN: a package that imputes answers; one
-    exported without imputation (the session's iris, today) gets a 400 naming the column."""
+def test_a_missing_number_is_imputed_in_the_graph(client: httpx.Client) -> None:
+    """null in a number column reaches the model as NaN; the package's graph puts the training
+    median in (and its missing indicator, where the column had missing values in training)."""
     resp = client.post(PREDICT, json={"instances": [{**ROW, "sepal_width": None}, ROW]})
-    if resp.status_code == 400:
-        error = resp.json()["error"]
-        assert "sepal_width" in error and "impute" in error and "sepal_length" not in error
-    else:
-        assert resp.status_code == 200, resp.text
-        assert all(math.isfinite(v) for p in resp.json()["predictions"]
-                   for v in p["probabilities"].values())
+    assert resp.status_code == 200, resp.text
+    missing, full = resp.json()["predictions"]
+    assert all(math.isfinite(v) for v in missing["probabilities"].values())
+    assert missing["probabilities"] != full["probabilities"]  # the median, not the sent 3.5
+
+
+def test_an_unseen_category_is_answered_and_counted(client: httpx.Client, server: str,
+                                                    table_run) -> None:
+    from danlu.runs import read_json
+
+    from .conftest import metric
+
+    before = metric(server, "danlu_unseen_values_total", model="iris", feature="garden")
+    resp = client.post(PREDICT, json={"instances": [{**ROW, "garden": "versailles"}, ROW]})
+    assert resp.status_code == 200, resp.text
+    assert metric(server, "danlu_unseen_values_total", model="iris",
+                  feature="garden") == before + 1
+    # evaluation counts them too: every test garden was seen in training
+    assert read_json(table_run.run_dir / "eval/metrics.json")["test"]["unseen"] == {"garden": 0}

@@ -58,6 +58,10 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
     for split in ("val", "test"):
         outputs = predict(module, splits.values[split])
         metrics[split] = head.evaluate(outputs[0], splits.y[split], cfg, run.recipe.seed)
+        unseen = {f.name: f.unseen(splits.values[split][f.name]) for f in model.features}
+        unseen = {k: v for k, v in unseen.items() if v is not None}
+        if unseen:  # values never seen in training (a category's __unknown__): counted
+            metrics[split]["unseen"] = unseen
         if split == "test":
             baseline = gbdt_baseline(run, splits, head, outputs[0], cfg, run.recipe.seed)
             save_predictions(out / "predictions.npz", outputs[0], splits.y[split],

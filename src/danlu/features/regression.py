@@ -1,7 +1,8 @@
 """`number` head: regression. The target is standardized with the training split's mean and std;
 the network learns the standardized value (MSE or Huber) and the graph de-standardizes, so the
 package returns `value` FP32 [-1] in the target's own units. With `transform: log` the network
-learns log(1 + y) (standardized) and the graph applies exp(.) - 1 after de-standardizing. Metrics: MAE, RMSE, R², MAPE."""
+learns log(1 + y) (standardized) and the graph applies exp(.) - 1 after de-standardizing.
+Metrics: MAE, RMSE, R², MAPE."""
 
 from __future__ import annotations
 

@@ -52,7 +52,8 @@ class MLPFamily(Family):
 
         columns = input_layer(features)[1]
         width = int(min(256, max(32, 2 ** math.ceil(math.log2(2 * max(columns, 1))))))
-        epochs = 100 if rows < 1_000 else 50 if rows < 10_000 else 20 if rows < 100_000 else 10
+        # early stopping (patience 20) ends most runs well before these
+        epochs = 100 if rows < 1_000 else 60 if rows < 100_000 else 30
         batch = 32 if rows < 2_000 else 64 if rows < 20_000 else 128 if rows < 200_000 else 256
         return ({"arch": "mlp", "hidden": [width, width], "dropout": 0.3},
                 {"epochs": epochs, "batch_size": batch, "optimizer": {"name": "adam", "lr": 0.001}})

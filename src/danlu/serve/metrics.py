@@ -42,6 +42,9 @@ class Metrics:
                              ["model"], registry=r)
         self.queued = Gauge("danlu_queue_size", "Requests waiting in the batching queue",
                             ["model"], registry=r)
+        self.unseen = Counter("danlu_unseen_values", "Values never seen in training (a "
+                              "category's __unknown__), by model and feature",
+                              ["model", "feature"], registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every family."""

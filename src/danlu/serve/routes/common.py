@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from danlu.serve.batching import Batcher
+from danlu.serve.metrics import Metrics
 from danlu.serve.package import Package
 from danlu.serve.protocols import Protocol, ProtocolError
 from danlu.serve.runtimes import TRUNCATED, Runtime, RuntimeInputError
@@ -45,6 +46,7 @@ async def infer(protocol: Protocol, model: Model, request: Request) -> Response:
     try:
         raw = await _read_body(request, state.cfg.max_body_bytes)
         req = protocol.decode_body(raw, request.headers, model.package)
+        _count_unseen(m, name, model.package, req.inputs)
         outputs = await _outputs(_batcher(request.app, model).infer(req.inputs), request,
                                  state.cfg.request_timeout_s)
         truncated = outputs.pop(TRUNCATED, None)
@@ -72,6 +74,17 @@ async def infer(protocol: Protocol, model: Model, request: Request) -> Response:
         m.inflight.labels(name).dec()
         m.requests.labels(name, str(status)).inc()
         m.latency.labels(name).observe(time.perf_counter() - started)
+
+
+def _count_unseen(metrics: Metrics, name: str, package: Package,
+                  inputs: dict[str, np.ndarray]) -> None:
+    """Count values the model never saw in training (`danlu_unseen_values`): served, never an
+    error, but a drift signal worth a dashboard."""
+    for f in package.features:
+        values = inputs.get(f.name)
+        n = f.unseen(values) if values is not None else None
+        if n:
+            metrics.unseen.labels(name, f.name).inc(n)
 
 
 def _check_missing(inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
