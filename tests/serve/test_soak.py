@@ -31,7 +31,7 @@ def test_soak_no_5xx_no_crash_bounded_memory(digits_package: Path, digits_eval,
     good.write_text(json.dumps(digits_body(digits_eval.values["pixels"][:1])))
     bad.write_text('{"inputs": [{"name": "pixels", "shape": [1, 64], "data": [1, 2')
     with running_server([digits_package]) as (url, proc):
-        result = bench.soak(f"{url}/v2/models/digits/infer", proc.pid, good, bad, seconds=20,
+        result = bench.soak(f"{url}/v2/models/digits/infer", proc.pid, good, bad, seconds=10,
                             concurrency=32, warmup=3)
     assert result["alive"], result
     assert result["status_5xx"] == 0 and result["status_other"] == 0, result

@@ -43,8 +43,8 @@ def check_no_trial_lost_or_doubled(rows: list[dict], target: int, extra: int = 0
 @pytest.mark.slow
 def test_sigkill_mid_study_then_resume_loses_and_doubles_no_trial(tmp_path):
     out = tmp_path / "runs"
-    proc = subprocess.Popen(danlu_tune(str(DIGITS), "--trials", "6", "--out", str(out),
-                                       "train.epochs=6", *ARGS),
+    proc = subprocess.Popen(danlu_tune(str(DIGITS), "--trials", "4", "--out", str(out),
+                                       "train.epochs=4", *ARGS),
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     states: list[tuple[int, str]] = []
     deadline = time.monotonic() + 180
@@ -79,7 +79,7 @@ def test_sigkill_mid_study_then_resume_loses_and_doubles_no_trial(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = read_trials(run_dir)
-    check_no_trial_lost_or_doubled(rows, target=6)
+    check_no_trial_lost_or_doubled(rows, target=4)
     by_number = {r["number"]: r for r in rows}
     assert by_number[killed[0]]["state"] == "fail"
     (retry,) = [r for r in rows if r["retry_of"] == killed[0]]
@@ -89,21 +89,21 @@ def test_sigkill_mid_study_then_resume_loses_and_doubles_no_trial(tmp_path):
     for number, value in values.items():  # trials finished before the kill were not run again
         assert by_number[number]["state"] == "complete" and by_number[number]["values"] == [value]
     best = read_json(run_dir / "tune/best.json")
-    assert best["trials"]["finished"] == 6 and best["trials"]["fail"] == 1
+    assert best["trials"]["finished"] == 4 and best["trials"]["fail"] == 1
     assert (run_dir / "package/danlu-model.json").is_file()
 
 
 @pytest.mark.slow
 def test_two_local_workers_share_one_sqlite_study(tmp_path):
     out = tmp_path / "runs"
-    done = subprocess.run(danlu_tune(str(DIGITS), "--workers", "2", "--trials", "8", "--out",
+    done = subprocess.run(danlu_tune(str(DIGITS), "--workers", "2", "--trials", "4", "--out",
                                      str(out), "train.epochs=2", *ARGS),
                           check=False, env=ENV, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr
     (run_dir,) = out.iterdir()
     rows = read_trials(run_dir)
-    # Two workers may each start a trial while the 8th runs: at most one extra finishes.
-    check_no_trial_lost_or_doubled(rows, target=8, extra=1)
+    # Two workers may each start a trial while the 4th runs: at most one extra finishes.
+    check_no_trial_lost_or_doubled(rows, target=4, extra=1)
     assert not [r for r in rows if r["state"] == "fail"]
     workers = {r["worker"].rsplit(":", 1)[1] for r in rows}
     assert workers == {"0", "1"}  # both processes ran trials of the one study
@@ -160,7 +160,7 @@ def test_two_workers_on_one_postgresql_study(postgres_url, tmp_path):
 
     out = tmp_path / "runs"
     done = subprocess.run(danlu_tune(str(DIGITS), "--storage", postgres_url, "--study", "digits-pg",
-                                     "--workers", "2", "--trials", "8", "--out", str(out),
+                                     "--workers", "2", "--trials", "4", "--out", str(out),
                                      "train.epochs=2", *ARGS),
                           check=False, env=ENV, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr
@@ -170,7 +170,7 @@ def test_two_workers_on_one_postgresql_study(postgres_url, tmp_path):
                               storage=postgres_url.replace("postgresql:", "postgresql+psycopg2:"))
     rows = read_trials(run_dir)
     assert [r["number"] for r in rows] == sorted(t.number for t in study.trials)
-    check_no_trial_lost_or_doubled(rows, target=8, extra=1)
+    check_no_trial_lost_or_doubled(rows, target=4, extra=1)
     assert not [r for r in rows if r["state"] == "fail"]
     assert {r["worker"].rsplit(":", 1)[1] for r in rows} == {"0", "1"}
     best = read_json(run_dir / "tune/best.json")
