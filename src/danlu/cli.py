@@ -411,7 +411,9 @@ def init(
     source: Annotated[str, typer.Argument(
         help="csv:PATH (delimiter , ; tab | found; .csv.gz/.csv.zst read as is), tsv:PATH or "
              "parquet:PATH")],
-    target: Annotated[str, typer.Option(help="The label column.")],
+    target: Annotated[str, typer.Option(
+        help="The column to predict: classes (category head) or a number (regression, number "
+             "head).")],
     recipe_out: Annotated[Path, typer.Option("--out", help="Recipe file to write.")] = Path("recipe.yaml"),
 ) -> None:
     """Inspect a table (one streaming pass) and write a commented starter recipe."""
