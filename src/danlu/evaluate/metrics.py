@@ -11,7 +11,7 @@ from torchmetrics import functional as tmf
 
 from danlu.evaluate.calibration import calibration
 
-__all__ = ["HEADLINE", "classification_metrics", "curves", "higher_is_better", "regression_metrics"]
+__all__ = ["HEADLINE", "classification_metrics", "curves", "higher_is_better"]
 
 # The metrics a gate, early stopping or a table may name, each higher-is-better.
 HEADLINE = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
@@ -105,12 +105,3 @@ def _thin(v: torch.Tensor, k: int) -> list[float]:
         return [round(float(x), 5) for x in v]
     idx = torch.linspace(0, len(v) - 1, k).round().long()
     return [round(float(x), 5) for x in v[idx]]
-
-
-def regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """MAE, MSE, RMSE and R² (coefficient of determination) of predictions against targets."""
-    pred, target = pred.detach().double().cpu().flatten(), target.detach().double().cpu().flatten()
-    mse = float(tmf.mean_squared_error(pred, target))
-    return {"n": len(target), "mae": float(tmf.mean_absolute_error(pred, target)), "mse": mse,
-            "rmse": float(tmf.mean_squared_error(pred, target, squared=False)),
-            "r2": float(tmf.r2_score(pred, target))}

@@ -116,6 +116,11 @@ def data(d: Path, info: dict[str, Any] | None) -> str:
            f'{e(_features(info))}{e(shape)}, {len(info["labels"])} classes'
            f'{", stratified split" if info.get("stratified") else ""}.</p>'
            f'<h3>Rows per class and split</h3>{table(("class", *splits, "total"), rows, "num")}')
+    return _with_cleaning(d, out)
+
+
+def _with_cleaning(d: Path, out: str) -> str:
+    """The data section's text, then the cleaning table when data/cleaning.json has one."""
     clean = load(d / "data" / "cleaning.json")
     if isinstance(clean, dict) and "rows_in" in clean:
         out += cleaning(clean)
@@ -132,10 +137,7 @@ def _regression_data(d: Path, info: dict[str, Any]) -> str:
            f'{e(_features(info))}; regression of a number'
            f'{", split stratified on target deciles" if info.get("stratified") else ""}.</p>'
            f'<h3>Target per split</h3>{table(("split", "rows", "mean", "std", "min", "max"), rows, "num")}')
-    clean = load(d / "data" / "cleaning.json")
-    if isinstance(clean, dict) and "rows_in" in clean:
-        out += cleaning(clean)
-    return out + "</section>"
+    return _with_cleaning(d, out)
 
 
 def cleaning(c: dict[str, Any]) -> str:
