@@ -415,6 +415,10 @@ def init(
         help="The column to predict: classes (category head) or a number (regression, number "
              "head).")],
     recipe_out: Annotated[Path, typer.Option("--out", help="Recipe file to write.")] = Path("recipe.yaml"),
+    tune: Annotated[int, typer.Option(
+        "--tune", min=0, help="Add a `tune:` section of N trials (TPE) around the starter "
+        "configuration: learning rate, width, dropout, weight decay, batch size. `danlu run` "
+        "searches, then trains the best. 0: none.")] = 0,
 ) -> None:
     """Inspect a table (one streaming pass) and write a commented starter recipe."""
     from danlu.data.inspect import init_recipe
@@ -422,7 +426,7 @@ def init(
     from danlu.runs import atomic_write
 
     try:
-        text = init_recipe(source, target)
+        text = init_recipe(source, target, tune)
         import yaml
 
         load_recipe(yaml.safe_load(text))  # what we write must load as it is

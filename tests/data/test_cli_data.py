@@ -90,3 +90,22 @@ def test_init_writes_a_number_head_for_a_continuous_target(tmp_path):
     assert raw["data"]["target"] == {"column": "target", "head": "number"}
     assert raw["train"]["early_stopping"]["metric"] == "val.rmse"
     assert "task: regression of 'target'" in text and "Class balance" not in text
+
+
+def test_init_tune_writes_a_search_that_run_does_then_trains_the_best(tmp_path):
+    path = _table(tmp_path, lambda f: f["target"])
+    recipe = tmp_path / "r.yaml"
+    r = cli("init", f"csv:{path}", "--target", "target", "--tune", "2", "--out", str(recipe))
+    assert r.returncode == 0, r.stderr
+    raw = yaml.safe_load(recipe.read_text())
+    tune = raw["tune"]
+    assert tune["trials"] == 2 and tune["objective"] == "val.accuracy"
+    assert tune["direction"] == "maximize"
+    assert {"train.optimizer.lr", "model.hidden", "model.dropout"} <= set(tune["space"])
+    res = danlu.run(recipe, overrides={"train.epochs": 2, "evaluate.baseline": "none"},
+                    out=tmp_path / "runs")
+    assert res.stages["tune"] == "ran" and res.stages["train"] == "ran"
+    best = read_json(res.run_dir / "tune" / "best.json")
+    assert best["trials"]["finished"] == 2
+    trained = read_json(res.run_dir / "train" / "model" / "model.json")  # the network trained
+    assert trained["config"]["hidden"] == best["overrides"]["model.hidden"]

@@ -70,9 +70,11 @@ def _target_stats(classes: dict[str, int]) -> dict[str, float]:
 
 
 def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary],
-                   classes: dict[str, int]) -> str:
+                   classes: dict[str, int], tune: int = 0) -> str:
     """A commented starter recipe predicting `target` from every useful column: classification,
-    or regression (the `number` head) when the target is a continuous number."""
+    or regression (the `number` head) when the target is a continuous number. `tune` > 0 adds a
+    `tune:` section of that many trials around the starter (the family's `tune_space`), which
+    `danlu run` does before training the best configuration."""
     regression = _continuous(classes)
     kept, dropped = infer_features(summaries)
     if not kept:
@@ -140,6 +142,9 @@ def starter_recipe(source: str, target: str, summaries: dict[str, ColumnSummary]
               *_section("model", model),
               f"# Sized to {rows:,} rows; early stopping keeps the best epoch.",
               *_section("train", train),
+              *(_tune_section(models[arch].tune_space(model, train, rows), tune, watch,
+                            "number" if regression else "category")
+                if tune else []),
               "evaluate:", "  gate: {}                 # e.g. {r2: 0.5, rmse: 50}: r2 below or rmse "
               "above it, no package" if regression else
               "  gate: {}                 # e.g. {accuracy: 0.9}: below it, no package", ""]
@@ -175,6 +180,22 @@ def _family_for(kept: dict[str, str]) -> tuple[str, dict[str, str], dict[str, st
     return arch, took, unfit
 
 
+def _tune_section(space: dict, trials: int, watch: str, head: str) -> list[str]:
+    """`tune:` for `danlu init --tune N`: TPE over the family's space, the median pruner after a
+    few epochs, scored on the metric early stopping watches."""
+    from danlu.features import heads
+
+    direction = "minimize" if watch.removeprefix("val.") in heads[head].lower_better else "maximize"
+    body = {"trials": trials, "sampler": "tpe", "startup_trials": max(1, min(5, trials // 2)),
+            "objective": watch, "direction": direction,
+            "pruner": {"name": "median", "startup_trials": 3, "warmup_epochs": 5},
+            "space": space}
+    return [f"# `danlu init --tune {trials}`: {trials} trials around the configuration above "
+            f"(TPE, {watch}); `danlu run`",
+            "# trains the best one. tune.enabled: false keeps the section without running it.",
+            *_section("tune", body)]
+
+
 def _section(name: str, body: dict) -> list[str]:
     import yaml
 
@@ -190,7 +211,7 @@ def _yaml_key(name: str) -> str:
     return plain[: -len(": 0")]
 
 
-def init_recipe(source: str, target: str) -> str:
-    """`danlu init`'s recipe text for `source`."""
-    return starter_recipe(source, target, *inspect_table(source, target))
+def init_recipe(source: str, target: str, tune: int = 0) -> str:
+    """`danlu init`'s recipe text for `source` (with `tune` trials of search when > 0)."""
+    return starter_recipe(source, target, *inspect_table(source, target), tune=tune)
 

@@ -101,6 +101,13 @@ class Family:
         and this many rows: what the family would pick without tuning."""
         return {"arch": self.name}, {}
 
+    def tune_space(self, model: dict[str, Any], train: dict[str, Any], rows: int
+                   ) -> dict[str, dict[str, Any]]:
+        """tune.space for `danlu init --tune N`: the keys worth searching around the starter
+        (`model`, `train` as `starter` wrote them). Every family has a learning rate."""
+        lr = float(train.get("optimizer", {}).get("lr", 1e-3))
+        return {"train.optimizer.lr": {"log_float": [lr / 10, lr * 10]}}
+
     # ---- compression hooks (danlu.compress asks these; it never tests `arch`) -------------
     # quantize.mode values the family takes: static/qat int8 QDQ, dynamic int8, fp16, auto.
     quantize_modes: ClassVar[tuple[str, ...]] = ("static", "dynamic", "fp16", "auto", "qat")

@@ -58,6 +58,20 @@ class MLPFamily(Family):
         return ({"arch": "mlp", "hidden": [width, width], "dropout": 0.3},
                 {"epochs": epochs, "batch_size": batch, "optimizer": {"name": "adam", "lr": 0.001}})
 
+    def tune_space(self, model, train, rows):
+        """Around the starter: learning rate (x/10 .. x10, log), width (half, as is, double; two
+        or three layers), dropout, weight decay (AdamW) and batch size (half, as is, double)."""
+        w, batch = model["hidden"][0], train["batch_size"]
+        lr = train["optimizer"]["lr"]
+        widths = [[max(16, w // 2)] * 2, [w, w], [2 * w, 2 * w], [w, w, w]]
+        return {"train.optimizer.lr": {"log_float": [lr / 10, lr * 10]},
+                "train.optimizer.name": {"choice": ["adam", "adamw"]},
+                "train.optimizer.weight_decay": {"log_float": [1e-6, 1e-2],
+                                                 "when": {"train.optimizer.name": ["adamw"]}},
+                "train.batch_size": {"choice": [max(16, batch // 2), batch, batch * 2]},
+                "model.hidden": {"choice": widths},
+                "model.dropout": {"float": [0.0, 0.5]}}
+
     def compress_variants(self):
         return [dict(v) for v in WIDTH_FAMILY_VARIANTS]
 
