@@ -33,7 +33,7 @@ class BinaryFeature(Feature):
 
     @classmethod
     def recognise(cls, column: Any) -> str | None:
-        if not column.numeric and not column.many and column.distinct == 2:
+        if not column.numeric and column.distinct == 2:
             return f"two values ({column.describe()})"
         return None
 
