@@ -74,6 +74,14 @@ def category_case(rows: int = 37) -> Case:
     return Case([f], {"colour": sent})  # None, "", a number and unseen "mauve" included
 
 
+def binary_case(rows: int = 37) -> Case:
+    """Two values seen in training; sent: both, missing (None, "", "NA") and an unseen "maybe"."""
+    seen = np.array(["yes", "no", None, "no", "yes", "yes"] * 20, dtype=object)
+    f = FEATURES["binary"]("smoker", ["smoker"]).partial_fit(seen)
+    sent = np.array((["no", "yes", None, "maybe", "", " yes", "NA"] * 6)[:rows], dtype=object)
+    return Case([f], {"smoker": sent})
+
+
 def large_category_case(rows: int = 37) -> Case:
     """A category with a vocabulary above ONEHOT_MAX: a learned embedding inside the network."""
     seen = np.array([f"town{i % 80}" for i in range(400)], dtype=object)
@@ -105,7 +113,7 @@ def text_case(text_run) -> Case:
 
 
 FEATURE_CASES = {"number": number_case, "image": image_case, "category": category_case,
-                 "text": None}  # text: the text_case fixture
+                 "binary": binary_case, "text": None}  # text: the text_case fixture
 
 
 def feature_case(type_name: str, request) -> Case:
@@ -119,8 +127,9 @@ def family_case(name: str, request) -> tuple[Any, Case]:
     from danlu.models.mlp import MLPConfig
     from danlu.models.transformer import TransformerConfig
 
-    if name == "mlp":  # a table: numbers, a one-hot category, an embedded one and a text
-        cases = [number_case(), category_case(), large_category_case(), hashed_text_case()]
+    if name == "mlp":  # a table: numbers, a one-hot category, an embedded one, a text, a binary
+        cases = [number_case(), category_case(), large_category_case(), hashed_text_case(),
+                 binary_case()]
         assert cases[2].features[0].embedded and not cases[1].features[0].embedded
         return MLPConfig(hidden=[16, 8]), Case([f for c in cases for f in c.features],
                                                {k: v for c in cases for k, v in c.values.items()})

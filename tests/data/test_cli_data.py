@@ -63,7 +63,7 @@ def test_init_writes_a_recipe_that_runs_unedited(tmp_path):
     text = recipe.read_text()
     raw = yaml.safe_load(text)
     assert raw["data"]["drop"] == ["patient_id", "site"]
-    assert raw["data"]["features"]["city"] == "category"  # strings are a feature now
+    assert raw["data"]["features"]["city"] == "binary"  # Paris or Lyon: two strings, one input
     assert raw["data"]["features"]["mean radius"] == "number"
     assert "ID-like" in text and "constant" in text and "benign: 357, malignant: 212" in text
     assert raw["model"]["arch"] == "mlp" and "WARNING" not in text

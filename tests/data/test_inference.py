@@ -24,3 +24,17 @@ def test_a_saved_data_frame_index_is_dropped_and_measurements_are_kept() -> None
     }))
     assert set(dropped) == {"rownames", ""} and "ID-like" in dropped["rownames"]
     assert kept == {"age": "number", "price": "number", "income": "number", "town": "category"}
+
+
+def test_two_text_values_are_binary_two_numbers_a_number_and_three_values_a_category() -> None:
+    n = 60
+    kept, dropped = infer_features(_summaries({
+        "smoker": (["yes", "no", "NA", ""] * n)[:n],           # two values and missing cells
+        "sex": ["M", "F", "F"] * (n // 3),
+        "paid": ["True", "False"] * (n // 2),
+        "flag": [0, 1, 1] * (n // 3),                          # 0/1 numbers: already ideal
+        "size": ["S", "M", "L"] * (n // 3),
+    }))
+    assert kept == {"smoker": "binary", "sex": "binary", "paid": "binary", "flag": "number",
+                    "size": "category"}
+    assert not dropped

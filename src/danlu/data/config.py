@@ -36,7 +36,7 @@ class SplitConfig(Section):
 class FeatureEntry(Section):
     """One entry of data.features: a column (or a reader's column group) and its feature type."""
 
-    # A registered feature type: number, category, text, image, or a plug-in's.
+    # A registered feature type: number, category, binary, text, image, or a plug-in's.
     type: str
     # The source columns it reads: null = the column (or column group, e.g. sklearn:digits'
     # `pixels`) named like the entry; "*" = every column that is not the target or dropped.

@@ -19,8 +19,9 @@ MAX_DISTINCT = 1000
 # A column is numeric when at least this share of its non-missing cells are numbers: the other
 # cells are then dirty numbers (wrong_type rows, counted), not categories.
 NUMERIC_SHARE = 0.5
-# Types tried in this order when inferring (the first that recognises a column wins).
-INFER_ORDER = ("number", "category", "text")
+# Types tried in this order when inferring (the first that recognises a column wins): numbers
+# first (0/1 stays a number), then two text values (binary) before any few values (category).
+INFER_ORDER = ("number", "binary", "category", "text")
 _NUMBER = re.compile(r"^\s*[-+]?((\d+\.?\d*)|(\.\d+))([eE][-+]?\d+)?\s*$")
 # Values this long (characters, on average) are text, not identifiers.
 ID_LENGTH = 30

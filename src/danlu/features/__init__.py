@@ -1,9 +1,10 @@
 """Typed features and heads: how data reaches a model and how it leaves it (DESIGN.md §3a).
 
-A feature type (`features`, one module each: number, image, category, text) owns how a raw column
-is recognised, checked, fitted on the training split, encoded without torch and put into the
-exported graph. A head (`heads`: category, number) owns the output: loss, metrics, decoding. Stages ask
-them; adding a type is one module that registers itself (a plug-in may register from anywhere).
+A feature type (`features`, one module each: number, image, category, binary, text) owns how a
+raw column is recognised, checked, fitted on the training split, encoded without torch and put
+into the exported graph. A head (`heads`: category, number) owns the output: loss, metrics,
+decoding. Stages ask them; adding a type is one module that registers itself (a plug-in may
+register from anywhere).
 
 Importing this package is cheap (numpy only); torch is imported inside `module()` methods.
 """
@@ -22,7 +23,8 @@ __all__ = ["Feature", "Head", "build_features", "column_inputs", "features", "he
 
 
 def _builtins() -> None:
-    from danlu.features import category, image, number, regression, text  # noqa: F401  (they register)
+    # imported to register themselves
+    from danlu.features import binary, category, image, number, regression, text  # noqa: F401
 
 
 features.builtins(_builtins)

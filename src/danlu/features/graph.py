@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["AsIndex", "Classify", "Destandardize", "Embed", "HashedBag", "ImputeNormalize", "Lookup",
-           "Normalize", "OneHot", "PackTokens", "StandardizedLoss"]
+__all__ = ["AsColumn", "AsIndex", "Classify", "Destandardize", "Embed", "HashedBag",
+           "ImputeNormalize", "Lookup", "Normalize", "OneHot", "PackTokens", "StandardizedLoss"]
 
 
 class Normalize(nn.Module):
@@ -69,6 +69,13 @@ class OneHot(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(idx.long().reshape(-1), self.size).float()
+
+
+class AsColumn(nn.Module):
+    """Values [B] -> one float column [B, 1] (a binary feature's 0 / 0.5 / 1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, 1).float()
 
 
 class AsIndex(nn.Module):

@@ -24,7 +24,7 @@ class MLPConfig(ModelSection):
 class MLPFamily(Family):
     config = MLPConfig
     # image: its pixels as a flat vector; text: a bag of hashed n-grams (features/text.py)
-    accepts = ("number", "category", "image", "text")
+    accepts = ("number", "category", "binary", "image", "text")
 
     def bind(self, cfg, features):
         for f in features:  # a text column beside the others: the hashing encoder
