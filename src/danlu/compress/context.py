@@ -90,4 +90,6 @@ class Context:
         values = self.values("train")
         rows = len(self.y("train"))
         idx = np.sort(np.random.default_rng(self.seed).choice(rows, size=min(n, rows), replace=False))
+        if len(idx) > batch:  # whole batches only: ORT's histogram calibrators (entropy,
+            idx = idx[:len(idx) // batch * batch]  # percentile) stack them, a ragged one fails
         return [self.feeds(take(values, idx[i:i + batch])) for i in range(0, len(idx), batch)]

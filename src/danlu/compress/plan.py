@@ -26,7 +26,8 @@ def check_budget(cfg: CompressConfig, head: Any) -> None:
                                    f"{', '.join(head.metric_names)}")
     if "accuracy" not in head.metric_names:  # no labels: the label-only limits mean nothing
         for key in ("max_accuracy_drop", "min_label_agreement"):
-            if key in b.model_fields_set:
+            # changed from its default (a resolved recipe writes every default out)
+            if getattr(b, key) != type(b).model_fields[key].default:
                 raise RecipeError(f"compress.budget.{key}", got=getattr(b, key),
                                   expected=f"no {key}: the {head.type} head ({head.task}) "
                                            "predicts values, not labels",
