@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from danlu.train.loop import predict_outputs, val_scores
+from danlu.train.loop import val_scores
 
-__all__ = ["FinetuneResult", "finetune", "history", "val_accuracy", "val_metric"]
+__all__ = ["FinetuneResult", "finetune", "history", "val_metric"]
 
 # loss(logits, batch indices into the training split, labels, the batch's inputs) -> scalar
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -30,20 +30,10 @@ class FinetuneResult:
     best_val: float = float("nan")
     steps: int = 0
 
-    @property
-    def best_val_accuracy(self) -> float:
-        return self.best_val if self.metric == "accuracy" else float("nan")
-
 
 def val_metric(net: nn.Module, head: Any, val: tuple[torch.Tensor, torch.Tensor]) -> float:
     """The head's main metric (accuracy; rmse) of `net` on the validation rows."""
     return float(val_scores(net, head, val)[head.main_metric])
-
-
-def val_accuracy(net: nn.Module, head: Any, val: tuple[torch.Tensor, torch.Tensor]) -> float:
-    """Share of validation rows whose most probable class (the head's first output) is right."""
-    probs = predict_outputs(net, head, val[0])
-    return float((probs.argmax(1).cpu() == val[1].cpu()).float().mean())
 
 
 def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
