@@ -62,6 +62,7 @@ def test_regression_variants_are_measured_and_gated_by_max_metric_drop(regressio
     root = regression_run / "compress"
     doc = json.loads((root / "pareto.json").read_text())
     assert doc["metric"] == "rmse" and doc["budget"]["max_metric_drop"] == 0.05
+    assert doc["budget_applied"] == {"metric": "rmse", "max_metric_drop": 0.05}
     rows = {r["name"]: r for r in doc["variants"]}
     assert list(rows) == ["baseline", "int8", "pruned"]
     base = rows["baseline"]["rmse"]

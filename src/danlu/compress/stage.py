@@ -62,6 +62,7 @@ def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None
         write_variant(ctx, b, measured[name], gates, _parity(ctx, b, measured))
         rows.append(row(b, measured[name], gates, measured["baseline"].latency["b32_ms"]))
     doc = report(rows, cfg, base.record["source"], source)
+    doc["budget_applied"] = {"metric": ctx.metric, "max_metric_drop": ctx.max_drop}
     chosen = doc["chosen"]
     if cfg.promote:
         promote(run, None if chosen == "baseline" else built[chosen].dir)

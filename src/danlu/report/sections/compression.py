@@ -99,7 +99,20 @@ def compression(d: Path) -> str:
              "<code>package.orig/</code>)" if promoted else
              "not promoted (<code>compress.promote: false</code>, or the baseline was chosen): "
              "<code>package/</code> is the run's own model")
-    limits = ", ".join(f"{k} {v}" for k, v in budget.items() if v is not None)
+    applied = doc.get("budget_applied")
+    if applied:  # the limits that were applied: the metric's, and labels' only where gated
+        labels = any("label_agreement_with_parent" in g for r in rows
+                     for g in (r.get("vs_parent") or {}).values())
+        skip = {"metric", "max_metric_drop", "max_accuracy_drop",
+                *(() if labels else ("min_label_agreement",))}
+        kind = next((g["drop_kind"] for r in rows for g in (r.get("vs_parent") or {}).values()
+                     if "drop_kind" in g), None)
+        limits = ", ".join([f"max_metric_drop {applied['max_metric_drop']} on "
+                            f"{applied['metric']}" + (f" ({kind})" if kind else ""),
+                            *(f"{k} {v}" for k, v in budget.items()
+                              if v is not None and k not in skip)])
+    else:
+        limits = ", ".join(f"{k} {v}" for k, v in budget.items() if v is not None)
     out = ('<section id="compression"><h2>Compression</h2>'
            f'<p>Chosen: <b>{e(chosen)}</b> — {e("; ".join(doc.get("why", [])))}. It is {where}.</p>'
            f'<p class="note">Budget: {e(limits)}. Test {e(metric)} with its 95% bootstrap '
