@@ -456,12 +456,13 @@ def compress(
         raise _fail(e) from None
     report = read_json(run_dir / result.paths["pareto"])
     table = Table(title="compression variants (test split; latency as served, median)")
-    for col in ("variant", "status", "runtime", "accuracy", "params", "non-zero", "zip KB",
+    metric = report.get("metric") or "accuracy"
+    for col in ("variant", "status", "runtime", f"{metric}", "params", "non-zero", "zip KB",
                 "b1 ms", "b32 ms"):
         table.add_column(col, justify="left" if col in ("variant", "status", "runtime") else "right")
     for r in report["variants"]:
         table.add_row(r["name"] + (" *" if r["name"] == report["chosen"] else ""), r["status"],
-                      f"{r['runtime']} ({r['dtype']})", f"{r['accuracy']:.4f}", f"{r['params']:,}",
+                      f"{r['runtime']} ({r['dtype']})", f"{r[metric]:.4f}", f"{r['params']:,}",
                       f"{r['nonzero_params']:,}", f"{r['deflated_bytes'] / 1e3:.1f}",
                       f"{r['b1_ms']:.3f}", f"{r['b32_ms']:.3f}")
     out.print(table)
@@ -469,10 +470,15 @@ def compress(
         for reason in r["reasons"]:
             err.print(f"[yellow]{r['name']} rejected:[/] {reason}", highlight=False, soft_wrap=True)
     for r in report["variants"]:
-        if g := r.get("distillation_gain"):
+        if (g := r.get("distillation_gain")) and "mcnemar_p" in g:  # labels: in points
             out.print(f"{r['name']}: distillation gain {g['accuracy_gain'] * 100:+.2f} pt "
                       f"[{g['ci'][0] * 100:+.2f}, {g['ci'][1] * 100:+.2f}] vs the same student "
                       f"alone (McNemar p {g['mcnemar_p']:.3f})", highlight=False)
+        elif g:
+            m = g["metric"]
+            out.print(f"{r['name']}: distillation gain in {m} {g[f'{m}_gain']:+.4g} "
+                      f"[{g['ci'][0]:+.4g}, {g['ci'][1]:+.4g}] vs the same student alone "
+                      "(positive: better)", highlight=False)
     promoted = " (promoted to package/, original in package.orig/)" if report["promoted"] else ""
     out.print(f"chosen: {report['chosen']}{promoted}", highlight=False)
     out.print(f"report: {run_dir / result.paths['pareto']}", highlight=False, soft_wrap=True)

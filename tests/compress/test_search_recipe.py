@@ -34,6 +34,31 @@ def test_unknown_parent_is_a_recipe_error_naming_the_path():
         load_recipe(DIGITS, {"compress": {"variants": [{"name": "a", "prune": {"sparsity": 1.5}}]}})
 
 
+def test_budget_takes_a_metric_and_max_metric_drop_and_the_head_says_how_a_drop_counts():
+    from danlu.compress.context import Context
+    from danlu.compress.plan import check_budget
+    from danlu.features import heads
+
+    r = load_recipe(DIGITS, {"compress": {"budget": {"metric": "f1_macro", "max_metric_drop": 0.02}}})
+    assert (r.compress.budget.metric, r.compress.budget.max_metric_drop) == ("f1_macro", 0.02)
+    assert load_recipe(r.to_dict()).compress == r.compress
+    with pytest.raises(RecipeError, match="compress.budget.max_metric_drop"):
+        load_recipe(DIGITS, {"compress": {"budget": {"max_metric_drop": -0.1}}})
+    number, category = heads["number"]("y", []), heads["category"]("y", ["a", "b"])
+    check_budget(r.compress, category)
+    with pytest.raises(RecipeError, match="compress.budget.metric"):
+        check_budget(r.compress, number)  # f1_macro: a classification metric
+    # an error grows relatively (5% above the baseline's RMSE), R² and accuracy fall absolutely
+    assert number.metric_drop("rmse", 10.5, 10.0) == pytest.approx((0.05, "relative"))
+    assert number.metric_drop("r2", 0.80, 0.85) == pytest.approx((0.05, "absolute"))
+    assert category.metric_drop("accuracy", 0.95, 0.96) == pytest.approx((0.01, "absolute"))
+    # the limit when max_metric_drop is unset: the head's default, else max_accuracy_drop
+    bare = load_recipe(DIGITS, {"compress": {}}).compress
+    for head, metric, limit in ((number, "rmse", 0.05), (category, "accuracy", 0.01)):
+        ctx = Context(None, bare, None, [], head, None, None)
+        assert (ctx.metric, ctx.max_drop) == (metric, limit)
+
+
 def test_default_variants_are_the_model_familys():
     from danlu.compress.config import CompressConfig
     from danlu.compress.plan import resolve_variants

@@ -17,8 +17,9 @@ def _runtimes(meta: dict[str, Any]) -> str:
     for k, e in meta["runtimes"].items():
         p, lat = e.get("parity") or {}, e.get("latency_ms") or {}
         gate = "passed" if e.get("passed", True) else "rejected: " + "; ".join(e.get("reasons", []))
+        agree = p.get("label_agreement")
         rows.append(f"| {k}{' (default)' if k == meta['runtime'] else ''} | {e.get('dtype')} | "
-                    f"{p.get('label_agreement', float('nan')):.2%} | "
+                    f"{'-' if agree is None else format(agree, '.2%')} | "
                     f"{p.get('max_abs_diff', float('nan')):.2g} | {lat.get('b32', float('nan')):.3f} | "
                     f"{e.get('size_bytes', 0) / 1e6:.2f} | {gate} |")
     return "\n".join(rows)
@@ -27,7 +28,12 @@ def _runtimes(meta: dict[str, Any]) -> str:
 def variant_card(meta: dict[str, Any], m: Measured, info: dict[str, Any]) -> str:
     c = meta["compression"]
     lat = c["latency"]
-    ci = m.accuracy_ci
+    ci = m.metric_ci
+    shown = f"{m.value:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+    what = (f"{len(meta.get('labels') or [])} classes" if meta.get("labels")
+            else f"{meta.get('task', 'regression')}, returns `value`")
+    others = ", ".join(f"{k} {v:.4g}" for k, v in m.headline.items()
+                       if k != m.metric and isinstance(v, float))
     gates = "\n".join(f"- {k}: {'passed' if g['passed'] else 'FAILED — ' + g.get('reason', '')}"
                       for k, g in c["gates"].items()) or "- none (the reference)"
     inputs = "\n".join(f"| `{f['name']}` | {f['type']} | {f['input']['datatype']} "
@@ -35,7 +41,7 @@ def variant_card(meta: dict[str, Any], m: Measured, info: dict[str, Any]) -> str
     return f"""# {meta['name']} — compressed variant `{c['variant']}` (version {meta['version']})
 
 Made by `danlu compress` from `{c['from']}` of run {meta.get('provenance', {}).get('run', '?')}
-(`{info.get('source', '?')}`, {len(meta.get('labels') or [])} classes). Steps:
+(`{info.get('source', '?')}`, {what}). Steps:
 {', '.join(c['steps']) or 'none (the model compressed)'}.
 
 Clients send raw values, as to the uncompressed package (`danlu serve .`):
@@ -49,13 +55,14 @@ as `danlu serve` loads it.
 
 | measure | value |
 |---|---|
-| test accuracy ({m.metrics.get('n', len(m.labels))} rows) | {m.accuracy:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] |
+| test {m.metric} ({m.metrics.get('n', len(m.labels))} rows, 95% CI) | {shown} |
+| other test metrics | {others or '-'} |
 | parameters / non-zero | {c['params']:,} / {c['nonzero_params']:,} |
 | served artifact bytes / deflated (zip) bytes | {c['size_bytes']:,} / {c['deflated_bytes']:,} |
 | latency b1 / b32 (median, {lat['threads']} threads) | {lat['b1_ms']:.3f} / {lat['b32_ms']:.3f} ms |
 
 ## Runtimes in this package
-| runtime | dtype | labels agree | max prob diff | b32 ms | MB | gates |
+| runtime | dtype | labels agree | max output diff | b32 ms | MB | gates |
 |---|---|---|---|---|---|---|
 {_runtimes(meta)}
 

@@ -98,9 +98,20 @@ class VariantConfig(Section):
 
 
 class BudgetConfig(Section):
-    # Largest test-accuracy drop vs the baseline a variant may have (a hard gate: 0.01 = 1 pt).
+    # The test metric every variant is gated on, compared with the baseline, and that the
+    # search and the Pareto fronts use: one the head scores (category: accuracy, f1_macro, ...;
+    # number: rmse, mae, r2, mape). None = the head's main metric (accuracy; rmse).
+    metric: str | None = Field(None, min_length=1)
+    # Largest drop of `metric` vs the baseline a variant may have (a hard gate), as the head
+    # counts it: classification metrics absolutely (0.01 = 1 pt); regression errors (rmse, mae,
+    # mape) relatively (0.05 = RMSE at most 5% above the baseline's), R² absolutely.
+    # None = max_accuracy_drop for a classification head, 0.05 for a regression head.
+    max_metric_drop: float | None = Field(None, ge=0)
+    # Classification: largest test-accuracy drop vs the baseline (0.01 = 1 pt); the limit on
+    # `metric` when max_metric_drop is not set. A regression head takes max_metric_drop.
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
-    # Smallest share of test rows on which a variant must give its parent's label.
+    # Classification: smallest share of test rows on which a variant must give its parent's
+    # label. Not applied to a head without labels (regression: the metric gate decides).
     min_label_agreement: float = Field(0.95, ge=0, le=1)
     # Limits for choosing the variant to ship (None = no limit): latency at batch 32 in ms (as served),
     # and package size in MB (the deflated ONNX, so that zeros count as compressed).

@@ -30,13 +30,29 @@ class Context:
     head: Any
     family: Any  # the baseline's model family (danlu.models Family)
     baseline: Path  # the baseline's package folder (compress/baseline): features, head, assets
-    # The baseline package's test labels as served, once measured (the accuracy gate's reference).
-    baseline_labels: np.ndarray | None = None
+    # The baseline package's test outputs as served, once measured (the metric gate's reference).
+    baseline_outputs: tuple[np.ndarray, ...] | None = None
     _xy: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @property
     def seed(self) -> int:
         return self.run.recipe.seed
+
+    @property
+    def metric(self) -> str:
+        """The metric variants are gated and compared on (compress.budget.metric, else the
+        head's main metric)."""
+        return self.cfg.budget.metric or self.head.main_metric
+
+    @property
+    def max_drop(self) -> float:
+        """The limit on `metric`'s drop: budget.max_metric_drop, else the head's default, else
+        budget.max_accuracy_drop."""
+        b = self.cfg.budget
+        if b.max_metric_drop is not None:
+            return b.max_metric_drop
+        return self.head.default_max_drop if self.head.default_max_drop is not None \
+            else b.max_accuracy_drop
 
     @cached_property
     def export(self) -> Any:
@@ -74,4 +90,6 @@ class Context:
         values = self.values("train")
         rows = len(self.y("train"))
         idx = np.sort(np.random.default_rng(self.seed).choice(rows, size=min(n, rows), replace=False))
+        if len(idx) > batch:  # whole batches only: ORT's histogram calibrators (entropy,
+            idx = idx[:len(idx) // batch * batch]  # percentile) stack them, a ragged one fails
         return [self.feeds(take(values, idx[i:i + batch])) for i in range(0, len(idx), batch)]

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from danlu.train.loop import predict_outputs
+from danlu.train.loop import val_scores
 
-__all__ = ["FinetuneResult", "finetune", "history", "val_accuracy"]
+__all__ = ["FinetuneResult", "finetune", "history", "val_metric"]
 
 # loss(logits, batch indices into the training split, labels, the batch's inputs) -> scalar
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -22,31 +22,27 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torc
 Augment = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
-def cross_entropy(logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor,
-                  x: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(logits, y)
-
-
 @dataclass
 class FinetuneResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
-    best_val_accuracy: float = float("nan")
+    metric: str = ""  # the validation metric the best epoch was chosen on (the head's main)
+    best_val: float = float("nan")
     steps: int = 0
 
 
-def val_accuracy(net: nn.Module, head: Any, val: tuple[torch.Tensor, torch.Tensor]) -> float:
-    """Share of validation rows whose most probable class (the head's first output) is right."""
-    probs = predict_outputs(net, head, val[0])
-    return float((probs.argmax(1).cpu() == val[1].cpu()).float().mean())
+def val_metric(net: nn.Module, head: Any, val: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """The head's main metric (accuracy; rmse) of `net` on the validation rows."""
+    return float(val_scores(net, head, val)[head.main_metric])
 
 
 def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
              val: tuple[torch.Tensor, torch.Tensor], head: Any, *, epochs: int, lr: float,
-             batch_size: int, seed: int, loss_fn: LossFn = cross_entropy,
+             batch_size: int, seed: int, loss_fn: LossFn | None = None,
              on_step: Callable[[int], None] = lambda step: None, select_from_step: int = 0,
              augment: Augment | None = None) -> FinetuneResult:
-    """Adam on (x, y); keep the best-val-accuracy epoch among those ending at/after select_from_step.
+    """Adam on (x, y); keep the epoch best on the head's main validation metric (accuracy;
+    rmse) among those ending at/after select_from_step. loss_fn None: the head's loss.
 
     `on_step(step)` runs before each optimizer step (the pruning schedule hooks in there).
     """
@@ -55,6 +51,14 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         on_step(0)
         return result
     x, y = train
+    if loss_fn is None:
+        criterion = head.loss()
+
+        def loss_fn(out: torch.Tensor, idx: torch.Tensor, yb: torch.Tensor,
+                    xb: torch.Tensor) -> torch.Tensor:
+            return criterion(out, yb)
+    metric, sign = head.main_metric, -1.0 if head.lower_is_better(head.main_metric) else 1.0
+    result.metric = metric
     gen = torch.Generator().manual_seed(seed)  # batch order depends on the seed alone
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     best: dict[str, torch.Tensor] | None = None
@@ -72,12 +76,12 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             step += 1
             total += loss.item() * len(idx)
             seen += len(idx)
-        acc = val_accuracy(net, head, val)
-        result.history.append({"epoch": epoch, "train_loss": total / seen, "val_accuracy": acc,
+        score = val_metric(net, head, val)
+        result.history.append({"epoch": epoch, "train_loss": total / seen, f"val_{metric}": score,
                                "seconds": time.perf_counter() - t0})
-        if step >= select_from_step and (best is None or acc > result.best_val_accuracy):
+        if step >= select_from_step and (best is None or score * sign > result.best_val * sign):
             best = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            result.best_epoch, result.best_val_accuracy = epoch, acc
+            result.best_epoch, result.best_val = epoch, score
     result.steps = step
     if best is not None:
         net.load_state_dict(best)
@@ -88,4 +92,4 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
 def history(r: FinetuneResult) -> dict[str, Any]:
     """What compression.json records of a fine-tuning run."""
     return {"epochs": len(r.history), "best_epoch": r.best_epoch, "steps": r.steps,
-            "best_val_accuracy": r.best_val_accuracy, "history": r.history}
+            f"best_val_{r.metric}": r.best_val, "history": r.history}

@@ -1,4 +1,5 @@
-"""Gates every variant must pass to ship: not slower than its parent, accuracy within budget."""
+"""Gates every variant must pass to ship: not slower than its parent, the head's metric within
+budget (and, for a head with labels, the parent's labels kept)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from danlu.compress.config import BudgetConfig
 
-__all__ = ["accuracy_gate", "compare_to_baseline", "speed_gate"]
+__all__ = ["compare_to_baseline", "metric_gate", "speed_gate"]
 
 
 def speed_gate(parent_ms: float, child_ms: float, tolerance: float,
@@ -36,26 +37,32 @@ def compare_to_baseline(y: np.ndarray, labels: np.ndarray, baseline_labels: np.n
     return compare_labels(y, labels, baseline_labels, seed=seed)
 
 
-def accuracy_gate(y: np.ndarray, labels: np.ndarray, parent_labels: np.ndarray,
-                  baseline_labels: np.ndarray, budget: BudgetConfig) -> dict[str, Any]:
-    """Label agreement with the parent and the test-accuracy drop vs the baseline, both hard."""
-    acc = float((labels == y).mean())
-    base = float((baseline_labels == y).mean())
-    agree = float((labels == parent_labels).mean())
-    drop = base - acc
+def metric_gate(head: Any, y: np.ndarray, out: tuple[np.ndarray, ...],
+                parent_out: tuple[np.ndarray, ...], baseline_out: tuple[np.ndarray, ...],
+                metric: str, max_drop: float, budget: BudgetConfig) -> dict[str, Any]:
+    """The test `metric`'s drop vs the baseline within `max_drop` (counted by the head:
+    classification absolutely, a regression error relatively), and, for a head with labels,
+    label agreement with the parent; both hard. `out`s are package outputs as served."""
+    value = float(head.scores(out[0], y)[metric])
+    base = float(head.scores(baseline_out[0], y)[metric])
+    drop, kind = head.metric_drop(metric, value, base)
+    agree = head.agreement(parent_out, out)
     reasons = []
-    if drop > budget.max_accuracy_drop + 1e-12:
-        reasons.append(f"test accuracy {acc:.4f} is {drop * 100:.2f} pt below the baseline's "
-                       f"{base:.4f} (budget: max_accuracy_drop {budget.max_accuracy_drop})")
-    if agree < budget.min_label_agreement:
+    if drop > max_drop + 1e-12:
+        by = f"{drop * 100:.2f} pt" if kind == "absolute" else f"{drop:.2%}"
+        reasons.append(f"test {metric} {value:.4g} is worse than the baseline's {base:.4g} by "
+                       f"{by} (budget: max_metric_drop {max_drop}, {kind})")
+    if agree is not None and agree < budget.min_label_agreement:
         reasons.append(f"gives its parent's label on {agree:.2%} of {len(y)} test rows "
                        f"(budget: min_label_agreement {budget.min_label_agreement:.0%})")
-    out = {"passed": not reasons, "accuracy": acc, "baseline_accuracy": base, "drop": drop,
-           "vs_baseline": compare_to_baseline(y, labels, baseline_labels),
-           "label_agreement_with_parent": agree,
-           "label_agreement_with_baseline": float((labels == baseline_labels).mean()),
-           "max_accuracy_drop": budget.max_accuracy_drop,
-           "min_label_agreement": budget.min_label_agreement}
+    out_doc: dict[str, Any] = {
+        "passed": not reasons, "metric": metric, metric: value, f"baseline_{metric}": base,
+        "drop": drop, "drop_kind": kind, "max_metric_drop": max_drop,
+        "vs_baseline": head.compare(y, out[0], baseline_out[0])}
+    if agree is not None:  # a head with labels: the label gate and the classic keys
+        out_doc.update(label_agreement_with_parent=agree,
+                       label_agreement_with_baseline=head.agreement(baseline_out, out),
+                       max_accuracy_drop=max_drop, min_label_agreement=budget.min_label_agreement)
     if reasons:
-        out["reason"] = "; ".join(reasons)
-    return out
+        out_doc["reason"] = "; ".join(reasons)
+    return out_doc

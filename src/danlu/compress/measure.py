@@ -1,6 +1,6 @@
 """One measurement for every variant, through its package as `danlu serve` runs it: the runtime
 `danlu.serve.runtimes.load_runtime` builds from the package folder, fed client values of the test
-and validation splits. Metrics by the head, an accuracy interval, parameters, the served
+and validation splits. Metrics by the head, an interval of the budget's metric, parameters, the served
 artifact's bytes (and deflated), and latency at batch 1 and 32 with every variant timed in one
 interleaved loop (danlu.export.runtimes.time_interleaved), so a load change hits all alike."""
 
@@ -18,18 +18,21 @@ if TYPE_CHECKING:
     from danlu.compress.context import Context
     from danlu.compress.variants import Variant
 
-__all__ = ["Measured", "deflated_size", "load_served", "measure", "onnx_params", "serve_predict"]
+__all__ = ["Measured", "deflated_size", "load_served", "measure", "named_outputs", "onnx_params",
+           "serve_predict"]
 
 
 @dataclass
 class Measured:
     """What compress measured of one variant's package."""
 
-    probabilities: np.ndarray  # test split, the head's first output
-    labels: np.ndarray  # test split, the head's decoded label
+    outputs: tuple[np.ndarray, ...]  # test split, the package's outputs as served
+    metric: str  # the metric the budget gates (Context.metric)
+    lower_better: bool  # whether a smaller `metric` is better (the head says)
     metrics: dict[str, Any]  # head.scores on the test split
-    accuracy_ci: list[float]
-    val_accuracy: float
+    headline: dict[str, Any]  # head.headline of `metrics`: what rows and cards show
+    metric_ci: list[float] | None  # the head's bootstrap interval of `metric`
+    val_metric: float  # `metric` on the validation split (the search decides on it)
     params: int
     nonzero_params: int
     size_bytes: int  # the served artifact (file or folder)
@@ -37,8 +40,31 @@ class Measured:
     latency: dict[str, Any]
 
     @property
+    def value(self) -> float:
+        """The test `metric`."""
+        return float(self.metrics[self.metric])
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """The head's first output (class probabilities; a regression's value)."""
+        return self.outputs[0]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The head's decoded output, its last (a label; a regression's value)."""
+        return self.outputs[-1]
+
+    @property
     def accuracy(self) -> float:
         return self.metrics["accuracy"]
+
+
+def named_outputs(head: Any, outputs: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """Outputs by the head's output names, as predictions.npz stores them (a label output is
+    stored as `labels`)."""
+    names = [s["name"] for s in head.outputs()]
+    return {("labels" if n == "label" else n): np.asarray(o)
+            for n, o in zip(names, outputs, strict=True)}
 
 
 def load_served(folder: Path, threads: int) -> tuple[Any, Any]:
@@ -116,7 +142,6 @@ def _params(b: Variant, package: Any) -> tuple[int, int]:
 def measure(ctx: Context, variants: dict[str, Variant]) -> dict[str, Measured]:
     """Every variant's package, loaded as served: test/val predictions, metrics, sizes; then
     all of them timed interleaved at batch 1 and 32 on real test rows."""
-    from danlu.evaluate.stats import bootstrap_ci
     from danlu.export.runtimes import latency_inputs, time_interleaved
 
     lat = ctx.cfg.latency
@@ -125,15 +150,17 @@ def measure(ctx: Context, variants: dict[str, Variant]) -> dict[str, Measured]:
     for name, b in variants.items():
         package, runtime = load_served(b.dir, lat.threads)
         batch = b.family.predict_batch
-        probs, labels = _predict(package, runtime, ctx.values("test"), batch)[:2]
-        val_labels = _predict(package, runtime, ctx.values("val"), batch)[-1]
+        outputs = tuple(np.asarray(o) for o in _predict(package, runtime, ctx.values("test"), batch))
+        val_first = _predict(package, runtime, ctx.values("val"), batch)[0]
         artifact = _artifact(package)
         params, nonzero = _params(b, package)
+        metric = ctx.metric
         out[name] = Measured(
-            probabilities=np.asarray(probs, np.float32), labels=np.asarray(labels, np.int64),
-            metrics=ctx.head.scores(probs, y),
-            accuracy_ci=bootstrap_ci(y, labels, n_classes=ctx.head.size)["accuracy"],
-            val_accuracy=float((val_labels == y_val).mean()), params=params,
+            outputs=outputs, metric=metric, lower_better=ctx.head.lower_is_better(metric),
+            metrics=(scores := ctx.head.scores(outputs[0], y)),
+            headline=ctx.head.headline(scores),
+            metric_ci=ctx.head.interval(outputs[0], y, metric),
+            val_metric=float(ctx.head.scores(val_first, y_val)[metric]), params=params,
             nonzero_params=nonzero, size_bytes=_bytes(artifact),
             deflated_bytes=deflated_size(artifact, b.dir / f"{artifact.name}.zip" if b.zipped
                                          else None),

@@ -110,6 +110,8 @@ def write_variant(ctx: Context, b: Variant, m: Measured, gates: dict[str, Any],
                   parity: dict[str, Any] | None = None) -> dict[str, Any]:
     """compression.json, predictions.npz, and the package's danlu-model.json and README.md
     with what compress measured. Returns the compression record."""
+    from danlu.compress.measure import named_outputs
+
     record = {"variant": b.name, "from": b.parent or "baseline", "steps": b.steps, **b.record,
               "gates": gates, "params": m.params, "nonzero_params": m.nonzero_params,
               "size_bytes": m.size_bytes, "deflated_bytes": m.deflated_bytes,
@@ -117,7 +119,7 @@ def write_variant(ctx: Context, b: Variant, m: Measured, gates: dict[str, Any],
               "dtype": b.dtype, "predictions": "predictions.npz"}
     write_json(b.dir / "compression.json", record)
     buf = io.BytesIO()
-    np.savez_compressed(buf, y=ctx.y("test"), labels=m.labels, probabilities=m.probabilities)
+    np.savez_compressed(buf, y=ctx.y("test"), **named_outputs(ctx.head, m.outputs))
     atomic_write(b.dir / "predictions.npz", buf.getvalue())
     meta = dict(b.meta)
     passed = all(g["passed"] for g in gates.values())

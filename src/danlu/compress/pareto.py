@@ -1,5 +1,6 @@
-"""The rows of compress/pareto.json (one per variant, the same function for every model family),
-Pareto fronts over (accuracy up, latency down, size down) and the choice under a budget."""
+"""The rows of compress/pareto.json (one per variant, the same function for every model family
+and head), Pareto fronts over (the budget's metric in its good direction, latency down, size
+down) and the choice under a budget."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ if TYPE_CHECKING:
 
 __all__ = ["choose", "pareto_front", "report", "row"]
 
-# (key in a row, +1 maximize / -1 minimize)
-AXES = {"accuracy": ("accuracy", 1), "latency": ("b32_ms", -1), "size": ("deflated_bytes", -1)}
+# (key in a row, +1 maximize / -1 minimize); "metric" is each row's `score`: the budget's metric
+# signed so that larger is better (an RMSE is negated).
+AXES = {"metric": ("score", 1), "accuracy": ("score", 1), "latency": ("b32_ms", -1),
+        "size": ("deflated_bytes", -1)}
 
 
 def _dominates(a: dict, b: dict, axes: Sequence[tuple[str, int]]) -> bool:
@@ -24,7 +27,7 @@ def _dominates(a: dict, b: dict, axes: Sequence[tuple[str, int]]) -> bool:
     return ge and gt
 
 
-def pareto_front(rows: list[dict[str, Any]], objectives: Sequence[str] = ("accuracy", "latency", "size")
+def pareto_front(rows: list[dict[str, Any]], objectives: Sequence[str] = ("metric", "latency", "size")
                  ) -> list[str]:
     """Names of the rows no other row dominates on `objectives` (names from AXES)."""
     axes = [AXES[o] for o in objectives]
@@ -50,7 +53,7 @@ def choose(rows: list[dict[str, Any]], budget: BudgetConfig) -> tuple[str, list[
         return "baseline", [*why, "no row fits the budget: the baseline stays"]
     primary = "deflated_bytes" if budget.prefer == "size" else "b32_ms"
     secondary = "b32_ms" if budget.prefer == "size" else "deflated_bytes"
-    best = min(fits, key=lambda r: (r[primary], r[secondary], -r["accuracy"]))
+    best = min(fits, key=lambda r: (r[primary], r[secondary], -r["score"]))
     word = "smallest" if primary == "deflated_bytes" else "fastest"
     return best["name"], [*why, f"{best['name']}: the {word} of {len(fits)} rows that pass the "
                           "gates and fit the budget"]
@@ -59,14 +62,14 @@ def choose(rows: list[dict[str, Any]], budget: BudgetConfig) -> tuple[str, list[
 def row(b: Variant, m: Measured, gates: dict[str, Any], baseline_b32_ms: float) -> dict[str, Any]:
     """One variant's row of pareto.json: what was done, what it measured (as served), its gates."""
     reasons = [g["reason"] for g in gates.values() if not g["passed"]]
-    lat = m.latency
+    lat, metric = m.latency, m.metric
     return {"name": b.name, "from": b.parent, "passed": not reasons,
             "status": "rejected" if reasons else "passed", "reasons": reasons,
-            "accuracy": m.accuracy, "accuracy_ci": m.accuracy_ci,
-            "f1_macro": m.metrics.get("f1_macro"),
+            "metric": metric, "lower_is_better": m.lower_better, **m.headline, metric: m.value,
+            "score": -m.value if m.lower_better else m.value, f"{metric}_ci": m.metric_ci,
             "distillation_gain": b.record.get("distill", {}).get("gain"),
-            "vs_baseline": gates.get("accuracy", {}).get("vs_baseline"),
-            "val_accuracy": m.val_accuracy, "params": m.params, "nonzero_params": m.nonzero_params,
+            "vs_baseline": gates.get(metric, {}).get("vs_baseline"),
+            f"val_{metric}": m.val_metric, "params": m.params, "nonzero_params": m.nonzero_params,
             "size_bytes": m.size_bytes, "deflated_bytes": m.deflated_bytes,
             "b1_ms": lat["b1_ms"], "b32_ms": lat["b32_ms"],
             "throughput_rows_s": lat["throughput_rows_s"],
@@ -84,6 +87,7 @@ def report(rows: list[dict[str, Any]], cfg: CompressConfig, source: dict[str, An
             "budget": cfg.budget.model_dump(mode="json"),
             "latency": cfg.latency.model_dump(mode="json"), "variants": rows,
             "front": pareto_front(passing),
-            "front_accuracy_latency": pareto_front(passing, ("accuracy", "latency")),
-            "front_accuracy_size": pareto_front(passing, ("accuracy", "size")),
+            "metric": rows[0]["metric"] if rows else None,
+            "front_accuracy_latency": pareto_front(passing, ("metric", "latency")),
+            "front_accuracy_size": pareto_front(passing, ("metric", "size")),
             "chosen": chosen, "why": why, "promoted": False}

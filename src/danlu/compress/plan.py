@@ -13,7 +13,27 @@ from danlu.compress.variants import Variant, check_variants
 from danlu.errors import RecipeError
 from danlu.runs import Run
 
-__all__ = ["prepare", "resolve_variants"]
+__all__ = ["check_budget", "prepare", "resolve_variants"]
+
+
+def check_budget(cfg: CompressConfig, head: Any) -> None:
+    """compress.budget names a metric the head scores, and no classification-only limit on a
+    head without labels (a RecipeError naming the key and the fix)."""
+    b = cfg.budget
+    if b.metric is not None and b.metric not in head.metric_names:
+        raise RecipeError("compress.budget.metric", got=b.metric,
+                          expected=f"a metric of the {head.type} head: "
+                                   f"{', '.join(head.metric_names)}")
+    if "accuracy" not in head.metric_names:  # no labels: the label-only limits mean nothing
+        for key in ("max_accuracy_drop", "min_label_agreement"):
+            # changed from its default (a resolved recipe writes every default out)
+            if getattr(b, key) != type(b).model_fields[key].default:
+                raise RecipeError(f"compress.budget.{key}", got=getattr(b, key),
+                                  expected=f"no {key}: the {head.type} head ({head.task}) "
+                                           "predicts values, not labels",
+                                  hint=f"limit compress.budget.max_metric_drop on "
+                                       f"{b.metric or head.main_metric} instead (e.g. 0.05: "
+                                       "at most 5% worse than the baseline)")
 
 
 def resolve_variants(cfg: CompressConfig, variants: list[VariantConfig] | None,
@@ -38,12 +58,7 @@ def prepare(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None,
     from danlu.data.stage import load_splits
 
     splits = load_splits(run)
-    if not splits.head.compressible:
-        raise RecipeError("compress", got=f"a {splits.head.type} head ({splits.head.task})",
-                          expected="a classification run: compression's budget and gates "
-                                   "compare labels and accuracy",
-                          hint="remove the compress section; compressing regression models is "
-                               "not built yet")
+    check_budget(cfg, splits.head)
     base = load_baseline(run, cfg, splits, folder)
     check(base)
     variants, source = resolve_variants(cfg, variants, base.family)

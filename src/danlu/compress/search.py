@@ -1,7 +1,8 @@
 """Compression under a budget: an Optuna multi-objective study over compression recipes.
 
 Each trial is a variant (distill/prune/quantize settings) built and measured like any other;
-the objectives are validation accuracy (up), latency at batch 32 as served (down) and deflated
+the objectives are the budget's metric on the validation split (accuracy up; an RMSE down),
+latency at batch 32 as served (down) and deflated
 size (down). The space needs the model family's width students, pruning and int8 hooks. The
 trials on the study's Pareto front are then rebuilt as ordinary variants, gated on the test
 split, and the budget chooses among them.
@@ -80,7 +81,9 @@ def search(run: Run, cfg: CompressConfig, trials: int | None = None) -> list[Var
                else optuna.samplers.TPESampler(seed=run.recipe.seed, multivariate=True))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="compress", storage=f"sqlite:///{folder / 'study.db'}",
-                                directions=["maximize", "minimize", "minimize"], sampler=sampler,
+                                directions=["minimize" if ctx.head.lower_is_better(ctx.metric)
+                                            else "maximize", "minimize", "minimize"],
+                                sampler=sampler,
                                 load_if_exists=True)
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
@@ -89,7 +92,7 @@ def search(run: Run, cfg: CompressConfig, trials: int | None = None) -> list[Var
         b = build_variant(ctx, v, base, folder / v.name, f"trial {trial.number}")
         m = measure(ctx, {v.name: b})[v.name]  # the validation split decides, not the test
         shutil.rmtree(b.dir, ignore_errors=True)  # trials are measured, not kept
-        return m.val_accuracy, m.latency["b32_ms"], float(m.deflated_bytes)
+        return m.val_metric, m.latency["b32_ms"], float(m.deflated_bytes)
 
     study.optimize(objective, n_trials=trials or cfg.search.trials)
     front = sorted(study.best_trials, key=lambda t: t.number)

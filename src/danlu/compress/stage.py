@@ -8,7 +8,7 @@ from typing import Any
 
 from danlu.compress.config import CompressConfig, VariantConfig
 from danlu.compress.context import Context
-from danlu.compress.gates import accuracy_gate, speed_gate
+from danlu.compress.gates import metric_gate, speed_gate
 from danlu.compress.measure import Measured, measure
 from danlu.compress.pareto import report, row
 from danlu.compress.plan import prepare
@@ -20,27 +20,29 @@ __all__ = ["compress", "compress_run"]
 
 def _gates(ctx: Context, b: Variant, built: dict[str, Variant],
            measured: dict[str, Measured]) -> dict[str, Any]:
-    """Speed (vs the parent, from the one interleaved timing) and accuracy (vs the parent's
-    labels and the baseline's accuracy)."""
+    """Speed (vs the parent, from the one interleaved timing) and the budget's metric (vs the
+    baseline; for a head with labels also the parent's labels), the latter named by its metric."""
     if b.parent is None:
         return {}
     m, pm = measured[b.name], measured[b.parent]
     return {"speed": speed_gate(pm.latency["b32_ms"], m.latency["b32_ms"],
                                 ctx.cfg.latency.speed_tolerance,
                                 (b.runtime, built[b.parent].runtime)),
-            "accuracy": accuracy_gate(ctx.y("test"), m.labels, pm.labels,
-                                      measured["baseline"].labels, ctx.cfg.budget)}
+            ctx.metric: metric_gate(ctx.head, ctx.y("test"), m.outputs, pm.outputs,
+                                    measured["baseline"].outputs, ctx.metric, ctx.max_drop,
+                                    ctx.cfg.budget)}
 
 
 def _parity(ctx: Context, b: Variant, measured: dict[str, Measured]) -> dict[str, Any] | None:
     """A quantized graph against its parent as served, on the test rows (information; the
-    accuracy gate decides)."""
+    metric gate decides)."""
     if not b.quantized or b.parent is None:
         return None
     m, pm = measured[b.name], measured[b.parent]
-    return {"rows": len(m.labels), "reference": f"{b.parent}, as served",
-            "max_abs_diff": float(abs(m.probabilities - pm.probabilities).max()),
-            "label_agreement": float((m.labels == pm.labels).mean())}
+    return {"rows": len(ctx.y("test")), "reference": f"{b.parent}, as served",
+            "max_abs_diff": float(abs(m.outputs[0].astype(float)
+                                      - pm.outputs[0].astype(float)).max()),
+            "label_agreement": ctx.head.agreement(pm.outputs, m.outputs)}
 
 
 def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None = None) -> StageResult:
@@ -60,6 +62,7 @@ def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None
         write_variant(ctx, b, measured[name], gates, _parity(ctx, b, measured))
         rows.append(row(b, measured[name], gates, measured["baseline"].latency["b32_ms"]))
     doc = report(rows, cfg, base.record["source"], source)
+    doc["budget_applied"] = {"metric": ctx.metric, "max_metric_drop": ctx.max_drop}
     chosen = doc["chosen"]
     if cfg.promote:
         promote(run, None if chosen == "baseline" else built[chosen].dir)

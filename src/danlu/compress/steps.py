@@ -15,6 +15,7 @@ import torch
 from danlu.compress.config import DistillConfig, PruneConfig, QATConfig
 from danlu.compress.context import Context
 from danlu.compress.finetune import history
+from danlu.compress.measure import named_outputs
 from danlu.errors import RecipeError
 from danlu.models.load import Loaded
 
@@ -37,13 +38,12 @@ def _augmenter(ctx: Context, cfg: DistillConfig, where: str) -> Any:
                           expected=e.expected, hint=e.hint) from None
 
 
-def _outputs(ctx: Context, model: Loaded, net: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) of `net` on the test split, behind the model's features and head,
+def _outputs(ctx: Context, model: Loaded, net: torch.nn.Module) -> tuple[np.ndarray, ...]:
+    """The package outputs of `net` on the test split, behind the model's features and head,
     in float32 torch: the two students are compared as trained, whatever runtime serves them."""
     from danlu.models.packaged import Packaged, predict
 
-    out = predict(Packaged(model.features, net, model.head), ctx.values("test"))
-    return out[0], out[-1]
+    return tuple(predict(Packaged(model.features, net, model.head), ctx.values("test")))
 
 
 def distill_step(ctx: Context, b: Variant, model: Loaded, cfg: DistillConfig,
@@ -63,21 +63,25 @@ def distill_step(ctx: Context, b: Variant, model: Loaded, cfg: DistillConfig,
     _, alone = model.family.student(model, cfg, where)
     res0 = distill(model.net, alone, cfg, train, val, model.head, ctx.seed, use_teacher=False,
                    augment=_augmenter(ctx, cfg, where))  # a fresh one: the same draws
-    y = ctx.y("test")
-    (_, l_kd), (p_0, l_0) = _outputs(ctx, model, student), _outputs(ctx, model, alone)
+    y, head, metric = ctx.y("test"), model.head, model.head.main_metric
+    kd, alone_out = _outputs(ctx, model, student), _outputs(ctx, model, alone)
     out = b.dir / "undistilled"
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "predictions.npz", y=y, labels=l_0, probabilities=p_0)
-    acc_kd, acc_0 = float((l_kd == y).mean()), float((l_0 == y).mean())
+    np.savez_compressed(out / "predictions.npz", **named_outputs(head, alone_out), y=y)
+    score_kd = float(head.scores(kd[0], y)[metric])
+    score_0 = float(head.scores(alone_out[0], y)[metric])
+    sign = -1.0 if head.lower_is_better(metric) else 1.0
     b.record["distill"] = {
         "student": s_cfg.model_dump(mode="json"), "temperature": cfg.temperature, "alpha": cfg.alpha,
         "augment": [a.model_dump(mode="json", exclude_none=True) for a in cfg.augment],
         "teacher_logits_cached": not cfg.augment, "training": history(res),
-        "without_distillation": {"test_accuracy": acc_0, "training": history(res0),
+        "without_distillation": {f"test_{metric}": score_0, "training": history(res0),
                                  "predictions": "undistilled/predictions.npz"},
-        "test_accuracy": acc_kd, "gain_vs_undistilled": acc_kd - acc_0,
-        "gain": distillation_gain(y, l_kd, l_0),
-        "label_agreement_with_undistilled": float((l_kd == l_0).mean())}
+        f"test_{metric}": score_kd, "gain_vs_undistilled": sign * (score_kd - score_0),
+        "gain": distillation_gain(head, y, kd[0], alone_out[0])}
+    agree = head.agreement(alone_out, kd)
+    if agree is not None:
+        b.record["distill"]["label_agreement_with_undistilled"] = agree
     b.steps.append(f"distill to {_describe(s_cfg)} (T={cfg.temperature}, alpha={cfg.alpha}"
                    + (", augmented" if cfg.augment else "") + ")")
     return dataclasses.replace(model, family=family(s_cfg), cfg=s_cfg, net=student.eval())

@@ -139,7 +139,7 @@ def _fp32_graph(ctx: Context, b: Variant, parent: Variant, folder: Path) -> Path
 def quantize_variant(ctx: Context, b: Variant, parent: Variant, cfg: QuantizeConfig) -> None:
     """b.dir becomes a package of the quantized graph (ONNX Runtime, with the family's
     pre-processing options); `auto` measures the family's int8 modes against the float32 graph
-    and keeps the fastest within the accuracy budget."""
+    and keeps the fastest within the metric budget."""
     from danlu.compress.package import quantized_package
     from danlu.compress.quantize import quantize_onnx
 
@@ -167,9 +167,9 @@ def quantize_variant(ctx: Context, b: Variant, parent: Variant, cfg: QuantizeCon
 def _pick(ctx: Context, b: Variant, fp32: Path, cands: dict[str, Path],
           tmp: Path) -> tuple[str, dict[str, Any]]:
     """`quantize: {mode: auto}`: every candidate and the float32 graph packaged and measured
-    together (as every variant is); the fastest whose accuracy passes the gate wins (static
+    together (as every variant is); the fastest whose metric passes the gate wins (static
     wins ties: it is the smaller file on convolutions)."""
-    from danlu.compress.gates import accuracy_gate
+    from danlu.compress.gates import metric_gate
     from danlu.compress.measure import measure, serve_predict
     from danlu.compress.package import quantized_package
 
@@ -179,15 +179,15 @@ def _pick(ctx: Context, b: Variant, fp32: Path, cands: dict[str, Path],
         p.meta = quantized_package(ctx, p.dir, path, mode, b.name)
         pkgs[mode] = p
     m = measure(ctx, pkgs)
-    if ctx.baseline_labels is None:
-        ctx.baseline_labels = serve_predict(ctx, ctx.baseline, "test")[-1]
-    y = ctx.y("test")
+    if ctx.baseline_outputs is None:
+        ctx.baseline_outputs = serve_predict(ctx, ctx.baseline, "test")
+    y, metric = ctx.y("test"), ctx.metric
     rows = {}
     for mode in cands:
-        acc = accuracy_gate(y, m[mode].labels, m["float32"].labels, ctx.baseline_labels,
-                            ctx.cfg.budget)
+        gate = metric_gate(ctx.head, y, m[mode].outputs, m["float32"].outputs,
+                           ctx.baseline_outputs, metric, ctx.max_drop, ctx.cfg.budget)
         rows[mode] = {"b32_ms": m[mode].latency["b32_ms"],
                       "fp32_b32_ms": m["float32"].latency["b32_ms"],
-                      "accuracy": acc["accuracy"], "accuracy_ok": acc["passed"]}
-    ok = [k for k in rows if rows[k]["accuracy_ok"]] or list(rows)
+                      metric: gate[metric], "metric_ok": gate["passed"]}
+    ok = [k for k in rows if rows[k]["metric_ok"]] or list(rows)
     return min(ok, key=lambda k: (rows[k]["b32_ms"], k != "static")), {"auto": rows}

@@ -213,8 +213,8 @@ class Head:
     default_metric: ClassVar[str] = "val.loss"
     # Metrics where a smaller value is better (early stopping, plateau schedules, the gate).
     lower_better: ClassVar[frozenset[str]] = frozenset({"loss", "log_loss"})
-    # Whether danlu compress takes its models (its budget compares labels and accuracy).
-    compressible: ClassVar[bool] = True
+    # compress.budget.max_metric_drop when the recipe sets none (None: max_accuracy_drop).
+    default_max_drop: ClassVar[float | None] = None
     # data.target options the head takes (e.g. "loss").
     options_taken: ClassVar[tuple[str, ...]] = ()
 
@@ -226,6 +226,36 @@ class Head:
     def lower_is_better(self, metric: str) -> bool:
         """Whether a smaller `metric` (with or without "val.") is better."""
         return metric.removeprefix("val.") in self.lower_better
+
+    @property
+    def main_metric(self) -> str:
+        """The metric compression gates and compares when the recipe names none (accuracy,
+        rmse): the head's default metric without "val."."""
+        return self.default_metric.removeprefix("val.")
+
+    # ---- compression (danlu.compress asks these) ----------------------------------------
+    def metric_drop(self, metric: str, value: float, reference: float) -> tuple[float, str]:
+        """(how much worse `value` is than `reference`, how that is counted) in the units of
+        compress.budget.max_metric_drop. Here: the absolute difference in the bad direction
+        (accuracy 0.95 vs 0.96: 0.01)."""
+        return ((value - reference) if self.lower_is_better(metric) else (reference - value),
+                "absolute")
+
+    def interval(self, out: np.ndarray, y: np.ndarray, metric: str,
+                 seed: int = 0) -> list[float] | None:
+        """A 95% percentile bootstrap interval of one `scores` metric, or None."""
+        return None
+
+    def compare(self, y: np.ndarray, out: np.ndarray, reference: np.ndarray,
+                seed: int = 0) -> dict[str, Any]:
+        """`out` against `reference` (first outputs) on the same rows: `<main>_diff` (out minus
+        reference of `main_metric`), its paired bootstrap `ci`, `bootstrap_p` and
+        `significantly_worse` (the whole interval on the bad side of zero)."""
+        raise NotImplementedError
+
+    def soft_loss(self, student: Any, teacher: Any, temperature: float) -> Any:
+        """Distillation's soft term between raw network outputs (torch tensors)."""
+        raise NotImplementedError
 
     # ---- data stage --------------------------------------------------------------------
     def invalid(self, codes: np.ndarray, values: list, column: str | None) -> list[Any]:

@@ -196,6 +196,33 @@ class CategoryHead(Head):
 
         return score_classification(out, y, self.labels, cfg, seed)
 
+    def interval(self, out: np.ndarray, y: np.ndarray, metric: str,
+                 seed: int = 0) -> list[float] | None:
+        from danlu.evaluate.stats import CI_METRICS, bootstrap_ci
+
+        if metric not in CI_METRICS:
+            return None
+        pred = np.asarray(out).argmax(axis=1)
+        return bootstrap_ci(y, pred, n_classes=self.size, seed=seed)[metric]
+
+    def compare(self, y: np.ndarray, out: np.ndarray, reference: np.ndarray,
+                seed: int = 0) -> dict[str, Any]:
+        """The accuracy difference with a paired bootstrap interval and McNemar's test."""
+        from danlu.evaluate.stats import compare_labels
+
+        return compare_labels(y, np.asarray(out).argmax(axis=1),
+                              np.asarray(reference).argmax(axis=1), seed=seed)
+
+    def soft_loss(self, student: Any, teacher: Any, temperature: float) -> Any:
+        """T²·KL(softmax(teacher/T) ‖ softmax(student/T)), averaged over the batch (Hinton et
+        al. 2015; T² keeps the gradient's scale independent of T)."""
+        from torch.nn import functional as F
+
+        T = temperature
+        return T * T * F.kl_div(F.log_softmax(student / T, dim=1),
+                                F.log_softmax(teacher / T, dim=1), log_target=True,
+                                reduction="batchmean")
+
     def curves(self, out: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         import torch
 

@@ -48,7 +48,8 @@ class NumberHead(Head):
     lower_better = frozenset({"loss", "rmse", "mae", "mape"})
     options_taken = ("loss", "transform")
     conflicts_are_noise = False
-    compressible = False  # compression's budget and gates compare labels (a follow-up)
+    # compress.budget.max_metric_drop by default: RMSE (an error) may grow by 5%.
+    default_max_drop = 0.05
 
     def __init__(self, column: str | None, labels: list[str],
                  options: dict[str, Any] | None = None):
@@ -182,6 +183,38 @@ class NumberHead(Head):
 
     def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return {k: metrics[k] for k in ("rmse", "mae", "r2", "mape") if k in metrics}
+
+    # ---- compression -------------------------------------------------------------------
+    def metric_drop(self, metric: str, value: float, reference: float) -> tuple[float, str]:
+        """An error (rmse, mae, mape, loss) grows RELATIVELY: 0.05 = 5% above the reference's
+        (its units are the target's, so a fraction reads the same on every table); R², already
+        a fraction, falls absolutely (0.05 = 0.05 of R²)."""
+        if not self.lower_is_better(metric):
+            return reference - value, "absolute"
+        return (value - reference) / max(abs(reference), 1e-12), "relative"
+
+    def interval(self, out: np.ndarray, y: np.ndarray, metric: str,
+                 seed: int = 0) -> list[float] | None:
+        from danlu.evaluate.regression import bootstrap_regression_ci
+
+        return bootstrap_regression_ci(out, y, 1000, 0.95, seed).get(metric)
+
+    def compare(self, y: np.ndarray, out: np.ndarray, reference: np.ndarray,
+                seed: int = 0) -> dict[str, Any]:
+        """The RMSE difference (out - reference; negative: `out` errs less) with a paired
+        bootstrap interval."""
+        from danlu.evaluate.stats import paired_bootstrap_errors
+
+        c = paired_bootstrap_errors(y, reference, out, "rmse", seed=seed)
+        return {"rmse_diff": c["diff"], "ci": c["ci"], "confidence": c["confidence"],
+                "bootstrap_p": c["p_value"], "significantly_worse": c["ci"][0] > 0}
+
+    def soft_loss(self, student: Any, teacher: Any, temperature: float) -> Any:
+        """MSE between the student's and the teacher's standardized outputs (the raw network
+        outputs; a value has no temperature)."""
+        from torch.nn import functional as F
+
+        return F.mse_loss(student.float().reshape(-1), teacher.float().reshape(-1))
 
     def rows(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         return [{"value": v} for v in np.asarray(outputs["value"]).reshape(-1).tolist()]

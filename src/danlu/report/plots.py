@@ -197,20 +197,22 @@ def tuning(values: list[float], maximize: bool, metric: str,
 
 def pareto(rows: list[dict[str, Any]], x_key: str, x_label: str, front: list[str],
            chosen: str | None, x_scale: float = 1.0) -> str:
-    """Test accuracy (with its 95% CI) against a cost, one point per variant: rejected variants as
-    grey crosses, the Pareto front (of variants that pass the gates) joined by a line, the chosen
-    variant ringed."""
+    """The rows' test metric (their `metric`: accuracy, rmse, ...; with its 95% CI) against a
+    cost, one point per variant: rejected variants as grey crosses, the Pareto front (of
+    variants that pass the gates) joined by a line, the chosen variant ringed."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     xs = [r[x_key] * x_scale for r in rows]
-    ys = [r["accuracy"] for r in rows]
-    lo = min([*ys, *(r["accuracy_ci"][0] for r in rows if r.get("accuracy_ci"))])
-    hi = max([*ys, *(r["accuracy_ci"][1] for r in rows if r.get("accuracy_ci"))])
+    metric = rows[0].get("metric", "accuracy")
+    ci_key = f"{metric}_ci"
+    ys = [r[metric] for r in rows]
+    lo = min([*ys, *(r[ci_key][0] for r in rows if r.get(ci_key))])
+    hi = max([*ys, *(r[ci_key][1] for r in rows if r.get(ci_key))])
     # the axes' extent (x from 0, margins included), to stack labels in about one text line
     dx, dy = (max(xs) * 1.3) or 1.0, ((hi - lo) * 1.24) or 1.0
     placed: list[tuple[float, float]] = []
     for r in rows:
-        x, y = r[x_key] * x_scale, r["accuracy"]
+        x, y = r[x_key] * x_scale, r[metric]
         # Labels of nearby points are stacked (one line, ~7% of the y range, up each time)
         # instead of printed over each other.
         near = 0
@@ -218,7 +220,7 @@ def pareto(rows: list[dict[str, Any]], x_key: str, x_label: str, front: list[str
                   for px, py in placed):
             near += 1
         placed.append((x, y + near * 0.05 * dy))
-        ci = r.get("accuracy_ci")
+        ci = r.get(ci_key)
         ok = r.get("passed", True)
         if ci:
             ax.errorbar([x], [y], yerr=[[max(0.0, y - ci[0])], [max(0.0, ci[1] - y)]], fmt="none",
@@ -230,16 +232,17 @@ def pareto(rows: list[dict[str, Any]], x_key: str, x_label: str, front: list[str
                     color=MUTED if not ok else INK, zorder=4)
     on = sorted((r for r in rows if r["name"] in front), key=lambda r: r[x_key])
     if on:
-        ax.plot([r[x_key] * x_scale for r in on], [r["accuracy"] for r in on], "-", color=ACCENT[1],
+        ax.plot([r[x_key] * x_scale for r in on], [r[metric] for r in on], "-", color=ACCENT[1],
                 lw=1.6, zorder=2, label="Pareto front")
     for r in rows:
         if r["name"] == chosen:
-            ax.plot([r[x_key] * x_scale], [r["accuracy"]], "o", ms=14, mfc="none", mec=ACCENT[2],
+            ax.plot([r[x_key] * x_scale], [r[metric]], "o", ms=14, mfc="none", mec=ACCENT[2],
                     mew=2, zorder=5, label=f"chosen: {chosen}")
     ax.plot([], [], "o", color=ACCENT[0], label="passes the gates")
     if any(not r.get("passed", True) for r in rows):
         ax.plot([], [], "x", color=MUTED, label="rejected")
-    ax.set(xlabel=x_label, ylabel="test accuracy")
+    lower = " (lower is better)" if rows[0].get("lower_is_better") else ""
+    ax.set(xlabel=x_label, ylabel=f"test {metric}{lower}")
     ax.set_xlim(left=0)
     ax.margins(x=0.15, y=0.12)
     ax.legend(fontsize=7.5, loc="best")

@@ -93,7 +93,7 @@ def _swap(net: nn.Module, wrap: bool) -> None:
 def qat_finetune(net: nn.Module, cfg: Any, train: tuple[torch.Tensor, torch.Tensor],
                  val: tuple[torch.Tensor, torch.Tensor], head: Any, seed: int) -> FinetuneResult:
     """Fine-tune `net` in place under int8 fake quantization (cfg: epochs, lr, batch_size); the
-    epoch kept is the best by validation accuracy *of the fake-quantized model*. Leaves a plain
+    epoch kept is the best by the head's validation metric *of the fake-quantized model*. Leaves a plain
     fp32 module (same config, same state-dict keys) whose weights suit int8."""
     folded = _fold_batchnorm(net)
     _swap(net, wrap=True)
