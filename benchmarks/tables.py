@@ -14,6 +14,10 @@ read offline.
     python benchmarks/tables.py --sets credit_data fair
     python benchmarks/tables.py --quick --out DIR     # a check that it runs: mlc_churn (unless
         # --sets), 1,000 rows, train.epochs=2; writes only DIR/tables.json, never RESULTS.md
+    python benchmarks/tables.py --tune 12 --sets fair # `danlu init --tune 12`: the run searches
+        # 12 trials first; results/tables_tune12.json and rows "tables+tune12 ..."
+
+A rerun of some sets keeps the other sets' results in the json (and their RESULTS.md rows).
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def _bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def bench(name: str, work: Path, quick: bool, threads: int) -> dict[str, Any]:
+def bench(name: str, work: Path, quick: bool, threads: int, tune: int = 0) -> dict[str, Any]:
     load, target = SETS[name]
     df = load()
     if quick:
@@ -111,7 +115,8 @@ def bench(name: str, work: Path, quick: bool, threads: int) -> dict[str, Any]:
     csv = work / f"{name}.csv"
     df.to_csv(csv, index=False)
     res: dict[str, Any] = {"rows": len(df), "columns": df.shape[1] - 1, "target": target}
-    p, secs = _cli(["init", f"csv:{csv}", "--target", target, "--out", str(work / "recipe.yaml")], work)
+    p, secs = _cli(["init", f"csv:{csv}", "--target", target, "--out", str(work / "recipe.yaml"),
+                    *(["--tune", str(tune)] if tune else [])], work)
     res["init_seconds"] = secs
     if p.returncode != 0:
         return {**res, "status": "not supported yet", "message": _last_line(p)}
@@ -141,6 +146,10 @@ def bench(name: str, work: Path, quick: bool, threads: int) -> dict[str, Any]:
         "mcnemar_p": c.get("mcnemar", {}).get("p_value"),
         "recipe": _model_line(d / "recipe.yaml"),  # as resolved (with --quick overrides)
     })
+    if tune:
+        best = json.loads((d / "tune" / "best.json").read_text())
+        res["tune"] = {"best": best["overrides"], "trials": best["trials"],
+                       "seconds": best["seconds"]}
     return res
 
 
@@ -155,27 +164,30 @@ def _ci(v: float, ci: list[float] | None) -> str:
     return f"{v:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
 
-def _table(res: dict[str, Any]) -> None:
+def _table(res: dict[str, Any], tune: int) -> None:
     path = HERE / "RESULTS.md"
     header = "| benchmark | ours | baseline | ratio | machine | date |\n|---|---|---|---|---|---|\n"
     text = path.read_text() if path.exists() else "# Benchmark results\n\n" + header
     tail = f"{res['machine']} | {res['date']} |"
     rows = []
+    prefix = f"tables+tune{tune}" if tune else "tables"
+    what = f"`danlu init --tune {tune}` recipe ({tune} trials, then the best)" if tune \
+        else "unedited `danlu init` recipe"
     for name, r in res["sets"].items():
         if r["status"] != "ok":
-            rows.append(f"| tables {name} ({r['rows']:,} rows, target {r['target']}) | "
+            rows.append(f"| {prefix} {name} ({r['rows']:,} rows, target {r['target']}) | "
                         f"{r['status']}: {r.get('message', '')} | - | - | {tail}")
             continue
         d, g = r["danlu"], r["gbdt"]
         rows.append(
-            f"| tables {name} ({r['rows']:,} rows): test {r['metric']}, unedited `danlu init` recipe "
+            f"| {prefix} {name} ({r['rows']:,} rows): test {r['metric']}, {what} "
             f"vs HistGradientBoosting (danlu - GBDT {r['diff']:+.4g} [{r['diff_ci'][0]:+.4g}, "
             f"{r['diff_ci'][1]:+.4g}]; fit {d['fit_seconds']:.0f} s vs {g['fit_seconds']:.1f} s; "
             f"package {d['package_bytes'] / 1e6:.2f} MB, b1 {d['latency_ms']['b1_ms']:.2f} ms, "
             f"b32 {d['latency_ms']['b32_ms']:.2f} ms) | {_ci(d['value'], d['ci'])} | "
             f"{_ci(g['value'], g['ci'])} | {d['value'] / g['value']:.3f}x | {tail}")
     keep = [ln for ln in text.splitlines()
-            if not any(ln.startswith(f"| tables {n} ") for n in res["sets"])]
+            if not any(ln.startswith(f"| {prefix} {n} ") for n in res["sets"])]
     path.write_text("\n".join(keep).rstrip("\n") + "\n" + "\n".join(rows) + "\n")
 
 
@@ -186,6 +198,7 @@ def main() -> None:
                     help=f"{QUICK_ROWS:,} rows, train.epochs=2, mlc_churn unless --sets: a check "
                          "that it runs (never writes RESULTS.md)")
     ap.add_argument("--threads", type=int, default=1, help="runtime threads for the latency")
+    ap.add_argument("--tune", type=int, default=0, help="`danlu init --tune N` (0: the plain starter)")
     ap.add_argument("--out", type=Path, default=HERE / "results",
                     help="folder for tables.json (default benchmarks/results)")
     args = ap.parse_args()
@@ -194,21 +207,28 @@ def main() -> None:
     sets = {}
     for name in names:
         with tempfile.TemporaryDirectory(prefix=f"danlu-bench-{name}-") as tmp:
-            sets[name] = bench(name, Path(tmp), args.quick, args.threads)
+            sets[name] = bench(name, Path(tmp), args.quick, args.threads, args.tune)
         print(json.dumps({name: sets[name]}, indent=1), flush=True)
     import sklearn
     import torch
 
-    res = {"what": "unedited `danlu init` recipe vs scikit-learn HistGradientBoosting (evaluate."
-                   "baseline) on the same split; test metric with 95% bootstrap CI",
+    res = {"what": ("`danlu init --tune N` recipe" if args.tune else "unedited `danlu init` recipe")
+                   + " vs scikit-learn HistGradientBoosting (evaluate.baseline) on the same split; "
+                   "test metric with 95% bootstrap CI", "tune": args.tune,
            "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
                       f"sklearn {sklearn.__version__}, load avg {load_start:.1f} before / "
                       f"{os.getloadavg()[0]:.1f} after (shared)",
            "date": datetime.now(UTC).strftime("%Y-%m-%d"), "quick": args.quick, "sets": sets}
+    for r in sets.values():  # each set says where and when it was measured (the json merges)
+        r.update(machine=res["machine"], date=res["date"])
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tables.json").write_text(json.dumps(res, indent=1) + "\n")
+    out = args.out / (f"tables_tune{args.tune}.json" if args.tune else "tables.json")
+    if out.is_file() and not args.quick:  # a rerun of some sets keeps the others
+        old = json.loads(out.read_text()).get("sets", {})
+        res["sets"] = {**{k: v for k, v in old.items() if k not in sets}, **sets}
+    out.write_text(json.dumps(res, indent=1) + "\n")
     if not args.quick and args.out.resolve() == (HERE / "results").resolve():
-        _table(res)
+        _table({**res, "sets": sets}, args.tune)
 
 
 if __name__ == "__main__":
