@@ -37,6 +37,33 @@ def text_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def text_compressed(text_run, tmp_path_factory):
+    """A copy of the session's tiny text run compressed by the pipeline's compress stage
+    (`danlu.run` resumed with a compress section: data, train, evaluate, export stay cached): a
+    student keeping the teacher's layer 1 and the student's int8, every row recorded for
+    tests/compress/test_rows.py. (run folder, pareto.json)"""
+    import json
+    import shutil
+
+    import danlu
+    from tests.compress.conftest import recording_rows
+
+    run_dir = tmp_path_factory.mktemp("text-c") / "run"
+    shutil.copytree(text_run.run_dir, run_dir, ignore=shutil.ignore_patterns("checkpoints"))
+    compress = {"variants": [
+        {"name": "student", "distill": {"student": {"arch": "transformer", "layers": [1]},
+                                        "epochs": 1, "lr": 0.0001, "batch_size": 16}},
+        {"name": "student-int8", "from": "student", "quantize": {"mode": "dynamic"}}],
+        "budget": {"max_accuracy_drop": 1.0, "min_label_agreement": 0.0},
+        "latency": {"runs": 5, "warmup": 1}}
+    with recording_rows():
+        res = danlu.run(None, {"compress": compress}, resume=run_dir, until="compress")
+    assert res.stages == {"data": "cached", "train": "cached", "evaluate": "cached",
+                          "export": "cached", "compress": "ran"}, res.stages
+    return run_dir, json.loads((run_dir / "compress" / "pareto.json").read_text())
+
+
+@pytest.fixture(scope="session")
 def toy_run(tmp_path_factory):
     """A run of a feature type and a model family defined outside danlu
     (tests/contracts/toy_plugin.py): points inside a circle, from [a, a^2, b, b^2] (~5 s)."""

@@ -1,6 +1,7 @@
-"""Shared fixtures: a small real digits run (8 epochs), its model and compress context; a copy of
-the session's tiny text run compressed once (student + its int8); every row compress writes is
-recorded, so a test can check that one function made the rows of every model family."""
+"""Shared fixtures: a small real digits run (8 epochs), its model and compress context. Every row
+compress writes is recorded (the session's compressed text run, tests/conftest.py
+`text_compressed`, records its rows too), so a test can check that one function made the rows of
+every model family."""
 
 from __future__ import annotations
 
@@ -66,22 +67,3 @@ def ctx(small_run, teacher):
     run = Run.open(small_run.run_dir)
     return Context(run, CompressConfig(variants=[]), load_splits(run), teacher.features,
                    teacher.head, teacher.family, small_run.run_dir / "package")
-
-
-@pytest.fixture(scope="session")
-def text_compressed(text_run, tmp_path_factory):
-    """The session's tiny text run (2 MiniLM layers) compressed by `danlu compress`'s function:
-    a student keeping the teacher's layer 1 and the student's int8. (run folder, pareto.json)"""
-    import json
-
-    from danlu.compress.stage import compress_run
-
-    run_dir = copy_run(text_run.run_dir, tmp_path_factory.mktemp("text-c") / "run")
-    variants = ("compress.variants=[{name: student, distill: {student: {arch: transformer, "
-                "layers: [1]}, epochs: 1, lr: 0.0001, batch_size: 16}}, "
-                "{name: student-int8, from: student, quantize: {mode: dynamic}}]")
-    with recording_rows():
-        compress_run(run_dir, [variants, "compress.latency.runs=5", "compress.latency.warmup=1",
-                               "compress.budget.max_accuracy_drop=1.0",
-                               "compress.budget.min_label_agreement=0.0"])
-    return run_dir, json.loads((run_dir / "compress" / "pareto.json").read_text())

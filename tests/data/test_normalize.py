@@ -101,7 +101,7 @@ def test_robust_per_channel_is_baked_into_the_exported_graph(tmp_path):
     from tests.conftest import DIGITS
 
     res = danlu.run(DIGITS, {"preprocess.normalize": "robust", "preprocess.per": "channel",
-                             "train.epochs": 3, "evaluate.gate": {}}, out=tmp_path)
+                             "train.epochs": 1, "evaluate.gate": {}}, out=tmp_path, until="export")
     meta = json.loads((res.package_dir / "danlu-model.json").read_text())
     (pixels,) = meta["features"]
     assert pixels["type"] == "image" and pixels["name"] in meta["preprocessing"]["in_graph"]

@@ -1,4 +1,5 @@
-"""A real `danlu train` killed with SIGKILL mid-epoch resumes to bitwise the same weights."""
+"""A real `danlu train` killed with SIGKILL mid-epoch resumes to bitwise the same weights, and
+`danlu run --resume` then finishes the run to a package."""
 
 from __future__ import annotations
 
@@ -89,6 +90,13 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
     ref_hist = [json.loads(line) for line in (ref_dir / "train/history.jsonl").read_text().splitlines()]
     assert [h["train_loss"] for h in hist] == [h["train_loss"] for h in ref_hist]
     assert len(hist) == 4
+
+    # `danlu run --resume` on the trained folder: data and train reused, the rest to a package
+    r = subprocess.run([DANLU, "run", "--resume", str(run_dir), "evaluate.gate={}"], check=False,
+                       capture_output=True, text=True, timeout=600, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "data cached" in r.stderr and "train cached" in r.stderr
+    assert (run_dir / "package/model.onnx").is_file()
 
 
 def test_the_train_stage_picks_up_its_last_checkpoint(tmp_path):

@@ -1,5 +1,6 @@
-"""A tiny real text recipe run end to end: data -> train -> evaluate -> export (runtimes chosen
-by measurement) -> compress (a teacher-layer student and int8, gated and measured)."""
+"""The session's tiny real text run end to end: data -> train -> evaluate -> export (runtimes
+chosen by measurement) -> compress (a copy resumed with a compress section: a teacher-layer
+student and int8, gated and measured; tests/conftest.py `text_compressed`)."""
 
 from __future__ import annotations
 
@@ -8,33 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.textdata import CLASSES, bbc_texts
-
-
-@pytest.fixture(scope="session")
-def text_run(tmp_path_factory):
-    import danlu
-
-    d = tmp_path_factory.mktemp("text-e2e")
-    texts, y = bbc_texts(0, 40)
-    src = d / "bbc.jsonl"
-    src.write_text("".join(json.dumps({"text": t, "label": CLASSES[k]}) + "\n"
-                           for t, k in zip(texts, y, strict=True)))
-    recipe = {
-        "name": "tiny-text",
-        "data": {"source": f"jsonl:{src}", "split": {"val": 0.15, "test": 0.25}},
-        "model": {"arch": "transformer", "pretrained": "minilm", "max_length": 32, "layers": [0, 1]},
-        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "adamw", "lr": 0.001}},
-        "evaluate": {"gate": {}},
-        "export": {"latency_runs": 3},
-        "compress": {"variants": [
-            {"name": "student", "distill": {"student": {"arch": "transformer", "layers": [1]},
-                                            "epochs": 2, "lr": 0.0001, "batch_size": 16}},
-            {"name": "student-int8", "from": "student", "quantize": {"mode": "dynamic"}}],
-            "budget": {"max_accuracy_drop": 1.0, "min_label_agreement": 0.0},
-            "latency": {"runs": 5, "warmup": 1}},
-    }
-    return danlu.run(recipe, out=d / "runs", until="compress")
+from tests.textdata import CLASSES
 
 
 @pytest.mark.slow
@@ -63,10 +38,10 @@ def test_export_writes_a_text_package_with_a_measured_runtime(text_run):
 
 
 @pytest.mark.slow
-def test_compress_measures_text_variants_like_any_other(text_run):
+def test_compress_measures_text_variants_like_any_other(text_compressed):
     """The pipeline's compress stage on a transformer: the one compress path (model folders
     packaged by build_package, quantized graphs, everything measured as served)."""
-    rep = json.loads((text_run.run_dir / "compress" / "pareto.json").read_text())
+    run_dir, rep = text_compressed
     rows = {r["name"]: r for r in rep["variants"]}
     assert list(rows) == ["baseline", "student", "student-int8"] and rep["variants_from"] == "recipe"
     for name in ("student", "student-int8"):
@@ -76,10 +51,11 @@ def test_compress_measures_text_variants_like_any_other(text_run):
         assert r["params"] < rows["baseline"]["params"]
     assert (rows["student-int8"]["runtime"], rows["student-int8"]["dtype"]) == ("onnxruntime", "int8")
     assert rows["student-int8"]["size_bytes"] * 3 <= rows["student"]["params"] * 4
-    comp = json.loads((text_run.run_dir / "compress" / "student" / "compression.json").read_text())
+    comp = json.loads((run_dir / "compress" / "student" / "compression.json").read_text())
     assert comp["distill"]["student"]["layers"] == [1] and comp["distill"]["teacher_logits_cached"]
     assert rows["student"]["distillation_gain"] == comp["distill"]["gain"]
-    student_pkg = json.loads((text_run.run_dir / "compress" / "student" / "danlu-model.json").read_text())
+    student_pkg = json.loads((run_dir / "compress" / "student" / "danlu-model.json").read_text())
     assert student_pkg["runtime"] in student_pkg["runtimes"]
     assert rows["student"]["runtime"] == student_pkg["runtime"]
-    assert text_run.metrics["compress"]["chosen"] == rep["chosen"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["compress"]["metrics"]["chosen"] == rep["chosen"]
