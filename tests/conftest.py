@@ -24,6 +24,16 @@ def digits_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """A small real digits run (8 epochs, no augmentation) for the compression tests; a test
+    that changes a run compresses a copy of it."""
+    import danlu
+
+    return danlu.run(DIGITS, overrides={"train.epochs": 8, "evaluate.gate": {},
+                                        "preprocess.augment": []}, out=tmp_path_factory.mktemp("c-runs"))
+
+
+@pytest.fixture(scope="session")
 def text_run(tmp_path_factory):
     """One tiny real text run, made by danlu's own verbs (data -> train -> evaluate -> export,
     about 25 s here): 2 MiniLM layers fine-tuned on 200 BBC News articles, texts cut to 32

@@ -10,8 +10,6 @@ import shutil
 
 import pytest
 
-from tests.conftest import DIGITS
-
 FAST = {"latency": {"runs": 10, "warmup": 2}}
 # Every (variant name, family, row) that danlu.compress.pareto.row made in this session.
 ROWS: list[tuple[str, str, dict]] = []
@@ -38,14 +36,6 @@ def copy_run(src, dst):
     """A run folder to compress (compression writes into it), without training checkpoints."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints"))
     return dst
-
-
-@pytest.fixture(scope="session")
-def small_run(tmp_path_factory):
-    import danlu
-
-    return danlu.run(DIGITS, overrides={"train.epochs": 8, "evaluate.gate": {},
-                                        "preprocess.augment": []}, out=tmp_path_factory.mktemp("c-runs"))
 
 
 @pytest.fixture(scope="session")

@@ -22,27 +22,22 @@ DEFAULT_VARIANTS = ["pruned80", "slim50", "int8", "student", "student-int8"]
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """Its own digits run: promotion replaces this run's package."""
-    import danlu
-    from tests.conftest import DIGITS
+def compressed(small_run, tmp_path_factory):
+    """The session's small digits run, copied (promotion replaces the copy's package), compressed
+    by a real `danlu compress`."""
+    from tests.compress.conftest import copy_run
 
-    return danlu.run(DIGITS, overrides={"train.epochs": 8, "evaluate.gate": {},
-                                        "preprocess.augment": []}, out=tmp_path_factory.mktemp("runs"))
-
-
-@pytest.fixture(scope="module")
-def compressed(small_run):
+    run_dir = copy_run(small_run.run_dir, tmp_path_factory.mktemp("compressed") / "run")
     # The default variant names with shorter fine-tuning, given as a YAML override (2 shared cores).
     short = ("compress.variants=[{name: pruned80, prune: {sparsity: 0.8, finetune_epochs: 2}}, "
              "{name: slim50, prune: {method: structured, ratio: 0.5, finetune_epochs: 2}}, "
              "{name: int8, quantize: {mode: static}}, {name: student, distill: {epochs: 8}}, "
              "{name: student-int8, from: student, quantize: {mode: static}}]")
-    r = subprocess.run([DANLU, "compress", str(small_run.run_dir), "compress.promote=true", short,
+    r = subprocess.run([DANLU, "compress", str(run_dir), "compress.promote=true", short,
                         "compress.latency.runs=40"],
                        capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr + r.stdout
-    return small_run.run_dir, json.loads((small_run.run_dir / "compress" / "pareto.json").read_text()), r
+    return run_dir, json.loads((run_dir / "compress" / "pareto.json").read_text()), r
 
 
 @pytest.mark.slow

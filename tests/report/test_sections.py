@@ -54,7 +54,7 @@ def full_run(digits_run, tmp_path_factory):
     shutil.copytree(digits_run.run_dir, run_dir)
     cfg = CompressConfig.model_validate({
         "variants": [{"name": "pruned50", "prune": {"sparsity": 0.5, "finetune_epochs": 1}},
-                     {"name": "student", "distill": {"width": 0.25, "epochs": 3}},
+                     {"name": "student", "distill": {"width": 0.25, "epochs": 1}},
                      {"name": "dyn8", "quantize": {"mode": "dynamic"}}],
         "latency": {"runs": 10, "warmup": 2}, "promote": True})
     compress(Run.open(run_dir), cfg)
