@@ -55,12 +55,3 @@ def test_gate_failure_exits_non_zero_without_a_package(tmp_path):
     assert r.returncode == 3 and "gate failed" in r.stderr and "not packaged" in r.stderr
     (run_dir,) = tmp_path.iterdir()
     assert not (run_dir / "package").exists()
-
-
-def test_run_prints_the_run_folder_and_metrics(tmp_path):
-    r = danlu("run", str(DIGITS), "train.epochs=2", "evaluate.gate={}", "--out", str(tmp_path))
-    assert r.returncode == 0, r.stderr
-    (run_dir,) = tmp_path.iterdir()
-    assert f"run folder: {run_dir}" in r.stdout and "accuracy" in r.stdout
-    assert "parity label agreement" in r.stdout
-    assert "\x1b[" not in r.stdout  # no progress bar or colour codes when not a terminal

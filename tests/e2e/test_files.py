@@ -15,8 +15,9 @@ DANLU = str(Path(sys.executable).with_name("danlu"))
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """An empty working folder after `danlu run` (3 epochs; auto int8: dynamic and static ORT)."""
+def workdir(tmp_path_factory) -> tuple[Path, str]:
+    """An empty working folder after `danlu run` (3 epochs; auto int8: dynamic and static ORT),
+    and what the run printed."""
     cwd = tmp_path_factory.mktemp("cwd")
     r = subprocess.run([DANLU, "run", str(DIGITS), "train.epochs=3", "evaluate.gate={}",
                         "compress.variants=[{name: int8, quantize: {mode: auto, calibration_samples: 64}}]",
@@ -24,11 +25,12 @@ def workdir(tmp_path_factory) -> Path:
                        cwd=cwd, umask=0o022, capture_output=True, text=True, timeout=600,
                        check=False)
     assert r.returncode == 0, r.stderr + r.stdout
-    return cwd
+    return cwd, r.stdout
 
 
 @pytest.mark.slow
 def test_run_writes_nothing_in_the_working_folder_but_runs(workdir):
+    workdir, _ = workdir
     assert sorted(p.name for p in workdir.iterdir()) == ["runs"]
     (run_dir,) = (workdir / "runs").iterdir()
     assert (run_dir / "compress" / "int8" / "model.onnx").is_file()  # ORT quantization ran
@@ -36,6 +38,7 @@ def test_run_writes_nothing_in_the_working_folder_but_runs(workdir):
 
 @pytest.mark.slow
 def test_every_run_file_is_readable_by_group_and_others(workdir):
+    workdir, _ = workdir
     (run_dir,) = (workdir / "runs").iterdir()
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     assert len(files) > 20
@@ -43,3 +46,13 @@ def test_every_run_file_is_readable_by_group_and_others(workdir):
                if p.stat().st_mode & 0o044 != 0o044]
     assert private == []
     assert [p.name for p in files if p.name.endswith(".tmp")] == []  # no half-written leftovers
+
+
+@pytest.mark.slow
+def test_run_prints_the_run_folder_and_metrics(workdir):
+    workdir, out = workdir
+    (run_dir,) = (workdir / "runs").iterdir()
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("run folder: ")]
+    assert (workdir / line.removeprefix("run folder: ")).resolve() == run_dir.resolve()
+    assert "accuracy" in out and "parity label agreement" in out
+    assert "\x1b[" not in out  # no progress bar or colour codes when not a terminal
