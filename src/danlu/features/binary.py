@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from danlu.features.base import Feature, features, spec
-from danlu.features.category import MISSING, _key
+from danlu.features.category import MISSING, CategoryFeature, _key
 
 __all__ = ["NEITHER", "BinaryFeature"]
 
@@ -37,10 +37,9 @@ class BinaryFeature(Feature):
             return f"two values ({column.describe()})"
         return None
 
-    def hashes(self, values: np.ndarray) -> np.ndarray:
-        from danlu.data.dedup import text_hashes
-
-        return text_hashes(np.array([_key(v) for v in values], dtype=object), fold=False)
+    # rows hash by their vocabulary key, and a client sends strings, as for a category
+    hashes = CategoryFeature.hashes
+    client_input = CategoryFeature.client_input
 
     def partial_fit(self, values: np.ndarray) -> BinaryFeature:
         """Collect the training split's values; a third value is a DataError naming the fix."""
@@ -71,9 +70,6 @@ class BinaryFeature(Feature):
         if p is None:
             p = self._pair = {k: float(i) for i, k in enumerate(self.state_dict()["values"])}
         return p
-
-    def client_input(self):
-        return spec(self.name, "BYTES", [-1])
 
     def graph_inputs(self):
         return [spec(self.name, "FP32", [-1])]
