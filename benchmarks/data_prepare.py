@@ -129,7 +129,8 @@ def main() -> None:
     print(f"csv: {csv} ({planted['bytes'] / 1e6:.0f} MB, generated in {time.perf_counter() - t:.0f} s)")
     recipe = tmp / "bench.yaml"
     recipe.write_text(f"name: bench\ndata: {{source: 'csv:{csv}', target: label}}\n"
-                      "model: {arch: mlp}\npreprocess: {normalize: zscore}\n")
+                      # missing: drop, as pandas' dropna (danlu's default imputes them)
+                      "model: {arch: mlp}\npreprocess: {normalize: zscore, clean: {missing: drop}}\n")
     bench = Bench.start("data_prepare", args)  # after generating the CSV: that is not measured
     ours = side(DANLU_SIDE, str(recipe), str(tmp))
     print("danlu ", ours)
