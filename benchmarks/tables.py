@@ -108,7 +108,7 @@ def _bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def bench(name: str, work: Path, quick: bool, threads: int, tune: int = 0) -> dict[str, Any]:
+def run_set(name: str, work: Path, quick: bool, threads: int, tune: int = 0) -> dict[str, Any]:
     load, target = SETS[name]
     df = load()
     if quick:
@@ -204,7 +204,7 @@ def main() -> None:
     sets = {}
     for name in names:
         with tempfile.TemporaryDirectory(prefix=f"danlu-bench-{name}-") as tmp:
-            sets[name] = bench(name, Path(tmp), args.quick, args.threads, args.tune)
+            sets[name] = run_set(name, Path(tmp), args.quick, args.threads, args.tune)
         print(json.dumps({name: sets[name]}, indent=1), flush=True)
     import sklearn
     import torch
