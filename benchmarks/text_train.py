@@ -8,10 +8,11 @@ train stage does it: LoRA adapters where train.lora is set), fed the text featur
 tokens. Variants run interleaved, round by round, on the same batches, so a busy machine slows
 all alike; medians are reported. Also counts padding tokens per epoch with length bucketing vs
 plain shuffled batches (both padded per batch) vs fixed max_length.
-Writes benchmarks/results/text_train.json.
+Writes benchmarks/results/text_train.json and two RESULTS.md rows.
 
-    python benchmarks/text_train.py --quick --out DIR   # a check that it runs: 1 round of
-                                                        # batches of 4 at 32 tokens
+    python benchmarks/text_train.py              # 5 rounds: ~2 min quiet (4 variants x 6 updates)
+    python benchmarks/text_train.py --quick      # a check that it runs: 1 round of batches of 4
+                                                 # at 32 tokens, a temp folder, RESULTS.md untouched
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import Bench, add_args
 
 from danlu.data.readers import CorpusReader
 from danlu.features import features, heads
@@ -89,9 +89,9 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--quick", action="store_true",
                     help="1 round, batches of 4 at 32 tokens: a check that it runs")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
-                    help="folder for text_train.json (default benchmarks/results)")
+    add_args(ap)
     args = ap.parse_args()
+    bench = Bench.start("text_train", args)
     if args.quick:
         args.rounds, args.batch, args.max_length = 1, 4, 32
     b = args.batch
@@ -111,7 +111,6 @@ def main() -> None:
         trainable = sum(p.numel() for p in m.parameters() if p.requires_grad)
         nets[name] = (m, opt, trainable)
     times: dict[str, list[float]] = {n: [] for n in VARIANTS}
-    load_start = os.getloadavg()[0]
     for r in range(args.rounds + 1):  # round 0 warms up
         xb, yb = x[b * r:b * (r + 1)], y[b * r:b * (r + 1)]
         for name, (prec, _, _) in VARIANTS.items():
@@ -120,21 +119,37 @@ def main() -> None:
             if r:
                 times[name].append(s)
     base = statistics.median(times["full fp32"])
+    bench.finish()
     result = {
         "what": f"seconds per training update, batch {b} BBC articles, max_length "
                 f"{args.max_length}, AdamW",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                   f"load avg {load_start:.1f} at start / {os.getloadavg()[0]:.1f} at end "
-                   "(shared with other engineers' jobs)",
-        "rounds": args.rounds, "quick": args.quick,
+        "torch": torch.__version__, "rounds": args.rounds,
         "variants": {n: {"median_s": statistics.median(t), "all_s": t,
                          "speedup_vs_fp32": base / statistics.median(t),
                          "trainable_params": nets[n][2]} for n, t in times.items()},
         f"padding_bbc_all_{len(texts)}": {str(w): _padding(texts, w) for w in (128, 512)},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "text_train.json").write_text(json.dumps(result, indent=1) + "\n")
+    bench.save("text_train.json", result)
     print(json.dumps(result, indent=1))
+    write_rows(bench, result, b, args.max_length, len(texts))
+
+
+def write_rows(bench: Bench, result: dict, batch: int, max_length: int, n_texts: int) -> None:
+    """The update-time row (bf16 variants vs fp32) and the padding row (bucketing vs shuffled)."""
+    v = result["variants"]
+    names = [n for n in VARIANTS if n != "full fp32"]
+    ours = " / ".join(f"{v[n]['median_s']:.2f}" for n in names)
+    ratio = " / ".join(f"{v[n]['speedup_vs_fp32']:.2f}x" for n in names)
+    pad = result[f"padding_bbc_all_{n_texts}"]["512"]
+    fewer = pad["pad_per_batch"] / max(pad["pad_per_batch_bucketed"], 1)
+    bench.rows("| text_train:", [
+        f"| text_train: s per update, MiniLM-L6 b{batch} len{max_length} AdamW, BBC (bf16 / "
+        f"bf16+frozen emb. / bf16 LoRA r8 vs fp32; median of {result['rounds']}, interleaved) | "
+        f"{ours} | {v['full fp32']['median_s']:.2f} (fp32) | {ratio} | {bench.cell()}",
+        f"| text_train: pad tokens per epoch, BBC all {n_texts:,} at max_length 512 "
+        f"(length-bucketed vs shuffled batches, both padded per batch) | "
+        f"{pad['pad_per_batch_bucketed']:,} | {pad['pad_per_batch']:,} | "
+        f"{1 / fewer:.3f}x ({fewer:.1f}x fewer) | {bench.cell()}"])
 
 
 if __name__ == "__main__":

@@ -9,35 +9,31 @@ metrics on it, the hand loop an accuracy). fit() is called without a checkpoint 
 stage's per-epoch checkpoint is file I/O, measured separately below).
 
     python benchmarks/train_loop.py  ->  benchmarks/results/train_loop.json + a RESULTS.md row
-    python benchmarks/train_loop.py --quick --out /tmp/x   (1 round of 1 epoch: checks it runs;
-                                                           RESULTS.md untouched)
+        # ~30 s on a quiet 2-core machine
+    python benchmarks/train_loop.py --quick   (1 round of 1 epoch: checks it runs, ~10 s; a temp
+                                              folder, RESULTS.md untouched)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from _common import Bench, add_args
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from danlu.data.readers import open_reader  # noqa: E402
-from danlu.features import features, heads  # noqa: E402
-from danlu.models import family  # noqa: E402
-from danlu.models.packaged import Encoding  # noqa: E402
-from danlu.recipe import load_recipe  # noqa: E402
-from danlu.train.checkpoint import CheckpointStore  # noqa: E402
-from danlu.train.loop import fit  # noqa: E402
+from danlu.data.readers import open_reader
+from danlu.features import features, heads
+from danlu.models import family
+from danlu.models.packaged import Encoding
+from danlu.recipe import load_recipe
+from danlu.train.checkpoint import CheckpointStore
+from danlu.train.loop import fit
 
 ROUNDS, EPOCHS, BATCH, LR, THREADS = 9, 5, 64, 0.002, 2
 QUICK_ROUNDS, QUICK_EPOCHS = 1, 1
@@ -68,9 +64,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help=f"{QUICK_ROUNDS} round of {QUICK_EPOCHS} epoch: a check that it runs; "
                          "RESULTS.md is not touched")
-    ap.add_argument("--out", type=Path, default=HERE / "results",
-                    help="folder for train_loop.json (default benchmarks/results)")
+    add_args(ap)
     args = ap.parse_args()
+    bench = Bench.start("train_loop", args)
     rounds, epochs = (QUICK_ROUNDS, QUICK_EPOCHS) if args.quick else (ROUNDS, EPOCHS)
     torch.set_num_threads(THREADS)
     recipe = load_recipe(HERE.parent / "recipes" / "digits.yaml",
@@ -112,35 +108,21 @@ def main() -> None:
         fit(m, (x, y), (xv, yv), head, recipe.train, seed=0, checkpoints=store)
         with_ckpt = epochs * len(x) / (time.perf_counter() - t0)
     ratio = statistics.median(ours) / statistics.median(base)
-    load = os.getloadavg()[0]
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-               f"torch {torch.__version__}, {THREADS} threads, load avg {load:.1f}")
+    bench.finish()
     result = {
         "benchmark": "train_loop", "unit": "samples/s (training, incl. 64-row validation/epoch)",
         "model": "digits CNN channels [32, 64], hidden 128", "batch_size": BATCH, "epochs": epochs,
         "rows": len(x), "rounds": rounds, "quick": args.quick, "ours_median": statistics.median(ours),
         "baseline_median": statistics.median(base), "ratio": ratio, "ours": ours,
-        "baseline": base, "ours_with_epoch_checkpoints": with_ckpt, "machine": machine,
-        "date": datetime.now(UTC).date().isoformat(),
-        "note": "other engineers' jobs shared the 2 cores" if load > 2 else "",
+        "baseline": base, "ours_with_epoch_checkpoints": with_ckpt,
+        "torch": torch.__version__, "threads": THREADS,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "train_loop.json").write_text(json.dumps(result, indent=2) + "\n")
+    bench.save("train_loop.json", result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("ours", "baseline")}, indent=2))
-    if args.quick:
-        return
-    row = (f"| train_loop (fit() vs hand-written loop, samples/s, digits CNN b64) | "
-           f"{result['ours_median']:.0f} | {result['baseline_median']:.0f} | {ratio:.2f}x | "
-           f"{machine}{'; shared cores' if load > 2 else ''} | {result['date']} |")
-    _write_row(HERE / "RESULTS.md", "| train_loop ", row)
-
-
-def _write_row(path: Path, prefix: str, row: str) -> None:
-    """Replace this benchmark's row in RESULTS.md (created with its header if absent)."""
-    header = "| benchmark | ours | baseline | ratio | machine | date |\n|---|---|---|---|---|---|\n"
-    lines = path.read_text().splitlines() if path.is_file() else header.splitlines()
-    lines = [line for line in lines if not line.startswith(prefix)] + [row]
-    path.write_text("\n".join(lines) + "\n")
+    bench.rows("| train_loop ", [
+        f"| train_loop (fit() vs hand-written loop, samples/s, digits CNN b64, torch "
+        f"{torch.__version__}, {THREADS} threads) | {result['ours_median']:.0f} | "
+        f"{result['baseline_median']:.0f} | {ratio:.2f}x | {bench.cell()}"])
 
 
 if __name__ == "__main__":
