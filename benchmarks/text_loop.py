@@ -15,9 +15,9 @@ validation pass. The three sides get the very same batches in the same order:
 Two batch orders, each for all three sides: danlu's length-bucketed batches (the recipe's
 `length_bucketing: true`) and plain shuffled batches. Sides run interleaved, round by round;
 medians of samples/s are reported. Writes benchmarks/results/text_loop.json and rows in
-benchmarks/RESULTS.md (not with --quick).
+benchmarks/RESULTS.md (benchmarks/_common.py: waits for a quiet machine, records the load).
 
-    python benchmarks/text_loop.py --quick --out DIR   # 1 round, 16 rows, batches of 8
+    python benchmarks/text_loop.py --quick   # 1 round, 16 rows, batches of 8 (a temp folder)
 """
 
 from __future__ import annotations
@@ -25,18 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from _common import Bench, add_args
 
 from danlu.data.readers import CorpusReader  # noqa: E402
 from danlu.features import features, heads  # noqa: E402
@@ -133,12 +129,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--quick", action="store_true", help="1 round of 16 rows in batches of 8")
-    ap.add_argument("--out", type=Path, default=HERE / "results",
-                    help="folder for text_loop.json (default benchmarks/results)")
+    add_args(ap)
     args = ap.parse_args()
     if args.quick:
         args.rows, args.rounds, args.batch = 16, 1, 8
-    load_start = os.getloadavg()
+    bench = Bench.start("text_loop", args)
     torch.set_num_threads(os.cpu_count() or 1)
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
@@ -189,7 +184,7 @@ def main() -> None:
                 if r:
                     times[name].append(s)
                 print(f"round {r} {name}: {s:.2f} s", flush=True)
-    load_end = os.getloadavg()
+    bench.finish()
     sps = {k: args.rows / statistics.median(v) for k, v in times.items()}
     updates = len(batches["shuffled"])
     result = {
@@ -205,33 +200,18 @@ def main() -> None:
                            "danlu / Trainer": sps[f"danlu, {order}"] / sps[f"Trainer, {order}"]}
                    for order in orders},
         "bucketed / shuffled (danlu)": sps["danlu, bucketed"] / sps["danlu, shuffled"],
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads",
-        "load_avg_start": list(load_start), "load_avg_end": list(load_end),
-        "date": datetime.now(UTC).date().isoformat(),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "text_loop.json").write_text(json.dumps(result, indent=1) + "\n")
+    bench.save("text_loop.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "all_s"}, indent=1))
-    if args.quick:
-        return
-    load = f"load {load_start[0]:.1f} -> {load_end[0]:.1f}"
+    rows = []
     for order in orders:
         d, h, t = (sps[f"{s}, {order}"] for s in ("danlu", "hand loop", "Trainer"))
-        row = (f"| text_loop {order} batches: samples/s, MiniLM-L6 b{args.batch} bf16 frozen emb., "
-               f"{args.rows} rows/epoch (danlu fit vs hand-written transformers loop / HF Trainer) | "
-               f"{d:.2f} | {h:.2f} / {t:.2f} | {d / h:.2f}x / {d / t:.2f}x | {result['machine']}, "
-               f"{load} | {result['date']} |")
-        _write_row(HERE / "RESULTS.md", f"| text_loop {order} ", row)
-
-
-def _write_row(path: Path, prefix: str, row: str) -> None:
-    """Replace this benchmark's row in RESULTS.md's first table."""
-    lines = path.read_text().splitlines()
-    lines = [line for line in lines if not line.startswith(prefix)]
-    end = next(i for i, line in enumerate(lines) if i > 2 and not line.startswith("|"))
-    lines.insert(end, row)
-    path.write_text("\n".join(lines) + "\n")
+        rows.append(f"| text_loop {order} batches: samples/s, MiniLM-L6 b{args.batch} bf16 frozen "
+                    f"emb., {args.rows} rows/epoch (danlu fit vs hand-written transformers loop / "
+                    f"HF Trainer, torch {torch.__version__}, {torch.get_num_threads()} threads) | "
+                    f"{d:.2f} | {h:.2f} / {t:.2f} | {d / h:.2f}x / {d / t:.2f}x | {bench.cell()}")
+    bench.rows("| text_loop ", rows)
 
 
 if __name__ == "__main__":
