@@ -158,6 +158,7 @@ def test_nodes_resume_from_node_0s_checkpoint_and_refuse_different_data(tmp_path
     (["--nnodes", "2", "--node-rank", "1", "--master", "127.0.0.1"], "HOST:PORT"),
     (["--nnodes", "2", "--master", "127.0.0.1:29500"], "--node-rank"),
     (["--nnodes", "2", "--node-rank", "1"], "--master"),
+    (["--nnodes", "1", "--node-rank", "1"], "--nnodes N"),
 ])
 def test_bad_node_flags_are_one_line_errors_naming_the_fix(tmp_path, flags, names):
     from danlu.errors import RecipeError

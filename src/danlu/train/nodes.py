@@ -20,30 +20,32 @@ class Nodes:
     rank: int = 0
     master: str | None = None
 
+    def __post_init__(self) -> None:
+        n, r = self.count, self.rank
+        if n < 1:
+            raise RecipeError("--nnodes", got=n, expected="the number of machines, 1 or more")
+        if not 0 <= r < n:
+            raise RecipeError("--node-rank", got=r, expected=f"0 to {n - 1} for --nnodes {n}",
+                              hint="node ranks count from 0; node 0 is the machine at --master")
+        if n > 1 and self.master is None:
+            raise RecipeError("--master", got=None, expected="HOST:PORT of node 0, the same on "
+                              "every node, e.g. --master 10.0.0.1:29500")
+        if self.master is not None:
+            _host_port(self.master)
+
     @classmethod
     def parse(cls, nnodes: int | None, node_rank: int | None, master: str | None) -> Nodes:
         """The CLI's --nnodes/--node-rank/--master, checked (RecipeError naming the fix)."""
         n = 1 if nnodes is None else nnodes
-        if n < 1:
-            raise RecipeError("--nnodes", got=n, expected="the number of machines, 1 or more")
-        if n == 1:
-            if node_rank not in (None, 0) or master is not None:
-                flag = "--node-rank" if node_rank not in (None, 0) else "--master"
-                raise RecipeError(flag, got=node_rank if flag == "--node-rank" else master,
-                                  expected="--nnodes N (N > 1) beside it, or neither flag on one "
-                                  "machine", hint="--nproc P alone uses one machine's cores/GPUs")
-            return cls()
-        if node_rank is None:
+        if n == 1 and (node_rank not in (None, 0) or master is not None):
+            flag = "--node-rank" if node_rank not in (None, 0) else "--master"
+            raise RecipeError(flag, got=node_rank if flag == "--node-rank" else master,
+                              expected="--nnodes N (N > 1) beside it, or neither flag on one "
+                              "machine", hint="--nproc P alone uses one machine's cores/GPUs")
+        if n > 1 and node_rank is None:
             raise RecipeError("--node-rank", got=None, expected=f"this machine's index, 0 to {n - 1}",
                               hint="--node-rank 0 on the machine at --master, 1.. on the others")
-        if not 0 <= node_rank < n:
-            raise RecipeError("--node-rank", got=node_rank, expected=f"0 to {n - 1} for --nnodes {n}",
-                              hint="node ranks count from 0; node 0 is the machine at --master")
-        if master is None:
-            raise RecipeError("--master", got=None, expected="HOST:PORT of node 0, the same on "
-                              "every node, e.g. --master 10.0.0.1:29500")
-        host, port = _host_port(master)
-        return cls(n, node_rank, f"{host}:{port}")
+        return cls(n, node_rank or 0, master)
 
     @property
     def host(self) -> str:
