@@ -35,6 +35,35 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     """One recipe from data to a served model: preprocess, train, evaluate, export, serve."""
 
 
+# Training across machines (torchrun's static rendezvous); options of the launch, not recipe
+# keys: the recipe is one file for all machines, the node rank differs on each (docs/training.md).
+_NNodes = Annotated[int | None, typer.Option(
+    "--nnodes", help="Machines training together (the same on every machine); each runs this "
+                     "command with the same recipe, overrides and processes (--nproc/train.nproc).")]
+_NodeRank = Annotated[int | None, typer.Option(
+    "--node-rank", help="This machine's index, 0 to NNODES-1. Node 0 is the one at --master and "
+                        "the only one that writes weights and checkpoints.")]
+_Master = Annotated[str | None, typer.Option(
+    "--master", metavar="HOST:PORT", help="Node 0's address and a free TCP port that every "
+                                          "machine reaches, e.g. 10.0.0.1:29500.")]
+
+
+def _nodes(nnodes: int | None, node_rank: int | None, master: str | None):
+    """--nnodes/--node-rank/--master as a Nodes value; a bad combination is a one-line error."""
+    from danlu.train.nodes import Nodes
+
+    try:
+        return Nodes.parse(nnodes, node_rank, master)
+    except RecipeError as e:
+        raise _fail(e) from None
+
+
+def _other_node(nodes, run_dir: Path) -> None:
+    out.print(f"node {nodes.rank} of {nodes.count}: training finished; node 0 holds the weights "
+              "and checkpoints (and evaluates, exports and reports)", highlight=False)
+    out.print(f"run folder (data only): {run_dir}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def run(
     recipe: Annotated[Path | None, typer.Argument(
@@ -47,6 +76,9 @@ def run(
              "are skipped.")] = None,
     until: Annotated[str | None, typer.Option(
         help="Stop after this stage (data, tune, train, evaluate, export, compress, report).")] = None,
+    nnodes: _NNodes = None,
+    node_rank: _NodeRank = None,
+    master: _Master = None,
 ) -> None:
     """Run a recipe end to end: data -> tune (if enabled) -> train -> evaluate (gate) -> export
     (ONNX, and torch for text models) -> compress (if set) -> report."""
@@ -72,11 +104,15 @@ def run(
             secs = time.perf_counter() - started.get(stage, time.perf_counter())
             err.print(f"[bold]{stage}[/] {status} in {secs:.1f} s", highlight=False)
 
+    nodes = _nodes(nnodes, node_rank, master)
     try:
         result = run_pipeline(recipe, overrides, out=out_dir, resume=resume, on_stage=on_stage,
-                              until=_stage_name(until))
+                              until=_stage_name(until), nodes=nodes)
     except DanluError as e:
         raise _fail(e) from None
+    if nodes.rank != 0:
+        _other_node(nodes, result.run_dir)
+        return
     _print_result(result)
 
 
@@ -214,19 +250,29 @@ def train(
                          "checkpoint (bitwise the same result as an uninterrupted run).")] = False,
     nproc: Annotated[int | None, typer.Option(
         help="Processes on this machine: DDP under torchrun (sets train.nproc).")] = None,
+    nnodes: _NNodes = None,
+    node_rank: _NodeRank = None,
+    master: _Master = None,
 ) -> None:
-    """Train only (data -> train): weights and checkpoints in RUN/train/, no evaluation or export."""
+    """Train only (data -> train): weights and checkpoints in RUN/train/, no evaluation or export.
+
+    Across N machines: the same command on each, plus --nnodes N --node-rank R --master HOST:PORT."""
     from danlu.pipeline import run as run_pipeline
 
     def on_stage(stage: str, status: str) -> None:
         err.print(f"[bold]{stage}[/] {status}", highlight=False)
 
     overrides = [*(overrides or []), *([f"train.nproc={nproc}"] if nproc else [])]
+    nodes = _nodes(nnodes, node_rank, master)
     try:
         result = run_pipeline(None if resume else target, overrides, out=out_dir,
-                              resume=target if resume else None, on_stage=on_stage, until="train")
+                              resume=target if resume else None, on_stage=on_stage, until="train",
+                              nodes=nodes)
     except DanluError as e:
         raise _fail(e) from None
+    if nodes.rank != 0:
+        _other_node(nodes, result.run_dir)
+        return
     m = result.metrics.get("train", {})
     if m.get("resumed_from"):
         out.print(f"resumed from checkpoint {m['resumed_from']}", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 
 from danlu.recipe import Recipe, load_recipe
 from danlu.runs import Run, StageResult, atomic_write, cache_key, read_json
+from danlu.train.nodes import ONE_NODE, Nodes
 
 __all__ = ["STAGES", "RunResult", "run"]
 
@@ -56,11 +58,11 @@ def _after(name: str, run: Run) -> Run:
     return dataclasses.replace(run, recipe=tuned_recipe(run))
 
 
-def _train(run: Run, recipe: Recipe) -> StageResult:
+def _train(run: Run, recipe: Recipe, nodes: Nodes = ONE_NODE) -> StageResult:
     from danlu.train.stage import train
     from danlu.tune.apply import fit_splits
 
-    return train(run, recipe.train, fit_on=fit_splits(recipe))
+    return train(run, recipe.train, fit_on=fit_splits(recipe), nodes=nodes)
 
 
 def _evaluate(run: Run, recipe: Recipe) -> StageResult:
@@ -131,11 +133,13 @@ class RunResult:
 def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[str, Any] | None = None,
         out: str | Path = "runs", resume: str | Path | None = None,
         on_stage: Callable[[str, str], None] = lambda stage, status: None,
-        until: str | None = None) -> RunResult:
+        until: str | None = None, nodes: Nodes = ONE_NODE) -> RunResult:
     """Run every stage of a recipe; with `resume`, skip the stages that finished in that folder.
 
     `until` names the last stage to run (e.g. "train" for `danlu train`, "data" for
-    `danlu data prepare`)."""
+    `danlu data prepare`). `nodes`: this machine's place in a training across machines
+    (danlu.train.nodes.Nodes); a node other than 0 stops after training, since node 0
+    holds the weights and evaluates, exports and reports."""
     if resume is not None:
         r = Run.open(resume)
         if recipe is not None or overrides or r.recipe.data.features is None:
@@ -155,12 +159,15 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         if name in OPTIONAL and getattr(r.recipe, name) is None:
             continue  # an optional stage the recipe does not ask for
         key = cache_key(key, cur.recipe.section_hash(*sections))
+        if name == "train":
+            fn = functools.partial(_train, nodes=nodes)
+        last = name == until or (name == "train" and nodes.rank != 0)
         if r.is_done(name, key):
             result.stages[name] = "cached"
             result.metrics[name] = r.stage_entry(name).get("metrics", {})
             on_stage(name, "cached")
             cur = _after(name, cur)
-            if name == until:
+            if last:
                 break
             continue
         on_stage(name, "running")
@@ -182,7 +189,7 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         result.metrics[name] = res.metrics
         on_stage(name, "finished")
         cur = _after(name, cur)
-        if name == until:
+        if last:
             break
     metrics_file = r.path("eval", "metrics.json")
     if metrics_file.is_file():

@@ -118,10 +118,11 @@ def test_the_train_stage_picks_up_its_last_checkpoint(tmp_path):
     assert len((result.run_dir / "train/history.jsonl").read_text().splitlines()) == 2
 
 
-def test_train_help_names_resume_and_nproc():
+def test_train_help_names_resume_nproc_and_the_node_flags():
     r = subprocess.run([DANLU, "train", "--help"], check=False, capture_output=True, text=True,
                        env=ENV)
-    assert r.returncode == 0 and "--resume" in r.stdout and "--nproc" in r.stdout
+    assert r.returncode == 0
+    assert all(f in r.stdout for f in ("--resume", "--nproc", "--nnodes", "--node-rank", "--master"))
 
 
 def test_fp16_on_cpu_exits_2_naming_the_key(tmp_path):

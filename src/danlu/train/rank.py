@@ -8,6 +8,7 @@ import sys
 
 import torch
 
+from danlu.errors import DanluError
 from danlu.runs import Run
 from danlu.train.stage import train_here
 
@@ -43,4 +44,8 @@ def _main(run_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1])
+    try:
+        _main(sys.argv[1])
+    except DanluError as e:  # one line per rank (the nodes disagree, ...), not a traceback
+        print(f"error (rank {os.environ.get('RANK', 0)}): {e}", file=sys.stderr, flush=True)
+        sys.exit(1)

@@ -17,9 +17,10 @@ from danlu.models.load import save_model
 from danlu.runs import Run, StageResult, atomic_write, read_json, write_json
 from danlu.train.checkpoint import CheckpointStore
 from danlu.train.config import TrainConfig
-from danlu.train.distributed import is_main, launch, world_size
+from danlu.train.distributed import agree, data_fingerprint, is_main, launch, shared_checkpoint, world_size
 from danlu.train.inputs import Inputs
 from danlu.train.loop import fit, watched_metric
+from danlu.train.nodes import ONE_NODE, Nodes
 
 __all__ = ["checkpoint_key", "resolve_device", "seed_everything", "set_deterministic", "train",
            "train_here"]
@@ -58,16 +59,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def train(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",)) -> StageResult:
+def train(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",),
+          nodes: Nodes = ONE_NODE) -> StageResult:
     """Write train/model/ (model.json + the best epoch's weights) and train/history.jsonl.
 
     Checkpoints go to train/checkpoints/; when one made by the same recipe is there (a crashed
     or killed run), training continues from it exactly. With train.nproc > 1 the training runs
-    in that many DDP processes under torchrun; rank 0 writes the files.
+    in that many DDP processes under torchrun; rank 0 writes the files. With nodes.count > 1
+    this machine is node nodes.rank of a training across machines: node 0 writes the files,
+    the other nodes' run folders keep their data stage only.
     fit_on: the splits trained on; ("train", "val") retrains a tuned configuration on both."""
-    if cfg.nproc > 1 and world_size() == 1:
-        launch(run.dir, cfg.nproc)
-        summary = read_json(run.path("train", "summary.json"))
+    if (cfg.nproc > 1 or nodes.count > 1) and world_size() == 1:
+        launch(run.dir, cfg.nproc, nodes)
+        done = run.path("train", "summary.json")  # written by global rank 0, on node 0
+        if nodes.rank != 0 and not done.is_file():  # this node's own run folder: data only
+            return StageResult(metrics={"node_rank": nodes.rank, "nodes": nodes.count,
+                                        "master": nodes.master, "processes": cfg.nproc})
+        summary = read_json(done)  # node 0, or a run folder the nodes share
     else:
         summary = train_here(run, cfg, fit_on)
     return StageResult(paths={"model": "train/model", "history": "train/history.jsonl"},
@@ -80,13 +88,21 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
     main = is_main()  # only rank 0 writes files
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    inputs = Inputs(load_splits(run), recipe.model, resolve_device(cfg.device))
+    splits = load_splits(run)
+    if world_size() > 1:  # every rank must train on the same thing (separate machines, folders)
+        agree({"recipe": (checkpoint_key(recipe), "the recipe differs between the nodes: start every "
+                          "node with the same recipe file, overrides, --nproc and danlu version"),
+               "data": (data_fingerprint(splits, (*fit_on, "val")), "the training data differs "
+                        "between the nodes: every node's data stage must read the same source with "
+                        "the same danlu/numpy/pyarrow versions, or give the nodes one shared run "
+                        "folder")})
+    inputs = Inputs(splits, recipe.model, resolve_device(cfg.device))
     set_deterministic(cfg.deterministic)
     seed_everything(recipe.seed)
     model = inputs.family.prepare(inputs.build(), cfg)
-    out = run.stage_dir("train")
+    out = run.stage_dir("train") if main else run.path("train")  # other ranks write nothing
     store = CheckpointStore(out / "checkpoints", cfg.checkpoint, checkpoint_key(recipe))
-    resume = store.latest()
+    resume = shared_checkpoint(store)  # rank 0's: other machines have none on their disk
     history_path = out / "history.jsonl"
     if main:
         if resume is None:
@@ -111,7 +127,8 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
     summary = {"best_epoch": result.best_epoch, "best_value": result.best_value,
                "metric": watched_metric(cfg, inputs.head), "epochs_run": len(result.history),
                "stopped_early": result.stopped_early, "resumed_from": result.resumed_from,
-               "processes": world_size(), "fit_on": list(fit_on),
+               "processes": world_size(), "nodes": int(os.environ.get("GROUP_WORLD_SIZE", 1)),
+               "fit_on": list(fit_on),
                "seconds": sum(r["seconds"] for r in result.history)}
     if main:  # fit() left the best epoch's weights in the model
         save_model(out / "model", recipe.model, model, inputs.features, inputs.head)
