@@ -166,3 +166,34 @@ def test_a_text_repository_takes_client_side_tokens(text_run, tmp_path: Path) ->
         "\nname:")[0]  # a comment before the fields
     artifact = pkg.artifact(meta["runtimes"][repo.runtime]["artifact"])
     assert repo.model.read_bytes() == artifact.read_bytes()
+
+
+def test_the_graphs_lookups_match_the_servers_encoder() -> None:
+    """Binary and category columns looked up by LabelEncoder nodes in front of a graph (here an
+    Identity per input) give what the encoder gives, for seen, missing and unseen values."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from danlu.export.repository import raw_columns_graph
+    from danlu.features.binary import BinaryFeature
+    from danlu.features.category import CategoryFeature
+
+    smoker = BinaryFeature("smoker", ["smoker"]).load_state_dict({"values": ["no", "yes"]})
+    region = CategoryFeature("region", ["region"]).load_state_dict(
+        {"vocabulary": ["north", "south", "__missing__", "__unknown__"]})
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["smoker"], ["s"]),
+         helper.make_node("Identity", ["region"], ["r"])], "g",
+        [helper.make_tensor_value_info("smoker", TensorProto.FLOAT, ["batch"]),
+         helper.make_tensor_value_info("region", TensorProto.INT64, ["batch"])],
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, ["batch"]),
+         helper.make_tensor_value_info("r", TensorProto.INT64, ["batch"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model = raw_columns_graph(model, [smoker, region])
+    session = ort.InferenceSession(model.SerializeToString())
+    assert [i.name for i in session.get_inputs()] == ["smoker", "region"]
+    values = np.array(["yes", "no", "", "NA", "N/A", "maybe", "south", "north"], object)
+    s, r = session.run(["s", "r"], {"smoker": values, "region": values})
+    np.testing.assert_array_equal(s, smoker.encode(values)["smoker"])
+    np.testing.assert_array_equal(r, region.encode(values)["region"])
+    assert onnx.checker.check_model(model) is None

@@ -84,7 +84,7 @@ def write_repository(path: str | Path, out: str | Path,
     if in_graph:
         import onnx
 
-        graph = raw_columns_graph(onnx.load(str(source)), pkg, in_graph)
+        graph = raw_columns_graph(onnx.load(str(source)), in_graph)
         atomic_write(model_file, graph.SerializeToString())
         notes.append(f"raw columns in: {', '.join(i['name'] for i in inputs)} (one input per "
                      "column; the columns' encoding runs inside this model.onnx)")
@@ -233,8 +233,8 @@ def _tensor(t: Any) -> dict[str, Any]:
     return {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
 
 
-def raw_columns_graph(model: Any, pkg: Any, features: list[Any]) -> Any:
-    """`model` (an onnx.ModelProto of `pkg`) taking `features`' raw columns (a value per row,
+def raw_columns_graph(model: Any, features: list[Any]) -> Any:
+    """`model` (an onnx.ModelProto of a package) taking `features`' raw columns (a value per row,
     [N]) in place of their graph inputs: the IN_GRAPH nodes in front, the rest unchanged."""
     import onnx
     from onnx import helper
