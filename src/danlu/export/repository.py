@@ -151,14 +151,13 @@ def _onnx_candidate(pkg: Any, override: str | None) -> tuple[str, Path, list[str
                      f"{f' ({default})' if default else ''}; this repository carries {how} "
                      f"{name} ({pkg.artifacts[artifact(name)]}, {entry.get('dtype', 'float32')}"
                      f"; {gates}{f'; {score}' if score else ''})")
-    if entry.get("dtype") == "int8":  # ORT's dynamic int8 ops (MatMulInteger) are CPU kernels
-        notes.append(f"{name} is dynamic int8: ONNX Runtime runs it on CPU; for a GPU Triton "
-                     "export --runtime onnxruntime (float32)")
+    if entry.get("dtype") == "int8":  # measured on CPU, the only place export measures
+        notes.append(f"{name} is dynamic int8, chosen by timing on this CPU; for a GPU Triton "
+                     "measure the float32 model first (--runtime onnxruntime): dynamic int8 "
+                     "quantization targets CPUs")
     return name, pkg.artifact(artifact(name)), notes
 
 
-# Feature types whose client encoding the graph can do itself: type -> builder of the nodes
-# from the raw columns to the feature's graph input (`raw_columns_graph`).
 def _number_nodes(f: Any, target: str) -> tuple[list[Any], list[Any]]:
     """Number columns [N] each -> Unsqueeze -> Concat: the `features` matrix [N, k]."""
     from onnx import TensorProto, helper
@@ -208,6 +207,8 @@ def _binary_nodes(f: Any, target: str) -> tuple[list[Any], list[Any]]:
                              default_float=NEITHER)], []
 
 
+# Feature types whose client encoding the graph can do itself: type -> builder of the nodes
+# from the raw columns to the feature's graph input (`raw_columns_graph`).
 IN_GRAPH = {"number": _number_nodes, "category": _category_nodes, "binary": _binary_nodes}
 
 
