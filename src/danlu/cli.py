@@ -318,6 +318,45 @@ def compare_optimizers(
     out.print(f"curves and table: {result.dir}", highlight=False, soft_wrap=True)
 
 
+@app.command("export")
+def export_repository(
+    path: Annotated[Path, typer.Argument(help="A run folder, or a model package folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The model repository folder to write "
+                                          "(other models in it are left alone).")],
+    fmt: Annotated[str, typer.Option(
+        "--format", help="triton: DIR/NAME/config.pbtxt + DIR/NAME/VERSION/model.onnx (+ "
+                         "labels.txt, tokenizer.json); kserve: that, plus DIR/NAME.kserve.yaml "
+                         "(an InferenceService serving it with Triton).")] = "triton",
+    storage_uri: Annotated[str | None, typer.Option(
+        help="--format kserve: where the repository will be (pvc://..., s3://..., gs://...); "
+             "default: a pvc:// placeholder to edit.")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(
+        min=1, help="Triton's max_batch_size (default: the run's serve.max_batch_size).")] = None,
+    runtime: Annotated[str | None, typer.Option(
+        help="The package runtime whose ONNX to carry (onnxruntime, onnxruntime-int8); default: "
+             "the package's default, or its ONNX candidate when that is torch.")] = None,
+) -> None:
+    """Write a package as a Triton model repository (or KServe InferenceService + repository)."""
+    from danlu.export.repository import write_repository
+
+    if fmt not in ("triton", "kserve"):
+        raise _fail(RecipeError("--format", got=fmt, expected="triton or kserve"))
+    try:
+        repo = write_repository(path, out_dir, fmt, storage_uri=storage_uri,  # type: ignore[arg-type]
+                                max_batch_size=max_batch_size, runtime=runtime)
+    except DanluError as e:
+        raise _fail(e) from None
+    for note in repo.notes:
+        err.print(f"[bold yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    out.print(f"model:      {repo.model}  ({repo.runtime})", highlight=False, soft_wrap=True)
+    out.print(f"config:     {repo.config}", highlight=False, soft_wrap=True)
+    if repo.kserve:
+        out.print(f"kserve:     {repo.kserve}  (kubectl apply -f)", highlight=False, soft_wrap=True)
+    out.print(f"run it:     docker run --rm -p 8000:8000 -v {repo.dir.resolve()}:/models "
+              "nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models",
+              highlight=False, soft_wrap=True)
+
+
 # `danlu serve` flags whose name differs from their ServeConfig field; the others match.
 _SERVE_FLAG_FIELDS = {"threads": "intra_op_threads", "request_timeout": "request_timeout_s",
                       "graceful_timeout": "graceful_timeout_s"}
