@@ -141,7 +141,7 @@ def test_any_local_bert_folder_trains_and_its_hf_folder_agrees(tmp_path: Path) -
     before = torch.get_num_threads()
     try:  # measuring sets this process's torch threads
         build_package(pkg := tmp_path / "package", load_model(run.run_dir / "train" / "model"),
-                      test, None, ExportConfig(latency_runs=3, torch_dtype="float32"),
+                      test, None, ExportConfig(latency_runs=3, torch_dtype="float32", threads=1),
                       runtimes=["torch"], name="tiny-bert")
     finally:
         torch.set_num_threads(before)
