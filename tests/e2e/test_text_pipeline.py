@@ -24,7 +24,7 @@ def test_export_writes_a_text_package_with_a_measured_runtime(text_run):
     assert chosen["passed"] or meta["runtime"] == "torch"
     assert text_run.metrics["export"]["runtime"] == meta["runtime"]
     assert meta["metrics"]["test"]["n"] == meta["runtimes"]["torch"]["parity"]["rows"]
-    assert (pkg / "torch" / "model.safetensors").is_file() and (pkg / "tokenizer.json").is_file()
+    assert (pkg / "hf" / "model.safetensors").is_file() and (pkg / "tokenizer.json").is_file()
     assert "Runtimes" in (pkg / "README.md").read_text()
     # the package's ONNX answers for texts tokenized by the package's own tokenizer
     import onnxruntime as ort

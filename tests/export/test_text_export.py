@@ -42,10 +42,12 @@ def test_the_package_holds_every_candidate_and_its_contract(pkg: Path, meta: dic
                                                             test_split) -> None:
     assert meta["schema_version"] == 2 and meta["labels"] == CLASSES
     assert set(meta["runtimes"]) == {"torch", "onnxruntime", "onnxruntime-int8"}
-    assert meta["artifacts"] == {"torch": "torch", "onnx": "model.onnx",
-                                 "onnx_int8": "model.int8.onnx"}
-    for f in ("model.onnx", "model.int8.onnx", "tokenizer.json", "torch/model.json",
-              "torch/config.json", "torch/model.safetensors", "torch/tokenizer.json", "README.md"):
+    # the torch runtime is served from hf/, the Hugging Face folder (one copy of the weights)
+    assert meta["artifacts"] == {"torch": "hf", "onnx": "model.onnx",
+                                 "onnx_int8": "model.int8.onnx", "hf": "hf"}
+    for f in ("model.onnx", "model.int8.onnx", "tokenizer.json", "hf/model.json",
+              "hf/config.json", "hf/model.safetensors", "hf/tokenizer.json",
+              "hf/tokenizer_config.json", "README.md"):
         assert (pkg / f).is_file(), f
     assert not list(pkg.rglob("*.data")) and not list(pkg.rglob("*.bin"))  # one file, no pickle
     assert meta["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
@@ -110,8 +112,8 @@ def test_the_torch_candidate_is_bf16_where_the_cpu_has_it(meta: dict) -> None:
 
 
 def test_onnx_has_dynamic_batch_and_sequence_axes(pkg: Path, test_split) -> None:
-    """model.onnx answers batches of any size and texts of any length as the package's torch/
-    model folder does."""
+    """model.onnx answers batches of any size and texts of any length as the package's model
+    folder (hf/, the torch runtime's) does."""
     import onnxruntime as ort
     import torch
 
@@ -120,7 +122,7 @@ def test_onnx_has_dynamic_batch_and_sequence_axes(pkg: Path, test_split) -> None
 
     sess = ort.InferenceSession(str(pkg / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [[isinstance(d, str) for d in i.shape] for i in sess.get_inputs()] == [[True, True]] * 2
-    module = load_model(pkg / "torch").packaged()
+    module = load_model(pkg / "hf").packaged()
     texts = test_split[0]["text"].tolist()
     for n, length in ((3, 9), (5, 40)):  # two batch sizes and two sequence lengths
         enc = TextEncoder(pkg / "tokenizer.json", length).encode(texts[:n])
@@ -188,7 +190,8 @@ def test_a_failed_candidate_is_recorded_and_float32_torch_served_unless_forced(
         assert meta["runtime_choice"]["why"].startswith(
             "export.runtime: torch in the recipe although it failed: parity:")
         assert entry["dtype"] == "bfloat16" and served["options"]["dtype"] == "bfloat16"
-    assert not (out / "model.onnx").exists() and set(meta["artifacts"]) == {"torch"}
+    assert not (out / "model.onnx").exists()
+    assert meta["artifacts"] == {"torch": "hf", "hf": "hf"} and not (out / "torch").exists()
 
 
 # ---- the choice, as a function of measured candidates -----------------------------------------

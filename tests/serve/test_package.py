@@ -156,10 +156,10 @@ def test_a_corrupt_tokenizer_fails_at_load_not_per_request(text_package: Path,
 def test_a_missing_torch_folder_fails_when_the_torch_runtime_loads(text_package: Path,
                                                                   tmp_path: Path) -> None:
     folder = copy_package(text_package, tmp_path / "text")
-    shutil.rmtree(folder / "torch")
+    shutil.rmtree(folder / "hf")  # the torch runtime's model folder (artifacts.torch)
     package = load_package(folder)  # the ONNX runtimes do not need it
     load_runtime(package, ServeConfig(runtime="onnxruntime", intra_op_threads=1))
-    with pytest.raises(DanluError, match=r"torch: missing; danlu-model\.json names it as the "
+    with pytest.raises(DanluError, match=r"hf: missing; danlu-model\.json names it as the "
                                          r"'torch' artifact"):
         load_runtime(package, ServeConfig(runtime="torch"))
 

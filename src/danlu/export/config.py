@@ -42,6 +42,11 @@ class ExportConfig(Section):
     torch_dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     # Text models: also build model.int8.onnx (ORT dynamic int8, per-channel; ~4x smaller).
     int8: bool = True
+    # Text models: write hf/, a Hugging Face folder (AutoModelForSequenceClassification and
+    # AutoTokenizer load it; push it to a hub as it is). It is also the torch runtime's folder
+    # (instead of torch/), so it costs a few kB of tokenizer config; only a package without the
+    # torch runtime pays for its weights. Families without a Hugging Face form ignore it.
+    hf: bool = True
     # Text models: parity tolerances of the bf16 and int8 candidates vs float32 PyTorch.
     tolerances: dict[Literal["bfloat16", "int8"], Tolerance] = Field(default_factory=_tolerances)
     # Text models: threads for every candidate (2 = the CI machine's cores), timed runs per

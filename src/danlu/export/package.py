@@ -46,7 +46,7 @@ def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.nd
     runtimes = list(runtimes if runtimes is not None else fam.runtimes)
     if not cfg.int8 and len(runtimes) > 1:
         runtimes = [r for r in runtimes if r != "onnxruntime-int8"]
-    sizes = write_artifacts(model, out, runtimes, cfg.opset)
+    sizes, files = write_artifacts(model, out, runtimes, cfg.opset, hf=cfg.hf)
     for f in model.features:  # what the server's encoder needs (a tokenizer.json)
         for asset in f.assets():
             shutil.copyfile(asset, out / Path(asset).name)
@@ -61,7 +61,7 @@ def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.nd
         "labels": model.head.labels, "runtime": runtimes[0],
         "runtimes": {rt: {"artifact": ARTIFACTS[rt][0], "dtype": dtypes.get(rt, "float32")}
                      for rt in runtimes},
-        "artifacts": {ARTIFACTS[rt][0]: ARTIFACTS[rt][1] for rt in runtimes},
+        "artifacts": files,
         "preprocessing": {"in_graph": [f.name for f in model.features
                                        if f.client_input() in f.graph_inputs()],
                           "encoded_by_server": [f.name for f in model.features
@@ -88,7 +88,7 @@ def build_package(out: Path, model: Any, values: dict[str, np.ndarray], y: np.nd
     doc.update(runtime=chosen, runtimes=entries, parity=entries[chosen]["parity"],
                runtime_choice={"why": why, "override": cfg.runtime, "reference": ref})
     provenance = doc.setdefault("provenance", {})
-    main = out / ARTIFACTS[chosen][1]
+    main = out / files[ARTIFACTS[chosen][0]]
     provenance[f"{ARTIFACTS[chosen][0]}_sha256"] = sha256(main) if main.is_file() else None
     write_meta(out, doc)
     return PackageMeta.model_validate(doc).dump()
@@ -151,7 +151,7 @@ Outputs: `probabilities` (one per class, in the order of `labels` in danlu-model
 ```bash
 danlu serve .        # KServe v2 at http://127.0.0.1:8080/v2/models/{meta['name']}/infer
 ```
-
+{_hf_use(meta)}
 ## Test metrics ({test.get('n', '?')} held-out rows, never used for training or model selection)
 {warn}
 | metric | value | 95% bootstrap interval |
@@ -176,6 +176,24 @@ Default: {meta['runtime_choice']['why']}.
 Trained on {info['rows']} rows of one source; inputs unlike them (other scales, other devices,
 other populations, other topics) are outside what these metrics measure. The metrics above come
 from one split of one seed; latencies depend on the CPU (rerun the export on the serving machine).
+"""
+
+
+def _hf_use(meta: dict[str, Any]) -> str:
+    """How to load the package's Hugging Face folder, when it has one."""
+    folder = meta.get("artifacts", {}).get("hf")
+    if folder is None:
+        return ""
+    return f"""
+`{folder}/` is the same model as a Hugging Face folder (labels as `id2label`); push it to a hub
+as it is (`hf upload USER/{meta['name']} ./{folder}`):
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+tok = AutoTokenizer.from_pretrained("./{folder}")
+model = AutoModelForSequenceClassification.from_pretrained("./{folder}")
+logits = model(**tok(["some text"], truncation=True, padding=True, return_tensors="pt")).logits
+```
 """
 
 

@@ -20,12 +20,14 @@ import numpy as np
 from danlu.errors import ParityError, RecipeError
 from danlu.features.base import count, take
 
-__all__ = ["ARTIFACTS", "Candidate", "choose", "measure_runtimes", "time_interleaved",
+__all__ = ["ARTIFACTS", "HF_FOLDER", "Candidate", "choose", "measure_runtimes", "time_interleaved",
            "write_artifacts"]
 
 # runtime -> (artifact key in danlu-model.json, file or folder in the package)
 ARTIFACTS = {"onnxruntime": ("onnx", "model.onnx"), "onnxruntime-int8": ("onnx_int8", "model.int8.onnx"),
              "torch": ("torch", "torch")}
+# The package's Hugging Face folder (export.hf), which the torch runtime then serves from.
+HF_FOLDER = "hf"
 
 
 @dataclass
@@ -67,11 +69,18 @@ def torch_dtype(cfg: Any) -> str:
     return "bfloat16" if native_bf16() else "float32"
 
 
-def write_artifacts(model: Any, out: Path, runtimes: list[str], opset: int) -> dict[str, int]:
-    """Write the artifact of each runtime into `out`; {runtime: bytes}."""
+def write_artifacts(model: Any, out: Path, runtimes: list[str], opset: int,
+                    hf: bool = False) -> tuple[dict[str, int], dict[str, str]]:
+    """Write the artifact of each runtime into `out`, and hf/ when `hf` and the model's family
+    has a Hugging Face form: a model folder too, so the torch runtime is served from it (one
+    copy of the weights). Returns ({runtime: bytes}, danlu-model.json's artifacts: {key: path})."""
     from danlu.export.onnx import export_onnx
 
-    sizes = {}
+    files = {ARTIFACTS[rt][0]: ARTIFACTS[rt][1] for rt in runtimes}
+    if hf and model.family.hf_folder(model, out / HF_FOLDER):
+        files["hf"] = HF_FOLDER
+        if "torch" in runtimes:
+            files["torch"] = HF_FOLDER
     onnx_path = out / ARTIFACTS["onnxruntime"][1]
     if {"onnxruntime", "onnxruntime-int8"} & set(runtimes):
         export_onnx(model.packaged(), onnx_path, opset)
@@ -79,13 +88,12 @@ def write_artifacts(model: Any, out: Path, runtimes: list[str], opset: int) -> d
         from danlu.compress.quantize.onnx_quant import quantize_dynamic_int8
 
         quantize_dynamic_int8(onnx_path, out / ARTIFACTS["onnxruntime-int8"][1])
-    if "torch" in runtimes:
-        shutil.copytree(model.folder, out / ARTIFACTS["torch"][1], dirs_exist_ok=True)
-    for rt in runtimes:
-        sizes[rt] = _size(out / ARTIFACTS[rt][1])
+    if "torch" in runtimes and files["torch"] != HF_FOLDER:
+        shutil.copytree(model.folder, out / files["torch"], dirs_exist_ok=True)
+    sizes = {rt: _size(out / files[ARTIFACTS[rt][0]]) for rt in runtimes}
     if "onnxruntime" not in runtimes:  # model.onnx was only the int8 file's source
         onnx_path.unlink(missing_ok=True)
-    return sizes
+    return sizes, files
 
 
 def parity(ref: tuple[np.ndarray, ...], got: tuple[np.ndarray, ...], atol: float,

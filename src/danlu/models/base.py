@@ -96,6 +96,12 @@ class Family:
         net.load_state_dict(load_file(str(folder / "model.safetensors")))
         return net.eval()
 
+    def hf_folder(self, model: Any, folder: Path) -> bool:
+        """Write `model` (a loaded model folder, danlu.models.load) into `folder` as a Hugging
+        Face folder that transformers' Auto classes load (export's hf/). False, writing nothing:
+        the family has no Hugging Face form."""
+        return False
+
     def starter(self, features: list[Feature], rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """(model section, train section) of a starter recipe (`danlu init`) for these features
         and this many rows: what the family would pick without tuning."""

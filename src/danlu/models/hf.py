@@ -1,4 +1,5 @@
-"""Hugging Face encoders from local folders: load, trim to a layer subset, freeze, LoRA, save.
+"""Hugging Face encoders from local folders: load, trim to a layer subset, freeze, LoRA, save,
+and the package's hf/ folder (`write_hf_folder`).
 
 The helpers of the `transformer` family (danlu.models.transformer). Everything that reaches an
 encoder is tokenized by the text feature's `TextEncoder`: a split arrives packed as one int64
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,18 @@ import torch
 from torch import nn
 
 from danlu.errors import DanluError, RecipeError
+from danlu.runs import atomic_write, write_json
 
 __all__ = ["TextClassifier", "apply_lora", "encoder_layers", "freeze", "keep_layers",
            "load_text_classifier", "merged", "pretrained_classifier", "resolve_pretrained",
-           "save_hf"]
+           "save_hf", "write_hf_folder"]
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# AutoTokenizer's special tokens by role, as BERT- and RoBERTa-style vocabularies spell them
+# (padding=True needs pad_token); a role whose token is not in the vocabulary is left out.
+SPECIAL_TOKENS = {"pad_token": ("[PAD]", "<pad>"), "unk_token": ("[UNK]", "<unk>"),
+                  "cls_token": ("[CLS]", "<s>"), "sep_token": ("[SEP]", "</s>"),
+                  "mask_token": ("[MASK]", "<mask>")}
 
 
 def resolve_pretrained(name: str) -> Path:
@@ -201,3 +209,31 @@ def load_text_classifier(folder: str | Path, dtype: torch.dtype = torch.float32)
         hf = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
     return hf.to(dtype).eval()
 
+
+def write_hf_folder(model_folder: Path, folder: Path, max_length: int) -> None:
+    """Copy a trained text model folder (save_hf's files + model.json + tokenizer.json) to
+    `folder` as a Hugging Face folder that AutoModelForSequenceClassification and AutoTokenizer
+    load and that tokenizes as danlu does: tokenizer.json truncating at `max_length` and padding
+    to the batch's longest text (not to a fixed length), and a tokenizer_config.json with that
+    length, the special tokens and the generic fast tokenizer class. The generic class keeps
+    tokenizer.json as it is; a model-specific one (BertTokenizer) may rebuild the normalizer
+    from its defaults (lowercase) and tokenize a cased model differently."""
+    from tokenizers import Tokenizer
+
+    shutil.copytree(model_folder, folder)
+    path = folder / "tokenizer.json"
+    tok = Tokenizer.from_file(str(path))
+    padding = tok.padding
+    if padding is not None:  # e.g. MiniLM's file pads to a fixed 128
+        tok.enable_padding(direction=padding["direction"], pad_id=padding["pad_id"],
+                           pad_type_id=padding["pad_type_id"], pad_token=padding["pad_token"])
+    tok.enable_truncation(max_length)
+    atomic_write(path, tok.to_str())
+    special = {role: next((t for t in names if tok.token_to_id(t) is not None), None)
+               for role, names in SPECIAL_TOKENS.items()}
+    if padding is not None:
+        special["pad_token"] = padding["pad_token"]
+    write_json(folder / "tokenizer_config.json",
+               {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length,
+                "padding_side": "right", "truncation_side": "right",
+                **{role: t for role, t in special.items() if t is not None}})

@@ -116,6 +116,14 @@ class TransformerFamily(Family):
 
         save_hf(net, folder, head.labels)
 
+    def hf_folder(self, model, folder):
+        """The model folder plus the tokenizer config AutoTokenizer needs to cut texts where
+        danlu does (the package's hf/; docs/text.md)."""
+        from danlu.models.hf import write_hf_folder
+
+        write_hf_folder(model.folder, folder, model.features[0].max_length_)
+        return True
+
     def load(self, cfg, features, head, folder):
         from danlu.models.hf import TextClassifier, load_text_classifier
 
