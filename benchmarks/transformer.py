@@ -6,10 +6,10 @@ compress section: a student keeping layers 0, 2, 4 of 6, distilled; int8 variant
 this script loads, side by side, each through the serving runtimes (`danlu.serve.runtimes`:
 the features' tokenizer in front of the engine, as `danlu serve` runs it):
 
-  eager-fp32     PyTorch eager float32 (package/torch/; the baseline a user has today)
+  eager-fp32     PyTorch eager float32 (package/hf/; the baseline a user has today)
   ort-fp32       ONNX Runtime float32 (package/model.onnx)
   ort-int8       ONNX Runtime dynamic int8, per-channel (package/model.int8.onnx)
-  torch-bf16     PyTorch bfloat16 (package/torch/, AMX where the CPU has it)
+  torch-bf16     PyTorch bfloat16 (package/hf/, AMX where the CPU has it)
   package        the package's default runtime (whatever the export chose)
   student        the distilled 3-layer student in its own chosen runtime
 
