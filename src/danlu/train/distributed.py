@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from danlu.errors import DanluError
+from danlu.threads import child_env
 
 __all__ = ["all_sum", "is_main", "launch", "rank", "shard", "world_size", "wrap"]
 
@@ -73,7 +74,8 @@ def launch(run_dir: Path, nproc: int) -> None:
     """Run the train stage of `run_dir` in `nproc` processes on this machine and wait."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={nproc}", "-m", "danlu.train.rank", str(run_dir)]
-    proc = subprocess.run(cmd, check=False)
+    # Ranks split the cores (danlu.threads): torchrun would give each one thread, or all of them.
+    proc = subprocess.run(cmd, check=False, env=child_env(nproc))
     if proc.returncode != 0:
         raise DanluError(f"distributed training failed (torchrun exit code {proc.returncode}); "
                          "each rank's error is printed above")
