@@ -9,12 +9,14 @@ default threads (`--neighbour torch`: torch matmuls with its OpenMP defaults). E
 (job, policy, alone/beside) cell runs once per repetition, interleaved, so load drifts hit all
 cells alike. Goal (issue 16): beside / alone <= 2.5x on 2 cores, and the policy no slower alone.
 
+`--micro` adds eager torch small-op loops under each OpenMP wait setting (libgomp's default,
+PASSIVE, a short GOMP_SPINCOUNT), alone and beside: what the policy costs alone, if anything.
 `--serve` adds `danlu serve --workers 1` vs `--workers 2` (wide CNN, wrk at c=32; helpers
 from benchmarks/serving.py), the "old" 2-worker server being DANLU_THREADS=off with each
 worker at cores / inference_workers threads, as before the split.
 
     python benchmarks/contention.py                  # 3 repetitions; results/contention.json + RESULTS.md
-    python benchmarks/contention.py --serve          # and the serving workers' rows
+    python benchmarks/contention.py --serve --micro  # and the serving workers' and micro rows
     python benchmarks/contention.py --quick --out DIR   # a check that it runs end to end: 1
         # repetition, 1 epoch, train stage only, 1 s of wrk; writes DIR/contention.json only
 """
@@ -152,6 +154,46 @@ def contention(args: argparse.Namespace, work: Path) -> dict:
     return {"times_s": times, "test_accuracy": acc, "summary": summary}
 
 
+# Eager torch on small tensors (a transformer block's shapes at batch 64): many short parallel
+# regions, where OpenMP's waiting policy matters most. Prints the loop's seconds.
+MICRO = r"""
+import time, torch
+x, w1, w2 = torch.randn(64, 384), torch.randn(384, 1536), torch.randn(1536, 384)
+for _ in range(20):
+    torch.relu(x @ w1) @ w2
+t = time.perf_counter()
+for _ in range(%d):
+    torch.softmax(torch.relu(x @ w1) @ w2, -1)
+print(time.perf_counter() - t)
+"""
+# OpenMP waiting, as the variables libgomp reads: its default (spin ~300,000 times, then sleep),
+# passive (sleep at once: danlu's policy) and a short spin (GOMP_SPINCOUNT) between the two.
+WAITS = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+         "spin10k": {"GOMP_SPINCOUNT": "10000"}}
+
+
+def micro(args: argparse.Namespace) -> dict:
+    """The microbenchmark: MICRO's loop time per OpenMP wait setting, alone and beside."""
+    code = MICRO % (100 if args.quick else 1000)
+    secs: dict = {}
+    for rep in range(args.reps):
+        for beside in (False, True):
+            for wait, extra in WAITS.items():
+                env = {**base_env(policy=False), **extra}
+                env.pop("DANLU_THREADS", None)
+                if beside:
+                    with Neighbour(args.neighbour):
+                        out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                             capture_output=True, text=True).stdout
+                else:
+                    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                         capture_output=True, text=True).stdout
+                key = f"{wait}/{'beside' if beside else 'alone'}"
+                secs.setdefault(key, []).append(round(float(out), 3))
+                print(f"contention: micro {key} rep {rep}: {float(out):.2f} s", flush=True)
+    return {"seconds": secs, "median_s": {k: statistics.median(v) for k, v in secs.items()}}
+
+
 def serve_workers(args: argparse.Namespace, work: Path) -> dict:
     """req/s of `danlu serve` with 1 and 2 workers (and 2 workers the old way), interleaved."""
     sys.path.insert(0, str(HERE))
@@ -224,6 +266,10 @@ def write_table(res: dict) -> None:
                     f"{s['slowdown_beside_policy']:.2f}x | {m['off/alone']:.1f} / "
                     f"{m['off/beside']:.1f} | {s['slowdown_beside_off']:.2f}x | "
                     f"{s['policy_speedup_beside']:.2f}x |")
+    if "micro" in res:
+        m = res["micro"]["median_s"]
+        rows += ["", "eager torch small-op loop (s), alone / beside: " + ", ".join(
+            f"{w} {m[w + '/alone']:.2f} / {m[w + '/beside']:.2f}" for w in WAITS)]
     if "serve" in res:
         v = res["serve"]
         m = v["median_rps"]
@@ -245,6 +291,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions per cell")
     ap.add_argument("--neighbour", choices=sorted(NEIGHBOURS), default="numpy")
     ap.add_argument("--serve", action="store_true", help="also danlu serve --workers 1 vs 2")
+    ap.add_argument("--micro", action="store_true",
+                    help="also eager torch small-op loops per OpenMP wait setting")
     ap.add_argument("--seconds", type=float, default=8.0, help="wrk duration per serve point")
     ap.add_argument("--quick", action="store_true",
                     help="a check that it runs: 1 repetition, 1 epoch, train stage only, 1 s of "
@@ -265,6 +313,8 @@ def main() -> None:
                "load_before": load_before, "contention": contention(args, work)}
         if args.serve:
             res["serve"] = serve_workers(args, work)
+        if args.micro:
+            res["micro"] = micro(args)
         res["load_after"] = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -126,8 +126,9 @@ def _serve_workers(paths: list[Path], cfg: ServeConfig) -> None:
 def _threads(cfg: ServeConfig) -> str:
     """The start-up line's note on threads: per inference call, and how many calls at once."""
     n = intra_op_threads(cfg)
-    return (f"{n} thread{'s' if n != 1 else ''} per inference call x {cfg.inference_workers} "
-            "calls at once" + (" per worker" if cfg.workers > 1 else ""))
+    k = cfg.inference_workers
+    return (f"{n} thread{'s' if n != 1 else ''} per inference call x {k} call{'s' if k != 1 else ''}"
+            " at once" + (" per worker" if cfg.workers > 1 else ""))
 
 
 def app_from_env() -> FastAPI:
