@@ -40,11 +40,23 @@ def enabled(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 def cores() -> int:
-    """CPUs this process may run on (its affinity mask: taskset, cgroup cpusets), else all."""
+    """Physical cores this process may run on (its affinity mask: taskset, cgroup cpusets).
+
+    Physical, as torch and ONNX Runtime count by default: a hyper-thread sibling shares its
+    core's arithmetic units, and a GEMM thread on each is no faster than one. Falls back to
+    logical CPUs where Linux's sysfs topology is not there."""
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        cpus = os.sched_getaffinity(0)
     except (AttributeError, OSError):  # macOS, Windows
         return os.cpu_count() or 1
+    siblings = set()
+    for cpu in cpus:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
+                siblings.add(f.read().strip())
+        except OSError:
+            return len(cpus) or 1
+    return len(siblings) or 1
 
 
 def share(processes: int = 1) -> int:
