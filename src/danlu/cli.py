@@ -399,13 +399,15 @@ def serve(
     inference_workers: Annotated[int | None, typer.Option(
         help="Batches running at once (inference threads).")] = None,
     threads: Annotated[int | None, typer.Option(
-        help="ONNX Runtime intra-op threads (0 = cores / inference workers).")] = None,
+        help="Threads per inference call, ONNX Runtime or torch (0 = cores / (workers x "
+             "inference workers)).")] = None,
     request_timeout: Annotated[float | None, typer.Option(help="Seconds before 504.")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(
         help="Largest request body (413 above).")] = None,
     token: Annotated[str | None, typer.Option(
         envvar="DANLU_TOKEN", help="Bearer token for the model endpoints (or DANLU_TOKEN).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Server processes on one port.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Server processes on one port; they split the cores.")] = None,
     graceful_timeout: Annotated[float | None, typer.Option(
         help="Seconds queued and running requests get to finish on SIGTERM.")] = None,
     runtime: Annotated[str | None, typer.Option(
@@ -621,6 +623,10 @@ def guarded(command) -> int:
 
 
 def main() -> None:
+    # The thread policy first: OpenMP and BLAS read it once, when torch/numpy load (danlu.threads).
+    from danlu.threads import configure
+
+    configure()
     sys.exit(guarded(app))
 
 

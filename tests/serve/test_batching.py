@@ -4,6 +4,7 @@ inference slot for a while."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
+from danlu.threads import share
 
 from .conftest import (
     SLOW_TEXTS,
@@ -194,15 +197,23 @@ def test_sigterm_finishes_queued_requests_and_exits_0(slow: Slow) -> None:
             httpx.get(f"{url}/v2/health/live")
 
 
-def test_workers_serve_from_several_processes(digits_package: Path) -> None:
+def test_workers_serve_from_several_processes_sharing_the_cores(digits_package: Path) -> None:
     psutil = pytest.importorskip("psutil")
-    with running_server([digits_package], "--workers", "2") as (url, proc):
+    with running_server([digits_package], "--workers", "2", "--inference-workers", "1") \
+            as (url, proc):
         with httpx.Client(base_url=url, timeout=30) as client:
             for _ in range(10):
                 outputs_by_name(client.post(INFER, json=digits_body(np.ones((1, 64), np.float32))))
         deadline = time.monotonic() + 30
-        while len(psutil.Process(proc.pid).children()) < 2:
+        while len(workers := psutil.Process(proc.pid).children()) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        # each worker: cores / 2 threads per call, passive OpenMP waiting, the user's
+        # OMP_NUM_THREADS (tests/conftest.py sets it) untouched
+        assert metric(url, "danlu_intra_op_threads", model="digits") == share(2)
+        for worker in workers:
+            env = worker.environ()
+            assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+            assert env["OMP_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

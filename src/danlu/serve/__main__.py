@@ -13,6 +13,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run `danlu serve` with `argv` (default: sys.argv[1:]); exits with its exit code."""
     from typer.main import get_command
 
+    from danlu.threads import configure
+
+    configure()  # before anything loads an OpenMP or BLAS runtime (danlu.threads)
     from danlu.cli import app, guarded
 
     command = get_command(app).commands["serve"]

@@ -29,6 +29,8 @@ from danlu.serve.routes import (
 )
 from danlu.serve.routes.common import __version__
 from danlu.serve.runtimes import load_runtime, select_runtime
+from danlu.serve.runtimes.base import intra_op_threads
+from danlu.threads import configure
 
 __all__ = ["create_app", "serve"]
 
@@ -55,6 +57,8 @@ def create_app(packages: list[Package] | list[Path], cfg: ServeConfig | None = N
                               f"TF-Serving-style /v1 predict for: {', '.join(models)}")
     app.state.models, app.state.ready, app.state.cfg = models, True, cfg
     app.state.metrics, app.state.pool, app.state.batchers = metrics, pool, {}
+    for name in models:  # what a user checks that --workers split the cores
+        metrics.threads.labels(name).set(intra_op_threads(cfg))
     add_error_handlers(app)
     add_kserve_routes(app, models)
     add_tfserving_routes(app, models)
@@ -84,7 +88,8 @@ def serve(paths: list[Path], cfg: ServeConfig | None = None) -> None:
     app = create_app(list(paths), cfg)
     sock = _bind(cfg.host, cfg.port)  # bound before printing: the URL printed is live
     url = _url(cfg.host, sock.getsockname()[1])
-    print(f"danlu: serving {', '.join(app.state.models)} at {url}  (Ctrl+C stops)", flush=True)
+    print(f"danlu: serving {', '.join(app.state.models)} at {url}, {_threads(cfg)}  "
+          "(Ctrl+C stops)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False,
                                            timeout_graceful_shutdown=int(cfg.graceful_timeout_s)))
     # uvicorn re-raises the signal it stopped on once it has shut down; a no-op handler makes
@@ -103,6 +108,9 @@ def _serve_workers(paths: list[Path], cfg: ServeConfig) -> None:
 
     for path in paths:  # fail here, once, with a clear message, not in N children
         select_runtime(load_package(path), cfg.runtime)
+    # The children inherit this environment: each gets cores / workers for OpenMP, BLAS and
+    # tokenizers, and passive waiting (the user's own settings are kept).
+    configure(cfg.workers)
     os.environ[_WORKER_ENV] = json.dumps({"paths": [str(p) for p in paths],
                                           "cfg": cfg.model_dump(mode="json")})
     sock = _bind(cfg.host, cfg.port)
@@ -110,9 +118,17 @@ def _serve_workers(paths: list[Path], cfg: ServeConfig) -> None:
     config = uvicorn.Config(f"{__name__}:app_from_env", factory=True, workers=cfg.workers,
                             log_level="info", access_log=False,
                             timeout_graceful_shutdown=int(cfg.graceful_timeout_s))
-    print(f"danlu: serving {len(paths)} package(s) at {url} with {cfg.workers} workers  "
-          "(Ctrl+C stops)", flush=True)
+    print(f"danlu: serving {len(paths)} package(s) at {url} with {cfg.workers} workers, "
+          f"{_threads(cfg)}  (Ctrl+C stops)", flush=True)
     Multiprocess(config, sockets=[sock]).run()
+
+
+def _threads(cfg: ServeConfig) -> str:
+    """The start-up line's note on threads: per inference call, and how many calls at once."""
+    n = intra_op_threads(cfg)
+    k = cfg.inference_workers
+    return (f"{n} thread{'s' if n != 1 else ''} per inference call x {k} call{'s' if k != 1 else ''}"
+            " at once" + (" per worker" if cfg.workers > 1 else ""))
 
 
 def app_from_env() -> FastAPI:

@@ -30,9 +30,9 @@ class ServeConfig(BaseModel, extra="forbid"):
     host: str = "127.0.0.1"
     # 8080 is what KServe/Triton-style clients and container probes usually assume.
     port: int = Field(8080, ge=1, le=65535)
-    # ONNX Runtime threads per call; 0 = cores / inference_workers, so concurrent batches
-    # share the cores instead of oversubscribing them. Set it to cores / (workers x
-    # inference_workers) when several server processes share one machine.
+    # Threads per inference call (ONNX Runtime intra-op, torch.set_num_threads); 0 = cores /
+    # (workers x inference_workers), so concurrent batches of every server process share the
+    # cores instead of oversubscribing them (danlu.threads; /metrics danlu_intra_op_threads).
     intra_op_threads: int = Field(0, ge=0)
     # Dynamic batching: queued requests for one model run as one ONNX Runtime call. Off =
     # every request runs alone (still queued, bounded and timed out the same way).
@@ -59,7 +59,8 @@ class ServeConfig(BaseModel, extra="forbid"):
     # None = no auth. The CLI also reads DANLU_TOKEN so the token stays out of `ps`.
     token: str | None = Field(None, min_length=1, repr=False)
     # Server processes on one port (uvicorn workers); the server keeps no state between
-    # requests, so N processes behave as one with N times the CPU.
+    # requests, so N processes behave as one with N times the CPU. They split the cores: each
+    # gets cores / workers (OMP_NUM_THREADS etc.) and passive OpenMP waiting (danlu.threads).
     workers: int = Field(1, ge=1)
     # On SIGTERM: stop accepting, then give queued and running requests this long to finish.
     graceful_timeout_s: float = Field(30.0, ge=0)

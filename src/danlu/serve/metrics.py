@@ -42,6 +42,9 @@ class Metrics:
                              ["model"], registry=r)
         self.queued = Gauge("danlu_queue_size", "Requests waiting in the batching queue",
                             ["model"], registry=r)
+        self.threads = Gauge("danlu_intra_op_threads", "Threads per inference call of this "
+                             "server process (ONNX Runtime intra-op or torch), by model",
+                             ["model"], registry=r)
         self.unseen = Counter("danlu_unseen_values", "Values never seen in training (a "
                               "category's __unknown__), by model and feature",
                               ["model", "feature"], registry=r)

@@ -126,7 +126,8 @@ class TrainConfig(Section):
     deterministic: bool = True
     # cpu is the only device here; "auto" picks cuda > mps > cpu.
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    # Torch intra-op threads; 0 keeps torch's default (all cores).
+    # Torch intra-op threads; 0 = this process's share of the cores (danlu.threads: all of
+    # them for one process, cores / nproc for each DDP rank, OMP_NUM_THREADS when you set it).
     threads: int = Field(0, ge=0)
     # Processes on this machine (DDP under torchrun; gloo on CPU, nccl on GPU). batch_size
     # stays the global batch, so results match one process. 1 = no torch.distributed at all.

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from danlu.errors import DanluError
+from danlu.threads import child_env
 from danlu.train.nodes import ONE_NODE, Nodes
 
 __all__ = ["agree", "all_sum", "data_fingerprint", "is_main", "launch", "rank", "shard",
@@ -181,7 +182,8 @@ def launch(run_dir: Path, nproc: int, nodes: Nodes = ONE_NODE) -> None:
                  f"--master_port={nodes.port}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={nproc}",
            "-m", "danlu.train.rank", str(run_dir)]
-    proc = subprocess.run(cmd, check=False)
+    # Ranks split the cores (danlu.threads): torchrun would give each one thread, or all of them.
+    proc = subprocess.run(cmd, check=False, env=child_env(nproc))
     if proc.returncode != 0:
         raise DanluError(f"distributed training failed (torchrun exit code {proc.returncode}); "
                          "each rank's error is printed above")

@@ -10,6 +10,7 @@ import torch
 
 from danlu.errors import DanluError
 from danlu.runs import Run
+from danlu.threads import apply_torch
 from danlu.train.stage import train_here
 
 __all__: list[str] = []
@@ -19,6 +20,7 @@ def _main(run_dir: str) -> None:
     """One rank: join the process group, run the train stage body, leave."""
     import torch.distributed as dist
 
+    apply_torch()  # this rank's share of the cores, from the environment launch() gave it
     run = Run.open(run_dir)
     if run.recipe.tune is not None and run.recipe.tune.enabled:
         # the stage was handed the tuned recipe (pipeline._after): the ranks train it too

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from danlu.errors import DanluError, RecipeError
 from danlu.runs import Run, StageResult, atomic_write, write_json
+from danlu.threads import child_env
 from danlu.tune.apply import tuned_recipe
 from danlu.tune.config import TuneConfig
 from danlu.tune.results import best_record, trial_rows, write_plots
@@ -63,12 +64,8 @@ def tune(run: Run, cfg: TuneConfig) -> StageResult:
 def optimize(run: Run, cfg: TuneConfig, worker: int = 0) -> None:
     """One worker: run trials until the study holds cfg.trials finished ones (Optuna also fails
     stale trials of dead workers before each new trial)."""
-    import torch
-
     from danlu.tune.objective import make_objective
 
-    if cfg.workers > 1 and not run.recipe.train.threads:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     study = open_study(run, cfg, run.recipe.seed, worker)
     if _finished(study) >= cfg.trials and not _waiting(study):
         return
@@ -101,7 +98,8 @@ def _waiting(study: optuna.Study) -> int:
 def _run_workers(run: Run, cfg: TuneConfig) -> None:
     """cfg.workers local processes on one study (`python -m danlu.tune.worker RUN INDEX`)."""
     logs = [run.path("tune", f"worker-{i}.log") for i in range(cfg.workers)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    # Each worker gets cores // workers threads (danlu.threads), so N workers never oversubscribe.
+    env = {**child_env(cfg.workers), "PYTHONPATH": os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p)}
     procs = []
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 from danlu.errors import DanluError
 from danlu.serve.config import ServeConfig
 from danlu.serve.package import TensorSpec
+from danlu.threads import share
 
 __all__ = ["TRUNCATED", "Runtime", "RuntimeInputError", "intra_op_threads"]
 
@@ -61,5 +61,6 @@ class Runtime(ABC):
 
 def intra_op_threads(cfg: ServeConfig) -> int:
     """Threads per inference call, one policy for every runtime: `intra_op_threads`, else the
-    cores shared among the batches that may run at once (`inference_workers`)."""
-    return cfg.intra_op_threads or max(1, (os.cpu_count() or 1) // cfg.inference_workers)
+    cores shared among the batches that may run at once on this machine: `workers` server
+    processes x `inference_workers` batches each (danlu.threads.share)."""
+    return cfg.intra_op_threads or share(cfg.workers * cfg.inference_workers)
