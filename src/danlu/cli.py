@@ -16,7 +16,7 @@ from typer.core import TyperCommand
 from danlu import __version__
 from danlu.errors import DanluError, DataError, GateError, RecipeError
 
-# add_completion: `danlu --install-completion` / `--show-completion [bash|zsh|fish|powershell]`
+# add_completion: `danlu --install-completion` and `--show-completion` (for the shell it runs in)
 app = typer.Typer(
     name="danlu", no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     help="One recipe from data to a served model: preprocess, train, evaluate, export, serve.")
