@@ -7,11 +7,12 @@ BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints/cpu.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# pip (not uv/poetry): only pip sees the local CPU torch wheel
-	$(BIN)/pip install -q -e ".[dev]"
+	# pip (not uv/poetry): only pip sees the local CPU torch wheel; the constraints file holds
+	# pyproject's torch range to it (every extra: `dev` is all of them plus the test tools)
+	$(BIN)/pip install -q -c constraints/cpu.txt -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

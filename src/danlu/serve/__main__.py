@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     from danlu.cli import app, guarded
 
     command = get_command(app).commands["serve"]
-    return guarded(lambda: command.main(args=argv, prog_name="python -m danlu.serve"))
+    return guarded(lambda: command.main(args=argv, prog_name="python -m danlu.serve"), "serve")
 
 
 if __name__ == "__main__":

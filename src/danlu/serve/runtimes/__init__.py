@@ -46,6 +46,23 @@ def select_runtime(package: Package, override: str | None = None) -> str:
     return name
 
 
+def _import_runtime(package: Package, name: str, module: str):
+    """The runtime's module; a missing engine (torch in a serving-only install) names the extra
+    to install and the package's other runtimes."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        from danlu.extras import extra_for
+
+        found = extra_for(e, "serve")
+        if found is None:
+            raise
+        others = [r for r in runtime_choices(package) if r != name and r in RUNTIMES]
+        also = f", or serve another of its runtimes: --runtime {others[0]}" if others else ""
+        raise DanluError(f"{package.dir}: runtime {name!r} needs {found[0]}, which is not "
+                         f"installed here: pip install 'danlu[{found[1]}]'{also}") from None
+
+
 def load_runtime(package: Package, cfg: ServeConfig | None = None) -> Runtime:
     """Build the runtime to serve `package` with: the one `danlu serve` runs and export measures
     (packages with features get their encoder in front)."""
@@ -56,7 +73,7 @@ def load_runtime(package: Package, cfg: ServeConfig | None = None) -> Runtime:
         log.warning("%s: serving runtime %r although export's gates refused it: %s",
                     package.name, name, "; ".join(map(str, entry.get("reasons", []))) or "?")
     module, cls = RUNTIMES[name].split(":")
-    runtime = getattr(importlib.import_module(module), cls)(
+    runtime = getattr(_import_runtime(package, name, module), cls)(
         package, cfg, artifact=str(entry.get("artifact", ARTIFACTS[name])), entry=entry)
     runtime.name = name
     measured = entry.get("loaded") or {}
