@@ -36,8 +36,8 @@ def test_a_tracked_run_reads_back_in_mlflow_and_tensorboard(tmp_path, monkeypatc
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # nothing may land outside the run folder (MLflow's ./mlruns)
-    res = danlu.run(DIGITS, {**TINY, "track": {"tensorboard": True, "mlflow": True}},
-                    out=tmp_path / "runs")
+    res = danlu.run(DIGITS, {**TINY, "evaluate.bootstrap.resamples": 200, "export.latency_runs": 2,
+                             "track": {"tensorboard": True, "mlflow": True}}, out=tmp_path / "runs")
     d = res.run_dir
     assert not list(cwd.iterdir())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "runs"]
@@ -52,7 +52,7 @@ def test_a_tracked_run_reads_back_in_mlflow_and_tensorboard(tmp_path, monkeypatc
     # The resolved recipe as dotted params.
     params = run.data.params
     assert params["train.optimizer.lr"] == "0.002" and params["model.channels"] == "[8, 16]"
-    assert params["data.split.val"] == "0.15" and params["evaluate.bootstrap.resamples"] == "1000"
+    assert params["data.split.val"] == "0.15" and params["evaluate.bootstrap.resamples"] == "200"
 
     # Per-epoch curves and learning rate, as in train/history.jsonl, in both trackers.
     rows = [json.loads(line) for line in (d / "train" / "history.jsonl").read_text().splitlines()]
@@ -127,6 +127,7 @@ def test_a_compression_variant_logs_accuracy_size_and_latency(tmp_path, monkeypa
            "passed": True, "steps": ["dynamic quantization"], "runtime": "onnxruntime",
            "dtype": "int8", "quantized": "dynamic"}
     _track_variant(tracked, row)
+    tracked.log_params({"data": {"features": {"sepal length (cm)": "number"}}})
     client = MlflowClient(uri)
     [child] = client.search_runs([client.get_run(tracked.backends[0].run_id).info.experiment_id],
                                  filter_string="tags.`danlu.stage` = 'compress'")
@@ -134,6 +135,9 @@ def test_a_compression_variant_logs_accuracy_size_and_latency(tmp_path, monkeypa
     assert child.data.metrics["accuracy"] == 0.95 and child.data.metrics["size_mb"] == 0.012
     assert child.data.metrics["b32_ms"] == 0.4 and child.data.metrics["accuracy_ci_low"] == 0.93
     assert child.data.metrics["passed"] == 1.0 and child.data.params["quantized"] == "dynamic"
+    # A key outside MLflow's alphabet (a column named with parentheses) is spelled with _.
+    parent = client.get_run(tracked.backends[0].run_id)
+    assert parent.data.params == {"data.features.sepal length _cm_": "number"}
 
 
 def test_a_missing_tracker_library_is_one_line_before_any_run_folder(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ its child runs (tag mlflow.parentRunId)."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,14 @@ __all__ = ["MlflowBackend", "open_mlflow", "resolve_uri"]
 STATE = "track.json"  # in the run folder: {"mlflow": {"uri", "experiment_id", "run_id"}}
 DATABASE = "mlflow.db"  # the run folder's own store (sqlite)
 ARTIFACTS = "mlartifacts"  # ... and its artifacts
+# MLflow's key alphabet (alphanumerics, _ - . space : /) and length; a column named
+# "sepal length (cm)" becomes the param data.features.sepal length _cm_.type.
+_BAD_KEY = re.compile(r"[^\w\-. :/]")
+KEY_CHARS = 250
+
+
+def _key(name: str) -> str:
+    return _BAD_KEY.sub("_", name)[:KEY_CHARS]
 
 
 def _client(uri: str):
@@ -111,6 +120,7 @@ def _reuse(client, run_id: str, params: dict[str, str], begin: bool) -> str | No
         return None
     if not begin:
         return run_id
+    params = {_key(k): v for k, v in params.items()}
     if any(k in logged and logged[k] != v for k, v in params.items()):
         return None
     backend = MlflowBackend(client, run_id, "", top=True)
@@ -129,19 +139,19 @@ class MlflowBackend(Backend):
         from mlflow.entities import Param
 
         if params:
-            self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in params.items()])
+            self.client.log_batch(self.run_id, params=[Param(_key(k), v) for k, v in params.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         ms = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, v, ms, step)
+        self.client.log_batch(self.run_id, metrics=[Metric(_key(k), v, ms, step)
                                                     for k, v in metrics.items()])
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=[RunTag(_key(k), v) for k, v in tags.items()])
 
     def log_artifacts(self, paths: list[Path]) -> None:
         for p in paths if self.artifacts else ():
