@@ -36,7 +36,7 @@ def test_a_tracked_run_reads_back_in_mlflow_and_tensorboard(tmp_path, monkeypatc
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # nothing may land outside the run folder (MLflow's ./mlruns)
-    res = danlu.run(DIGITS, {**TINY, "evaluate.bootstrap.resamples": 200, "export.latency_runs": 2,
+    res = danlu.run(DIGITS, {**TINY, "evaluate.bootstrap.resamples": 200, "export.latency_runs": 3,
                              "track": {"tensorboard": True, "mlflow": True}}, out=tmp_path / "runs")
     d = res.run_dir
     assert not list(cwd.iterdir())
