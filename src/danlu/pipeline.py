@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from danlu import track
 from danlu.recipe import Recipe, load_recipe
 from danlu.runs import Run, StageResult, atomic_write, cache_key, read_json
 from danlu.train.nodes import ONE_NODE, Nodes
@@ -130,27 +131,9 @@ class RunResult:
         return p if (p / "danlu-model.json").is_file() else None
 
 
-def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[str, Any] | None = None,
-        out: str | Path = "runs", resume: str | Path | None = None,
-        on_stage: Callable[[str, str], None] = lambda stage, status: None,
-        until: str | None = None, nodes: Nodes = ONE_NODE) -> RunResult:
-    """Run every stage of a recipe; with `resume`, skip the stages that finished in that folder.
-
-    `until` names the last stage to run (e.g. "train" for `danlu train`, "data" for
-    `danlu data prepare`). `nodes`: this machine's place in a training across machines
-    (danlu.train.nodes.Nodes); a node other than 0 stops after training, since node 0
-    holds the weights and evaluates, exports and reports."""
-    if resume is not None:
-        r = Run.open(resume)
-        if recipe is not None or overrides or r.recipe.data.features is None:
-            # A changed section changes its stage's cache key: that stage and the ones after
-            # it rerun in this folder, the others are reused.
-            r.recipe = with_features(load_recipe(recipe if recipe is not None else r.recipe,
-                                                 overrides))
-            atomic_write(r.path("recipe.yaml"), r.recipe.dump())
-    else:
-        r = Run.create(with_features(load_recipe(recipe, overrides)), out)
-    result = RunResult(r.dir)
+def _stages(r: Run, result: RunResult, on_stage: Callable[[str, str], None],
+            until: str | None, nodes: Nodes) -> None:
+    """Each stage in order: skipped when its key matches a finished entry, else run and marked."""
     key = ""
     cur = r  # the run as each stage sees it (after `tune`: the best configuration applied)
     for name, sections, fn in STAGES:
@@ -191,6 +174,47 @@ def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[s
         cur = _after(name, cur)
         if last:
             break
+
+
+def _finish(r: Run, tracked: track.Tracker, status: str) -> None:
+    """The tracker's last calls: the report and the package as artifacts, the end status."""
+    tracked.log_artifacts([r.path("report.html"), r.path("package")])
+    tracked.finish(status)
+
+
+def run(recipe: str | Path | dict | Recipe | None, overrides: list[str] | dict[str, Any] | None = None,
+        out: str | Path = "runs", resume: str | Path | None = None,
+        on_stage: Callable[[str, str], None] = lambda stage, status: None,
+        until: str | None = None, nodes: Nodes = ONE_NODE) -> RunResult:
+    """Run every stage of a recipe; with `resume`, skip the stages that finished in that folder.
+
+    `until` names the last stage to run (e.g. "train" for `danlu train`, "data" for
+    `danlu data prepare`). `nodes`: this machine's place in a training across machines
+    (danlu.train.nodes.Nodes); a node other than 0 stops after training, since node 0
+    holds the weights and evaluates, exports and reports."""
+    if resume is not None:
+        r = Run.open(resume)
+        if recipe is not None or overrides or r.recipe.data.features is None:
+            # A changed section changes its stage's cache key: that stage and the ones after
+            # it rerun in this folder, the others are reused.
+            r.recipe = with_features(load_recipe(recipe if recipe is not None else r.recipe,
+                                                 overrides))
+            atomic_write(r.path("recipe.yaml"), r.recipe.dump())
+    else:
+        resolved = with_features(load_recipe(recipe, overrides))
+        track.check_installed(resolved.track)  # a missing library: one line, no run folder
+        r = Run.create(resolved, out)
+    result = RunResult(r.dir)
+    tracked = track.tracker(r, begin=True)  # the recipe's `track:` section (off: no-op calls)
+    try:
+        _stages(r, result, on_stage, until, nodes)
+    except BaseException:
+        try:
+            _finish(r, tracked, "FAILED")
+        except Exception:  # the stage's error is the one to show
+            pass
+        raise
+    _finish(r, tracked, "FINISHED")
     metrics_file = r.path("eval", "metrics.json")
     if metrics_file.is_file():
         result.metrics["test"] = read_json(metrics_file)["test"]

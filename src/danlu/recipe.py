@@ -18,6 +18,7 @@ from danlu.export.config import ExportConfig
 from danlu.models.config import DEFAULT_ARCH, ModelConfig
 from danlu.overrides import apply_override, parse_overrides, section_error
 from danlu.serve.config import ServeConfig
+from danlu.track.config import TrackConfig
 from danlu.train.config import TrainConfig
 from danlu.tune.config import TuneConfig
 
@@ -47,6 +48,9 @@ class Recipe(Section):
     tune: TuneConfig | None = None
     # Optional: compression variants of the trained model (absent = no compress stage).
     compress: CompressConfig | None = None
+    # Experiment tracking (TensorBoard event files, an MLflow run); off by default. Not in any
+    # stage's cache key: tracking changes what is recorded, never a result.
+    track: TrackConfig = TrackConfig()
 
     @field_validator("version", mode="before")
     @classmethod

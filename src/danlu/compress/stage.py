@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from danlu import track
 from danlu.compress.config import CompressConfig, VariantConfig
 from danlu.compress.context import Context
 from danlu.compress.gates import metric_gate, speed_gate
@@ -45,6 +46,21 @@ def _parity(ctx: Context, b: Variant, measured: dict[str, Measured]) -> dict[str
             "label_agreement": ctx.head.agreement(pm.outputs, m.outputs)}
 
 
+def _track_variant(tracked: track.Tracker, r: dict[str, Any]) -> None:
+    """A variant's row of pareto.json as a child run compress/<name>: what was done (params),
+    its metric with the interval, size, latency, throughput and whether it passed (metrics)."""
+    metric = r["metric"]
+    low, high = r.get(f"{metric}_ci") or (None, None)
+    with tracked.child(f"compress/{r['name']}", tags={"danlu.stage": "compress"}, params={
+            "from": r["from"], "steps": r["steps"], "runtime": r["runtime"], "dtype": r["dtype"],
+            "quantized": r["quantized"]}) as t:
+        t.log_metrics({k: r[k] for k in (metric, f"val_{metric}", "params", "nonzero_params",
+                                         "size_bytes", "deflated_bytes", "b1_ms", "b32_ms",
+                                         "throughput_rows_s", "speedup_b32_vs_baseline", "passed")}
+                      | {f"{metric}_ci_low": low, f"{metric}_ci_high": high,
+                         "size_mb": r["size_bytes"] / 1e6})
+
+
 def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None = None) -> StageResult:
     """Write compress/<name>/ for the baseline and each variant, compress/pareto.json; promote."""
     from danlu.compress.package import promote, write_variant
@@ -57,13 +73,16 @@ def compress(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None
                                       f"compress.variants[{i}]")
     measured = measure(ctx, built)
     rows = []
-    for name, b in built.items():
-        gates = _gates(ctx, b, built, measured)
-        write_variant(ctx, b, measured[name], gates, _parity(ctx, b, measured))
-        rows.append(row(b, measured[name], gates, measured["baseline"].latency["b32_ms"]))
+    with track.tracker(run) as tracked:
+        for name, b in built.items():
+            gates = _gates(ctx, b, built, measured)
+            write_variant(ctx, b, measured[name], gates, _parity(ctx, b, measured))
+            rows.append(row(b, measured[name], gates, measured["baseline"].latency["b32_ms"]))
+            _track_variant(tracked, rows[-1])
     doc = report(rows, cfg, base.record["source"], source)
     doc["budget_applied"] = {"metric": ctx.metric, "max_metric_drop": ctx.max_drop}
     chosen = doc["chosen"]
+    tracked.set_tags({"danlu.compress.chosen": chosen})
     if cfg.promote:
         promote(run, None if chosen == "baseline" else built[chosen].dir)
         doc["promoted"] = chosen != "baseline"

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from danlu import track
 from danlu.data.stage import load_splits
 from danlu.errors import GateError, RecipeError
 from danlu.evaluate.baseline import gbdt_baseline
@@ -73,6 +74,9 @@ def evaluate(run: Run, cfg: EvaluateConfig) -> StageResult:
     metrics["gate"] = gate
     metrics["warnings"] = metrics["test"].get("warnings", [])
     write_json(out / "metrics.json", metrics)
+    with track.tracker(run) as tracked:  # test.<metric>, test.<metric>_ci_low/_ci_high
+        tracked.log_split("test", metrics["test"])
+        tracked.set_tags({"danlu.gate": "passed" if gate["passed"] else "failed"})
     if not gate["passed"]:
         misses = ", ".join(f"{m} {r['value']:.4f} " + (f"> {r['max']}" if "max" in r
                                                           else f"< {r['min']}")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from danlu import track
 from danlu.data.augment import build_augmenter
 from danlu.data.stage import load_splits
 from danlu.models.load import save_model
@@ -110,11 +111,13 @@ def train_here(run: Run, cfg: TrainConfig, fit_on: tuple[str, ...] = ("train",))
         atomic_write(history_path, "".join(json.dumps(r) + "\n"
                                            for r in (resume.history if resume else [])))
 
-    with _progress(cfg.epochs, enabled=main) as (progress, task):
+    tracked = track.tracker(run) if main else track.Tracker()  # the recipe's `track:` section
+    with _progress(cfg.epochs, enabled=main) as (progress, task), tracked:
         def on_epoch(row: dict) -> None:
             if main:
                 with history_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
+            tracked.log_epoch(row)
             progress.update(task, advance=1, status=" ".join(
                 f"val {k} {row[f'val_{k}']:.4f}" for k in inputs.head.epoch_metrics[::-1]))
 

@@ -16,6 +16,7 @@ from danlu.data.stage import load_splits
 from danlu.errors import RecipeError
 from danlu.recipe import Recipe, load_recipe
 from danlu.runs import Run
+from danlu.track import Tracker
 from danlu.train.inputs import Inputs
 from danlu.train.loop import fit, val_scores
 from danlu.train.stage import resolve_device, seed_everything
@@ -25,8 +26,11 @@ from danlu.tune.space import suggest
 __all__ = ["make_objective", "measure"]
 
 
-def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optuna.Trial], Any]:
-    """The function Optuna calls per trial; the data split is loaded once per worker."""
+def make_objective(run: Run, cfg: TuneConfig, worker: int = 0,
+                   tracked: Tracker | None = None) -> Callable[[optuna.Trial], Any]:
+    """The function Optuna calls per trial; the data split is loaded once per worker. Each trial
+    is a child run of `tracked` (the run folder's tracker): its overrides, curves and values."""
+    tracked = tracked or Tracker()
     base: Recipe = run.recipe
     base_dict = base.to_dict()
     inputs = Inputs(load_splits(run), base.model, resolve_device(base.train.device))
@@ -43,6 +47,11 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
         overrides = suggest(trial, cfg.space, base_dict)
         trial.set_user_attr("overrides", overrides)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker}")
+        with tracked.child(f"tune/trial-{trial.number}", params=overrides,
+                           tags={"danlu.stage": "tune", "danlu.trial": trial.number}) as t:
+            return run_trial(trial, overrides, t)
+
+    def run_trial(trial: optuna.Trial, overrides: dict[str, Any], t: Tracker) -> float | list[float]:
         try:
             recipe = load_recipe(base_dict, overrides)
         except RecipeError as e:  # an invalid combination fails this trial, with the reason kept
@@ -57,6 +66,7 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
 
         def on_epoch(row: dict[str, Any]) -> None:
             trial.set_user_attr("epochs", row["epoch"])
+            t.log_epoch(row)
             if prunable:
                 trial.report(row[reported], row["epoch"])
                 if trial.should_prune():
@@ -66,6 +76,8 @@ def make_objective(run: Run, cfg: TuneConfig, worker: int = 0) -> Callable[[optu
                      on_epoch, lengths=lengths)
         trial.set_user_attr("best_epoch", result.best_epoch)
         values = [measure(model, metric, data["val"], inputs.head) for metric, _ in goals]
+        t.log_metrics({"best_epoch": result.best_epoch,
+                       **{metric: v for (metric, _), v in zip(goals, values, strict=True)}})
         return values[0] if len(values) == 1 else values
 
     return objective

@@ -13,6 +13,7 @@ import optuna
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from danlu import track
 from danlu.errors import DanluError, RecipeError
 from danlu.runs import Run, StageResult, atomic_write, write_json
 from danlu.threads import child_env
@@ -40,8 +41,9 @@ def tune(run: Run, cfg: TuneConfig) -> StageResult:
     # failed and queued again now, while no worker of this stage runs.
     recover_stale(open_study(run, cfg, run.recipe.seed), cfg, log=_log)
     started = time.perf_counter()
+    tracked = track.tracker(run)  # opened (the MLflow run made) before any worker starts
     if cfg.workers == 1:
-        optimize(run, cfg, worker=0)
+        optimize(run, cfg, worker=0, tracked=tracked)
     else:
         _run_workers(run, cfg)
     study = open_study(run, cfg, run.recipe.seed)
@@ -52,6 +54,9 @@ def tune(run: Run, cfg: TuneConfig) -> StageResult:
     write_json(out / "best.json", best)
     atomic_write(out / "recipe.yaml", tuned_recipe(run).dump())
     plots = write_plots(study, cfg, out)
+    with tracked:  # tags, not params: a resumed study may find another best
+        tracked.set_tags({"danlu.tune.best_trial": best["trial"],
+                          **{f"danlu.tune.best.{k}": v for k, v in best["overrides"].items()}})
     t = best["trials"]
     metrics = {"best_trial": best["trial"], "best_values": best["values"],
                "finished": t["finished"], "complete": t.get("complete", 0),
@@ -61,9 +66,11 @@ def tune(run: Run, cfg: TuneConfig) -> StageResult:
                               "recipe": "tune/recipe.yaml", **plots}, metrics=metrics)
 
 
-def optimize(run: Run, cfg: TuneConfig, worker: int = 0) -> None:
+def optimize(run: Run, cfg: TuneConfig, worker: int = 0, tracked: track.Tracker | None = None
+             ) -> None:
     """One worker: run trials until the study holds cfg.trials finished ones (Optuna also fails
-    stale trials of dead workers before each new trial)."""
+    stale trials of dead workers before each new trial). Each trial is a child run of the run
+    folder's tracker (`tracked`, else opened here)."""
     from danlu.tune.objective import make_objective
 
     study = open_study(run, cfg, run.recipe.seed, worker)
@@ -83,8 +90,9 @@ def optimize(run: Run, cfg: TuneConfig, worker: int = 0) -> None:
             study.stop()
 
     timeout = cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
-    study.optimize(make_objective(run, cfg, worker), timeout=timeout, catch=(RecipeError,),
-                   callbacks=[MaxTrialsCallback(cfg.trials, states=FINISHED), report])
+    with tracked or track.tracker(run) as t:
+        study.optimize(make_objective(run, cfg, worker, t), timeout=timeout, catch=(RecipeError,),
+                       callbacks=[MaxTrialsCallback(cfg.trials, states=FINISHED), report])
 
 
 def _finished(study: optuna.Study) -> int:
