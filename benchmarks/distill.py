@@ -138,6 +138,7 @@ def main() -> None:
         res = danlu.run(recipe(f"idx:{data}", args), out=work / "runs")
         doc = summary(res.run_dir, args)
     doc.update(load_before=load_before, load_after=os.getloadavg(),
+               command=" ".join(["python benchmarks/distill.py", *sys.argv[1:]]),
                seconds=time.perf_counter() - t0)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / ("distill-quick.json" if args.quick else "distill.json"), doc)
@@ -192,8 +193,8 @@ def write_markdown(doc: dict) -> None:
              f"hidden {TEACHER['hidden']} for {s['teacher_epochs']} epochs; student width "
              f"{s['width']} ({s['student']['channels']}, hidden {s['student']['hidden']}), T = "
              f"{s['temperature']}, alpha = {s['alpha']}, {s['distill_epochs']} epochs, the teacher "
-             f"labelling the same augmented batches (hflip, translate 0.1); `python "
-             f"benchmarks/distill.py`."]
+             f"labelling the same augmented batches (hflip, translate 0.1); "
+             f"`{doc['command']}`."]
     md = HERE / "RESULTS.md"
     text = md.read_text()
     marker = "\n## distillation ("
