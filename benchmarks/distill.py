@@ -189,8 +189,8 @@ def write_markdown(doc: dict) -> None:
              f"{100 * (doc['teacher_accuracy'] - doc['student_alone_accuracy']):+.2f} pt | {m} | {d} |",
              f"| fashion-mnist student params vs teacher | {doc['params']['student']:,} | "
              f"{doc['params']['teacher']:,} | {doc['params_ratio']:.3f}x | {m} | {d} |", "",
-             f"Settings: {s['rows']:,} images (split {doc['split']}), teacher cnn {TEACHER['channels']} "
-             f"hidden {TEACHER['hidden']} for {s['teacher_epochs']} epochs; student width "
+             f"Settings: {s['rows']:,} images (split {doc['split']}), teacher cnn {s['teacher']['channels']} "
+             f"hidden {s['teacher']['hidden']} for {s['teacher_epochs']} epochs; student width "
              f"{s['width']} ({s['student']['channels']}, hidden {s['student']['hidden']}), T = "
              f"{s['temperature']}, alpha = {s['alpha']}, {s['distill_epochs']} epochs, the teacher "
              f"labelling the same augmented batches (hflip, translate 0.1); "
