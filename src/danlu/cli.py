@@ -193,7 +193,8 @@ def evaluate(
     path: Annotated[Path, typer.Argument(help="A run folder, or a model package folder.")],
     data: Annotated[str | None, typer.Option(
         help="New labelled data, any data.source: csv:PATH, tsv:PATH, parquet:PATH, jsonl:PATH, "
-             "folder:PATH, corpus:NAME, sklearn:NAME, or a .csv/.tsv/.parquet/.jsonl file (default: "
+             "folder:PATH, idx:PATH, corpus:NAME, sklearn:NAME, or a .csv/.tsv/.parquet/.jsonl "
+             "file (default: "
              "the run's test split). Cleaned by the run's preprocess.clean rules: invalid rows "
              "are dropped and counted.")] = None,
     target: Annotated[str | None, typer.Option(

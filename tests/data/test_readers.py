@@ -18,6 +18,7 @@ from danlu.data.readers import Reader, open_reader, schemes
 from danlu.data.split import split_indices
 from danlu.errors import DataError, RecipeError
 from danlu.features.normalize import Normalizer
+from tests.data.test_idx import write_idx
 
 
 def _rows(reader: Reader) -> tuple[list[int], list, int]:
@@ -44,12 +45,15 @@ def _sources(tmp_path) -> dict[str, tuple[str, dict, str, list]]:
         (tmp_path / "img" / cls).mkdir(parents=True)
         for i in range(n):
             Image.fromarray(np.full((4, 5), 40 * i, np.uint8)).save(tmp_path / "img" / cls / f"{i}.png")
+    write_idx(tmp_path / "t-images-idx3-ubyte.gz", np.arange(36, dtype=np.uint8).reshape(3, 3, 4))
+    write_idx(tmp_path / "t-labels-idx1-ubyte.gz", np.array([5, 2, 5], np.uint8))
     return {
         "csv": (f"csv:{tmp_path / 't.csv'}", {"target": "y"}, "float", ["cat", "dog", "cat"]),
         "tsv": (f"tsv:{tmp_path / 't.tsv'}", {"target": "y"}, "float", ["cat", "dog", "cat"]),
         "parquet": (f"parquet:{tmp_path / 't.parquet'}", {"target": "y"}, "float", [7, 8, 7]),
         "jsonl": (f"jsonl:{tmp_path / 't.jsonl'}", {}, "string", ["a", "b", "a"]),
         "folder": (f"folder:{tmp_path / 'img'}", {}, "float", ["one", "one", "two"]),
+        "idx": (f"idx:{tmp_path / 't-images-idx3-ubyte.gz'}", {}, "float", ["5", "2", "5"]),
         "sklearn": ("sklearn:iris", {}, "float", None),
         "corpus": ("corpus:bbc_news", {}, "string", None),
     }
@@ -59,8 +63,8 @@ def test_every_scheme_has_a_case_here(tmp_path):
     assert sorted(_sources(tmp_path)) == schemes.names()
 
 
-@pytest.mark.parametrize("scheme", ["corpus", "csv", "folder", "jsonl", "parquet", "sklearn",
-                                    "tsv"])
+@pytest.mark.parametrize("scheme", ["corpus", "csv", "folder", "idx", "jsonl", "parquet",
+                                    "sklearn", "tsv"])
 def test_each_scheme_reads_through_the_registry_in_numbered_chunks(tmp_path, scheme):
     source, kwargs, parse, labels = _sources(tmp_path)[scheme]
     reader = open_reader(source, chunk_rows=2, **kwargs)
@@ -81,7 +85,7 @@ def test_an_unknown_scheme_names_data_source_the_schemes_and_the_closest():
         open_reader("cvs:data.csv", target="y")
     e = info.value
     assert e.path == "data.source" and e.got == "cvs"
-    assert "one of corpus, csv, folder, jsonl, parquet, sklearn" in str(e)
+    assert "one of corpus, csv, folder, idx, jsonl, parquet, sklearn" in str(e)
     assert "did you mean 'csv'?" in str(e)
 
 

@@ -107,7 +107,8 @@ class DataConfig(Section):
     # sklearn:NAME uses a set bundled with scikit-learn (no download); csv:/tsv:/parquet: read a
     # file (csv: the delimiter is sniffed; .gz/.zst files are decompressed while read).
     source: str = Field("sklearn:digits", description="sklearn:NAME, csv:PATH, tsv:PATH, parquet:PATH, "
-                        "folder:PATH (one sub-folder of images per class), jsonl:PATH (text) or "
+                        "folder:PATH (one sub-folder of images per class), idx:PATH (MNIST-style IDX "
+                        "images), jsonl:PATH (text) or "
                         "corpus:bbc_news (text)")
     # The label column of a csv/parquet file (field of a jsonl line, default "label") and the
     # head predicting it; sklearn sets and image folders know their own target.

@@ -8,7 +8,7 @@ both read through it, so every source is read by the same rules.
 from __future__ import annotations
 
 # Importing a scheme's module registers it; the order is irrelevant (the registry sorts).
-from danlu.data.readers import corpus, csv, folder, jsonl, parquet, sklearn, tsv  # noqa: F401
+from danlu.data.readers import corpus, csv, folder, idx, jsonl, parquet, sklearn, tsv  # noqa: F401
 from danlu.data.readers.base import Chunk, Issue, Reader, ReaderOptions, label_cell, label_name, schemes
 from danlu.data.readers.corpus import CORPORA, CorpusReader, corpus_folder
 from danlu.data.readers.csv import csv_blocks
