@@ -17,8 +17,8 @@ worker at cores / inference_workers threads, as before the split.
 
     python benchmarks/contention.py                  # 3 repetitions; results/contention.json + RESULTS.md
     python benchmarks/contention.py --serve --micro  # and the serving workers' and micro rows
-    python benchmarks/contention.py --quick --out DIR   # a check that it runs end to end: 1
-        # repetition, 1 epoch, train stage only, 1 s of wrk; writes DIR/contention.json only
+    python benchmarks/contention.py --quick   # a check that it runs end to end: 1 repetition,
+        # 1 epoch, train stage only, 1 s of wrk; a temp folder (never benchmarks/RESULTS.md)
 """
 
 from __future__ import annotations
@@ -26,24 +26,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from _common import Bench, add_args
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # tests.textdata: the tiny text data, shipped inside a wheel
 
-from danlu.runs import atomic_write, write_json  # noqa: E402
+from danlu.runs import atomic_write  # noqa: E402
 
-RESULTS = HERE / "results" / "contention.json"
-TABLE = HERE / "RESULTS.md"
 BEGIN, END = "<!-- contention.py: begin -->", "<!-- contention.py: end -->"
 # The variables of the thread policy: stripped from every job's environment, so "on" is the
 # policy's own choice and "off" the libraries' defaults, whatever this shell had set.
@@ -246,17 +244,15 @@ def _ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise RuntimeError(f"danlu serve not ready in {timeout:.0f} s")
 
 
-def machine() -> str:
+def torch_version() -> str:
     import torch
 
-    return (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{platform.python_version()}")
+    return torch.__version__
 
 
-def write_table(res: dict) -> None:
+def write_table(res: dict, bench: Bench) -> None:
     """RESULTS.md's contention rows, between this script's markers (replaced on a re-run)."""
-    load = f"load {res['load_before'][0]:.2f} at start, {res['load_after'][0]:.2f} at end"
-    rows = [f"### contention.py, {res['date']} ({res['machine']}; {load}; neighbour: "
+    rows = [f"### contention.py {bench.note()}; torch {res['torch']}; neighbour: "
             f"{res['neighbour']} matmuls at default threads; median of {res['reps']})", "",
             "| job | alone (s) | beside (s) | beside / alone | policy off: alone / beside (s) "
             "| off: beside / alone | policy's speed-up beside |", "|---|---|---|---|---|---|---|"]
@@ -277,13 +273,14 @@ def write_table(res: dict) -> None:
                  f"{m['workers2']:.0f} ({v['workers2_vs_1']:.2f}x), 2 workers without the "
                  f"policy {m['workers2_old']:.0f} (policy {v['workers2_vs_old']:.2f}x)"]
     block = "\n".join([BEGIN, *rows, END])
-    text = TABLE.read_text()
+    table = bench.results_md
+    text = table.read_text() if table.is_file() else "# Benchmark results\n"
     if BEGIN in text:
         head, rest = text.split(BEGIN, 1)
         text = head + block + rest.split(END, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    atomic_write(TABLE, text)
+    atomic_write(table, text)
 
 
 def main() -> None:
@@ -297,32 +294,25 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="a check that it runs: 1 repetition, 1 epoch, train stage only, 1 s of "
                          "wrk; never writes RESULTS.md")
-    ap.add_argument("--out", type=Path, default=RESULTS.parent,
-                    help="folder for contention.json (default benchmarks/results)")
+    add_args(ap)
     args = ap.parse_args()
     if args.quick:
         args.reps, args.seconds = 1, 1.0
-    load_before = os.getloadavg()
-    if load_before[0] > 1.5:
-        print(f"contention: load average {load_before[0]:.2f} at start (> 1.5): the figures "
-              "will be noisy; run it alone", file=sys.stderr)
+    bench = Bench.start("contention", args)
     work = Path(tempfile.mkdtemp(prefix="danlu-bench-contention-"))
     try:
-        res = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": machine(),
-               "quick": args.quick, "reps": args.reps, "neighbour": args.neighbour,
-               "load_before": load_before, "contention": contention(args, work)}
+        res = {"torch": torch_version(), "reps": args.reps, "neighbour": args.neighbour,
+               "contention": contention(args, work)}
         if args.serve:
             res["serve"] = serve_workers(args, work)
         if args.micro:
             res["micro"] = micro(args)
-        res["load_after"] = os.getloadavg()
+        bench.finish()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / RESULTS.name, res)
+    bench.save("contention.json", res)
     print(json.dumps(res["contention"]["summary"], indent=2))
-    if not args.quick:
-        write_table(res)
+    write_table(res, bench)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ interleaved serve/full, median). pip's wheel cache is used; its install time is 
 depends on that cache, so it is not a result.
 
     python benchmarks/install.py                  # writes benchmarks/results/install.json + RESULTS.md rows
-    python benchmarks/install.py --quick --out DIR    # a check that it runs: 1 start-up each;
-        # writes only DIR/install.json, never RESULTS.md
+    python benchmarks/install.py --quick    # a check that it runs: 1 start-up each, in a temp
+        # folder (benchmarks/_common.py: never benchmarks/RESULTS.md)
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -27,15 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from _common import Bench, add_args
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results" / "install.json"
-TABLE = HERE / "RESULTS.md"
 # name -> (extras, pip's extra arguments)
 SIDES = {"serve": ("serve", []),
          "full": ("all", ["-c", str(ROOT / "constraints" / "cpu.txt")])}
@@ -115,7 +112,6 @@ def digits_package(work: Path) -> Path:
 
 
 def measure(work: Path, starts: int) -> dict:
-    load = os.getloadavg()[0]
     package = digits_package(work)
     sides = {name: build_venv(work, name) for name in SIDES}
     times: dict[str, list[float]] = {name: [] for name in SIDES}
@@ -126,27 +122,20 @@ def measure(work: Path, starts: int) -> dict:
         side["startup_s"] = times[name]
         side["startup_median_s"] = statistics.median(times[name])
         del side["venv"]
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": machine(),
-            "load_avg_at_start": round(load, 2), "starts": starts, "sides": sides}
+    return {"starts": starts, "sides": sides}
 
 
-def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def write_rows(res: dict) -> None:
-    """Append the size and start-up rows to benchmarks/RESULTS.md."""
+def rows(res: dict, cell: str) -> list[str]:
+    """The size and start-up rows of benchmarks/RESULTS.md."""
     s, f = res["sides"]["serve"], res["sides"]["full"]
-    mach = f"{res['machine']}, load avg {res['load_avg_at_start']} at start"
     mb_s, mb_f = s["site_packages_bytes"] / 1e6, f["site_packages_bytes"] / 1e6
-    rows = [f"| install: site-packages MB, `danlu[serve]` (torch {s['torch']}) vs `danlu[all]` "
+    return [f"| install: site-packages MB, `danlu[serve]` (torch {s['torch']}) vs `danlu[all]` "
             f"({s['distributions']} vs {f['distributions']} distributions) | {mb_s:,.0f} | "
-            f"{mb_f:,.0f} | {mb_s / mb_f:.2f}x | {mach} | {res['date']} |",
+            f"{mb_f:,.0f} | {mb_s / mb_f:.2f}x | {cell}",
             f"| install: `danlu serve` digits start-up to /v2/health/ready, s (median of "
             f"{res['starts']}), `[serve]` vs `[all]` | {s['startup_median_s']:.2f} | "
             f"{f['startup_median_s']:.2f} | {s['startup_median_s'] / f['startup_median_s']:.2f}x | "
-            f"{mach} | {res['date']} |"]
-    TABLE.write_text(TABLE.read_text().rstrip("\n") + "\n" + "\n".join(rows) + "\n")
+            f"{cell}"]
 
 
 def main() -> None:
@@ -154,18 +143,18 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=5, help="start-ups per side (median)")
     ap.add_argument("--quick", action="store_true",
                     help="a check that it runs: 1 start-up per side; never writes RESULTS.md")
-    ap.add_argument("--out", type=Path, default=RESULTS.parent, help="folder for install.json")
+    add_args(ap)
     args = ap.parse_args()
+    bench = Bench.start("install", args)
     work = Path(tempfile.mkdtemp(prefix="danlu-bench-install-"))
     try:
         res = measure(work, 1 if args.quick else args.starts)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    bench.finish()
+    bench.save("install.json", res)
     print(json.dumps(res, indent=2))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / RESULTS.name).write_text(json.dumps(res, indent=2) + "\n")
-    if not args.quick:
-        write_rows(res)
+    bench.rows("| install: ", rows(res, bench.cell()))
 
 
 if __name__ == "__main__":
