@@ -165,7 +165,7 @@ for _ in range(%d):
 print(time.perf_counter() - t)
 """
 # OpenMP waiting, as the variables libgomp reads: its default (spin ~300,000 times, then sleep),
-# passive (sleep at once: danlu's policy) and a short spin (GOMP_SPINCOUNT) between the two.
+# passive (sleep at once) and a short spin (GOMP_SPINCOUNT: danlu's policy) between the two.
 WAITS = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
          "spin10k": {"GOMP_SPINCOUNT": "10000"}}
 

@@ -5,9 +5,15 @@ numpy's OpenMP/BLAS teams spin-wait for work between parallel regions, each proc
 thread per core, and N processes of one danlu command (serve workers, tuning workers, DDP ranks)
 all do so at once. The policy, per process:
 
-- `OMP_WAIT_POLICY=PASSIVE`: idle OpenMP threads sleep instead of spinning (libgomp, Intel's
-  runtime). It must be in the environment before torch, numpy or onnxruntime load their
-  runtime, so the CLI sets it first thing and children inherit it.
+- `GOMP_SPINCOUNT=10000`: an idle OpenMP thread (libgomp, the runtime torch's wheels ship) spins
+  ~10k iterations (microseconds) before it sleeps, instead of libgomp's 300k (a long busy wait
+  that steals a neighbour's core). Measured quietly on 2 cores (benchmarks/contention.py,
+  2026-11-30): `OMP_WAIT_POLICY=PASSIVE` (sleep at once) cut the slowdown beside a neighbour as
+  well, but made runs alone 16-21% slower (wake-ups between small ops); the short spin is as
+  fast as the default alone (small-op loop 0.80 s vs 0.80 s) and as good as PASSIVE beside one
+  (3.07 s vs 3.20 s, default 3.96 s). A user's `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` wins. It
+  must be in the environment before torch or numpy load their runtime, so the CLI sets it first
+  thing and children inherit it.
 - `OMP_NUM_THREADS`, `MKL_NUM_THREADS`, `OPENBLAS_NUM_THREADS`, `RAYON_NUM_THREADS` (Hugging
   Face tokenizers' pool) = this process's share of the cores: cores // processes, where
   processes is how many the command runs at once on this machine (`--workers N`, `tune.workers`,
@@ -31,6 +37,8 @@ SWITCH = "DANLU_THREADS"  # "off": no policy at all (measure the libraries' defa
 # The variables danlu set itself (comma-separated), so a child recomputes them for its own share
 # while the ones the user set pass through untouched.
 _OURS = "DANLU_THREADS_SET"
+# libgomp's spin iterations before an idle thread sleeps (its default: 300,000).
+SPINCOUNT = "10000"
 _COUNTS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")
 
 
@@ -75,7 +83,9 @@ def child_env(processes: int = 1, environ: Mapping[str, str] | None = None) -> d
     for name in ours:  # recomputed below for the child's share
         env.pop(name, None)
     threads = str(share(processes))
-    wanted = {"OMP_WAIT_POLICY": "PASSIVE", **dict.fromkeys(_COUNTS, threads)}
+    wanted = dict.fromkeys(_COUNTS, threads)
+    if "OMP_WAIT_POLICY" not in env:  # the user's wait policy sets libgomp's spin count itself
+        wanted["GOMP_SPINCOUNT"] = SPINCOUNT
     if threads == "1":  # one thread: tokenizers' pool would only add a thread to the fight
         wanted["TOKENIZERS_PARALLELISM"] = "false"
     set_now = {k: v for k, v in wanted.items() if k not in env}

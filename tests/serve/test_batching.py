@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from danlu.threads import share
+from danlu.threads import SPINCOUNT, share
 
 from .conftest import (
     SLOW_TEXTS,
@@ -208,12 +208,12 @@ def test_workers_serve_from_several_processes_sharing_the_cores(digits_package: 
         while len(workers := psutil.Process(proc.pid).children()) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        # each worker: cores / 2 threads per call, passive OpenMP waiting, the user's
+        # each worker: cores / 2 threads per call, a short OpenMP spin, the user's
         # OMP_NUM_THREADS (tests/conftest.py sets it) untouched
         assert metric(url, "danlu_intra_op_threads", model="digits") == share(2)
         for worker in workers:
             env = worker.environ()
-            assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+            assert env["GOMP_SPINCOUNT"] == SPINCOUNT
             assert env["OMP_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

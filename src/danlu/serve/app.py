@@ -109,7 +109,7 @@ def _serve_workers(paths: list[Path], cfg: ServeConfig) -> None:
     for path in paths:  # fail here, once, with a clear message, not in N children
         select_runtime(load_package(path), cfg.runtime)
     # The children inherit this environment: each gets cores / workers for OpenMP, BLAS and
-    # tokenizers, and passive waiting (the user's own settings are kept).
+    # tokenizers, and a short OpenMP spin (the user's own settings are kept).
     configure(cfg.workers)
     os.environ[_WORKER_ENV] = json.dumps({"paths": [str(p) for p in paths],
                                           "cfg": cfg.model_dump(mode="json")})

@@ -60,7 +60,7 @@ class ServeConfig(BaseModel, extra="forbid"):
     token: str | None = Field(None, min_length=1, repr=False)
     # Server processes on one port (uvicorn workers); the server keeps no state between
     # requests, so N processes behave as one with N times the CPU. They split the cores: each
-    # gets cores / workers (OMP_NUM_THREADS etc.) and passive OpenMP waiting (danlu.threads).
+    # gets cores / workers (OMP_NUM_THREADS etc.) and a short OpenMP spin (danlu.threads).
     workers: int = Field(1, ge=1)
     # On SIGTERM: stop accepting, then give queued and running requests this long to finish.
     graceful_timeout_s: float = Field(30.0, ge=0)
