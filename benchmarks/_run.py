@@ -52,6 +52,16 @@ RUNS: dict[str, tuple[str, list[str], str, str]] = {
     "transformer": ("transformer", [], "~15-20 min (40 min at load 8-14)",
                     "the text recipe end to end, then eager fp32 / ORT fp32 / ORT int8 / bf16 / "
                     "package default / student: accuracy and latency"),
+    "contention": ("contention", ["--serve", "--micro"], "~17 min (measured, quiet)",
+                   "digits and a tiny text run alone vs beside a CPU-bound neighbour, thread "
+                   "policy on/off; serve --workers 1 vs 2; OpenMP wait settings"),
+    "install": ("install", [], "~2.5 min (measured, quiet)",
+                "`[serve]` vs `[all]` venv: site-packages size, `danlu serve` start-up"),
+    "text_loop": ("text_loop", [], "~10 min (estimate)",
+                  "MiniLM-L6 fine-tuning samples/s: danlu fit() vs a hand-written transformers "
+                  "loop vs HF Trainer, same batches"),
+    "distill": ("distill", [], "~15 min (estimate)",
+                "Fashion-MNIST wide CNN teacher -> 0.063x student: distillation gain with CI"),
 }
 
 
