@@ -41,7 +41,9 @@ def check_no_trial_lost_or_doubled(rows: list[dict], target: int, extra: int = 0
 
 
 @pytest.mark.slow
-def test_sigkill_mid_study_then_resume_loses_and_doubles_no_trial(tmp_path):
+def test_sigkill_mid_study_then_two_workers_resume_it_losing_and_doubling_no_trial(tmp_path):
+    """One worker is killed mid-trial; `--resume --workers 2` finishes the study with two local
+    processes sharing its SQLite file."""
     out = tmp_path / "runs"
     proc = subprocess.Popen(danlu_tune(str(DIGITS), "--trials", "4", "--out", str(out),
                                        "train.epochs=4", *ARGS),
@@ -57,12 +59,12 @@ def test_sigkill_mid_study_then_resume_loses_and_doubles_no_trial(tmp_path):
                         states = db.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
                 except sqlite3.Error:
                     states = []
-                if sum(s == "COMPLETE" for _, s in states) >= 2 and any(s == "RUNNING" for _, s in states):
+                if sum(s == "COMPLETE" for _, s in states) >= 1 and any(s == "RUNNING" for _, s in states):
                     break
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.05)
         else:
-            pytest.fail(f"no running trial after 2 finished ones; trials: {states}")
+            pytest.fail(f"no running trial after a finished one; trials: {states}")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
@@ -75,11 +77,12 @@ def test_sigkill_mid_study_then_resume_loses_and_doubles_no_trial(tmp_path):
     killed = [n for n, s in before.items() if s == "RUNNING"]
     assert len(killed) == 1 and read_json(run_dir / "manifest.json")["stages"]["tune"]["status"] == "running"
 
-    done = subprocess.run(danlu_tune("--resume", str(run_dir)), check=False, env=ENV, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(danlu_tune("--resume", str(run_dir), "--workers", "2"), check=False,
+                          env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = read_trials(run_dir)
-    check_no_trial_lost_or_doubled(rows, target=4)
+    # Two workers may each start a trial while the 4th runs: at most one extra finishes.
+    check_no_trial_lost_or_doubled(rows, target=4, extra=1)
     by_number = {r["number"]: r for r in rows}
     assert by_number[killed[0]]["state"] == "fail"
     (retry,) = [r for r in rows if r["retry_of"] == killed[0]]
@@ -88,26 +91,11 @@ def test_sigkill_mid_study_then_resume_loses_and_doubles_no_trial(tmp_path):
     assert by_number[killed[0]]["params"].items() <= retry["params"].items()
     for number, value in values.items():  # trials finished before the kill were not run again
         assert by_number[number]["state"] == "complete" and by_number[number]["values"] == [value]
-    best = read_json(run_dir / "tune/best.json")
-    assert best["trials"]["finished"] == 4 and best["trials"]["fail"] == 1
-    assert (run_dir / "package/danlu-model.json").is_file()
-
-
-@pytest.mark.slow
-def test_two_local_workers_share_one_sqlite_study(tmp_path):
-    out = tmp_path / "runs"
-    done = subprocess.run(danlu_tune(str(DIGITS), "--workers", "2", "--trials", "4", "--out",
-                                     str(out), "train.epochs=2", *ARGS),
-                          check=False, env=ENV, capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stderr
-    (run_dir,) = out.iterdir()
-    rows = read_trials(run_dir)
-    # Two workers may each start a trial while the 4th runs: at most one extra finishes.
-    check_no_trial_lost_or_doubled(rows, target=4, extra=1)
-    assert not [r for r in rows if r["state"] == "fail"]
-    workers = {r["worker"].rsplit(":", 1)[1] for r in rows}
-    assert workers == {"0", "1"}  # both processes ran trials of the one study
+    after = [r for r in rows if r["number"] not in before]
+    assert {r["worker"].rsplit(":", 1)[1] for r in after} == {"0", "1"}  # both resumed workers ran trials
     assert {(run_dir / f"tune/worker-{i}.log").is_file() for i in (0, 1)} == {True}
+    best = read_json(run_dir / "tune/best.json")
+    assert best["trials"]["finished"] in (4, 5) and best["trials"]["fail"] == 1
     assert (run_dir / "package/danlu-model.json").is_file()
 
 

@@ -72,13 +72,16 @@ def _storage(url: str, cfg: TuneConfig) -> optuna.storages.BaseStorage:
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     _with_driver(url), engine_kwargs=engine_kwargs,
                     heartbeat_interval=cfg.heartbeat_seconds, grace_period=2 * cfg.heartbeat_seconds,
                     # Optuna 5's name for what Optuna < 4.9 called failed_trial_callback=
                     # RetryFailedTrialCallback (deprecated there, removed in 6).
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
                         max_retry=MAX_RETRY))
+            if url.startswith("sqlite"):
+                _write_locked_transactions(storage.engine)
+            return storage
         except Exception as e:  # sqlalchemy raises many kinds; the URL is what the user can fix
             error = e
             time.sleep(0.5 * (attempt + 1))
@@ -86,6 +89,27 @@ def _storage(url: str, cfg: TuneConfig) -> optuna.storages.BaseStorage:
                       expected=f"an Optuna storage URL that opens ({type(error).__name__}: {error})",
                       hint="e.g. sqlite:///study.db, postgresql://user:pw@host/db, "
                            "journal:/path/study.log")
+
+
+def _write_locked_transactions(engine: Any) -> None:
+    """Every SQLite transaction takes the write lock when it begins (BEGIN IMMEDIATE).
+
+    Optuna pops a queued trial (a retry of a dead worker's trial) by reading it WAITING and then
+    setting it RUNNING, with SELECT ... FOR UPDATE, which SQLite ignores: two local workers could
+    both read it WAITING and both run it, and the second to finish then fails ("Cannot tell a
+    COMPLETE trial"). Transactions that hold the lock from their first read make the pop atomic;
+    they are short (a trial's bookkeeping), and the 60 s busy timeout lets the others wait."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # sqlite3 issues no BEGIN of its own
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners: closed, reopened with them
 
 
 def make_sampler(cfg: TuneConfig, seed: int, workers: int = 1) -> optuna.samplers.BaseSampler:
