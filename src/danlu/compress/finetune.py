@@ -69,7 +69,10 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         for b, idx in enumerate(torch.randperm(len(x), generator=gen).split(batch_size)):
             on_step(step)
             xb, yb = augment(x[idx], y[idx], step=(epoch, b)) if augment else (x[idx], y[idx])
-            loss = loss_fn(net(xb), idx, yb, xb)
+            out = net(xb)
+            if getattr(net, "members", 1) > 1:  # model.ensemble: fine-tuned as the one model it serves
+                out = net.combine(out)
+            loss = loss_fn(out, idx, yb, xb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -48,6 +48,22 @@ def resolve_variants(cfg: CompressConfig, variants: list[VariantConfig] | None,
     return defaults, f"the {fam.name} family's defaults (compress.variants not set)"
 
 
+def _takeable(variants: list[VariantConfig], base: Any) -> list[VariantConfig]:
+    """The family's default variants without the pruning this model does not take (a k-member
+    MLP takes no structured pruning) and the variants made from those."""
+    fam, model = base.family, base.model
+    dropped: set[str] = set()
+    kept = []
+    for v in variants:
+        takes = not v.prune or (fam.prunable(model.net) if v.prune.method == "magnitude"
+                                else fam.widths(model.net, model.cfg)) is not None
+        if not takes or v.from_ in dropped:
+            dropped.add(v.name)
+        else:
+            kept.append(v)
+    return kept
+
+
 def prepare(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None, folder: Path,
             check: Callable[[Variant], None] = lambda base: None,
             ) -> tuple[Context, Variant, list[VariantConfig], str]:
@@ -62,6 +78,12 @@ def prepare(run: Run, cfg: CompressConfig, variants: list[VariantConfig] | None,
     base = load_baseline(run, cfg, splits, folder)
     check(base)
     variants, source = resolve_variants(cfg, variants, base.family)
+    if source.startswith("the ") and base.model is not None:
+        kept = _takeable(variants, base)
+        if len(kept) < len(variants):
+            source += (f"; left out, this model takes no such pruning: "
+                       f"{', '.join(v.name for v in variants if v not in kept)}")
+        variants = kept
     try:
         check_variants(base, variants)
     except RecipeError as e:

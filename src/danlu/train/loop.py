@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from danlu.models.members import member_rows
 from danlu.train.checkpoint import Checkpoint, Checkpointer, CheckpointStore
 from danlu.train.config import TrainConfig
 from danlu.train.distributed import shard, wrap
@@ -88,6 +89,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                               steps_per_epoch(len(x), cfg.batch_size, cfg.accumulate), maximize)
     precision = Precision(cfg.precision, next(model.parameters()).device)
     loss_fn = head.loss()
+    members = getattr(model, "members", 1)  # model.ensemble: each member fits its own loss
     ckpt = Checkpointer(checkpoints, model, optimizer, schedule, precision)
     net = wrap(model)  # DistributedDataParallel under torchrun; the model itself otherwise
     # the batch order depends on the seed alone
@@ -101,7 +103,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             # training batches only; seeded by position (exact resume); mixup gives soft targets
             xb, yb = augment(x[idx], y[idx], step=(state.epoch, state.batch))
             with precision.autocast():
-                loss = loss_fn(net(xb), yb)
+                loss = loss_fn(*member_rows(net(xb), yb, members))
             precision.backward(loss * share / cfg.accumulate)
             state.add_batch(loss, len(idx))
             if _update_due(state.batch, len(batches), cfg.accumulate):
