@@ -67,6 +67,8 @@ def test_init_writes_a_recipe_that_runs_unedited(tmp_path):
     assert raw["data"]["features"]["mean radius"] == "number"
     assert "ID-like" in text and "constant" in text and "benign: 357, malignant: 212" in text
     assert raw["model"]["arch"] == "mlp" and "WARNING" not in text
+    assert raw["model"]["ensemble"] == 32  # TabM-mini members (8 from 20,000 rows)
+    assert raw["train"]["early_stopping"]["metric"] == "val.loss"  # balanced classes
     r = cli("run", str(recipe), "--out", str(tmp_path / "runs"))
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout and "package:" in r.stdout

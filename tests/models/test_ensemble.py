@@ -65,3 +65,14 @@ def test_compress_defaults_leave_out_structured_pruning_for_members(wine_members
     student = read_json(root / "student" / "compression.json")["distill"]["student"]
     assert student["ensemble"] == K and student["hidden"] == [16]  # half as wide, as many members
     assert np.isfinite([r["accuracy"] for r in pareto["variants"]]).all()
+
+
+def test_the_starter_uses_fewer_wider_members_on_large_tables():
+    from danlu.features import build_features
+    from danlu.models import models
+
+    feats = build_features([("a", "number", ["a"], {}), ("b", "number", ["b"], {})])
+    small, small_train = models["mlp"].starter(feats, 5_000)
+    large, large_train = models["mlp"].starter(feats, 50_000)
+    assert (small["ensemble"], small["hidden"], small_train["batch_size"]) == (32, [32, 32], 64)
+    assert (large["ensemble"], large["hidden"], large_train["batch_size"]) == (8, [128, 128], 256)
