@@ -77,7 +77,7 @@ def test_unknown_model_arch_suggests_the_closest():
 
 def test_field_of_another_arch_is_rejected_with_the_valid_ones():
     e = _error(source={"model": {"arch": "mlp", "channels": [8]}})
-    assert e.path == "model.channels" and "dropout, hidden" in str(e)
+    assert e.path == "model.channels" and "dropout, ensemble, hidden" in str(e)
 
 
 def test_bad_source_and_unknown_sklearn_set():
