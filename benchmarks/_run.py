@@ -36,10 +36,10 @@ RUNS: dict[str, tuple[str, list[str], str, str]] = {
     "tuning": ("tuning", [], "~8 min (12 min at load ~5)",
                "trials each sampler needs to reach a full grid's best; epochs the median "
                "pruner saves (digits, 728 small trials)"),
-    "tables": ("tables", [], "~5 min",
-               "unedited `danlu init` recipe vs HistGradientBoosting on 7 public tables: "
+    "tables": ("tables", [], "~20 min (measured, quiet)",
+               "unedited `danlu init` recipe vs HistGradientBoosting on 10 public tables: "
                "metric with CI, fit time, size, latency"),
-    "tables-tune12": ("tables", ["--tune", "12"], "~15-20 min",
+    "tables-tune12": ("tables", ["--tune", "12"], "~60 min (estimate: 12 trials of 32-member MLPs)",
                       "the same with `danlu init --tune 12`"),
     "serving": ("serving", [], "~11 min (5-min soak)",
                 "danlu serve (batching on/off) vs FastAPI+PyTorch under wrk: req/s and p50/95/99 "
@@ -57,11 +57,14 @@ RUNS: dict[str, tuple[str, list[str], str, str]] = {
                    "policy on/off; serve --workers 1 vs 2; OpenMP wait settings"),
     "install": ("install", [], "~2.5 min (measured, quiet)",
                 "`[serve]` vs `[all]` venv: site-packages size, `danlu serve` start-up"),
-    "text_loop": ("text_loop", [], "~10 min (estimate)",
+    "text_loop": ("text_loop", [], "~8 min (measured, quiet)",
                   "MiniLM-L6 fine-tuning samples/s: danlu fit() vs a hand-written transformers "
                   "loop vs HF Trainer, same batches"),
-    "distill": ("distill", [], "~15 min (estimate)",
+    "distill": ("distill", [], "~9 min (measured, quiet)",
                 "Fashion-MNIST wide CNN teacher -> 0.063x student: distillation gain with CI"),
+    "int8_ceiling": ("int8_ceiling", ["--runs", "100"], "~1 min (measured, quiet)",
+                     "ORT int8 kernels alone vs fp32 (QLinearConv, MatMulInteger) at the CNN's "
+                     "conv shapes and a 1024^3 GEMM"),
 }
 
 
