@@ -112,4 +112,3 @@ class MLPFamily(Family):
             return None
         linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
         return cfg.model_copy(update={"hidden": [m.out_features for m in linears[:-1]]})
-
