@@ -8,8 +8,9 @@ measures exactly that, with nothing else in the graph (no Quantize/Dequantize, n
   CNN's three conv shapes, batch 32;
 - MatMul fp32 vs MatMulInteger (uint8 x int8 -> int32) on a 1024 x 1024 x 1024 GEMM.
 Each pair is timed interleaved in one process on ORT's CPU provider with 2 intra-op threads
-(this machine's cores); medians of `--runs`. Writes results/int8_ceiling.json and rows in
-RESULTS.md (benchmarks/_common.py: waits for a quiet machine, records the load).
+(this machine's cores); medians of `--runs`, the sides alternating in blocks of 5. Writes
+results/int8_ceiling.json and rows in RESULTS.md (benchmarks/_common.py: waits for a quiet
+machine, records the load).
 
     python benchmarks/int8_ceiling.py            # ~1 min
     python benchmarks/int8_ceiling.py --quick    # a few runs (never writes RESULTS.md)
@@ -18,8 +19,6 @@ RESULTS.md (benchmarks/_common.py: waits for a quiet machine, records the load).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 from _common import Bench, add_args
@@ -93,18 +92,15 @@ def _gemm_models(n: int):
 
 
 def _time_pair(pair, runs: int) -> dict[str, float]:
-    """Median ms of each side, the two sides alternating run by run after 3 warm-ups each."""
+    """Median ms of each side, timed interleaved (danlu.export.runtimes.time_interleaved, as
+    export times its runtimes); each side runs its own feed (fp32 or uint8)."""
+    from danlu.export.runtimes import time_interleaved
+
     sessions = [(_session(m), feed) for m, feed in pair]
-    for s, feed in sessions:
-        for _ in range(3):
-            s.run(None, feed)
-    times: list[list[float]] = [[], []]
-    for _ in range(runs):
-        for i, (s, feed) in enumerate(sessions):
-            t = time.perf_counter()
-            s.run(None, feed)
-            times[i].append((time.perf_counter() - t) * 1000)
-    return {"fp32_ms": statistics.median(times[0]), "int8_ms": statistics.median(times[1])}
+    runners = {side: (lambda _, s=s, feed=feed: s.run(None, feed))
+               for side, (s, feed) in zip(("fp32_ms", "int8_ms"), sessions, strict=True)}
+    ms = time_interleaved(runners, {32: None}, runs=runs, warmup=3)
+    return {side: ms[side]["b32"] for side in runners}
 
 
 def main() -> None:
