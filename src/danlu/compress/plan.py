@@ -9,7 +9,7 @@ from typing import Any
 
 from danlu.compress.config import CompressConfig, VariantConfig, check_parents
 from danlu.compress.context import Context
-from danlu.compress.variants import Variant, check_variants
+from danlu.compress.variants import Variant, check_variants, takes_pruning
 from danlu.errors import RecipeError
 from danlu.runs import Run
 
@@ -55,9 +55,7 @@ def _takeable(variants: list[VariantConfig], base: Any) -> list[VariantConfig]:
     dropped: set[str] = set()
     kept = []
     for v in variants:
-        takes = not v.prune or (fam.prunable(model.net) if v.prune.method == "magnitude"
-                                else fam.widths(model.net, model.cfg)) is not None
-        if not takes or v.from_ in dropped:
+        if (v.prune and not takes_pruning(fam, model, v.prune)) or v.from_ in dropped:
             dropped.add(v.name)
         else:
             kept.append(v)

@@ -84,14 +84,19 @@ def check_variants(base: Variant, variants: list[VariantConfig]) -> None:
                               expected=f"one of {', '.join(fam.quantize_modes)} (the quantize "
                                        f"modes of the {fam.name} family)")
         if v.prune and model is not None:
-            takes = (fam.prunable(model.net) if v.prune.method == "magnitude"
-                     else fam.widths(model.net, model.cfg)) is not None
-            if not takes:
+            if not takes_pruning(fam, model, v.prune):
                 raise RecipeError(f"{where}.prune", got=v.prune.model_dump(mode="json"),
                                   expected=f"a step the {fam.name} family takes: it takes no "
                                            f"{v.prune.method} pruning", hint=fam.compress_hint)
         if v.distill and v.from_ == "baseline" and model is not None:
             fam.student(model, v.distill, f"{where}.distill")  # its errors name the path
+
+
+def takes_pruning(fam: Any, model: Any, prune: Any) -> bool:
+    """Whether `model` (a loaded model folder) takes the pruning `prune` asks (its family's
+    `prunable` for magnitude pruning, `widths` for structured)."""
+    return (fam.prunable(model.net) if prune.method == "magnitude"
+            else fam.widths(model.net, model.cfg)) is not None
 
 
 def build_variant(ctx: Context, v: VariantConfig, parent: Variant, folder: Path,
