@@ -14,7 +14,7 @@ __all__ = ["EXTRAS", "extra_for", "missing_extra"]
 # top-level module -> the extras that install it, the usual one first. A module in several
 # extras (onnxruntime, tokenizers) is named by the extra of the command that needed it.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "torch": ("core",), "torchmetrics": ("core",), "safetensors": ("core",),
+    "torch": ("core",), "safetensors": ("core",),
     "sklearn": ("core",), "scipy": ("core",), "onnx": ("core",), "onnxscript": ("core",),
     "pyarrow": ("core",), "datasketch": ("core",), "matplotlib": ("core",),
     "threadpoolctl": ("core",),

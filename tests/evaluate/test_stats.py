@@ -25,7 +25,7 @@ def test_confusion_metrics_equal_the_reported_metrics():
     m = classification_metrics(torch.from_numpy(probs), torch.from_numpy(y), list("abcdef"))
     got = confusion_metrics(np.array(m["confusion_matrix"]))
     for k in CI_METRICS:
-        assert float(got[k]) == pytest.approx(m[k], abs=1e-6), k  # torchmetrics divides in fp32
+        assert float(got[k]) == pytest.approx(m[k], abs=1e-6), k
 
 
 def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():

@@ -1,13 +1,16 @@
-"""Classification and regression metrics via torchmetrics, one flat dict per split (names as in
-metrics.json). Every value here is checked against scikit-learn's to 1e-6 in
-tests/evaluate/test_metrics.py."""
+"""Classification metrics, one flat dict per split (names as in metrics.json), computed by
+scikit-learn's `metrics` (already loaded by the split; torchmetrics, used before, cost 2 s of
+import in every training process). tests/evaluate/test_metrics.py checks each value against
+scikit-learn's own function called as a user would, and the edge cases (a class missing from a
+split, a class predicted but absent)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
-from torchmetrics import functional as tmf
+from sklearn import metrics as skm
 
 from danlu.evaluate.calibration import calibration
 
@@ -31,36 +34,35 @@ def classification_metrics(probs: torch.Tensor, y: torch.Tensor, labels: list[st
     n = len(labels)
     # float64: the curve metrics sort scores, and float32 ties would move them off sklearn's.
     probs, y = probs.detach().double().cpu(), y.detach().long().cpu()
-    preds = probs.argmax(dim=1)
-    kw: dict[str, Any] = {"task": "multiclass", "num_classes": n}
+    p, t = probs.numpy(), y.numpy()
+    pred = p.argmax(axis=1)
     nll = float(torch.nn.functional.nll_loss(torch.log(probs.clamp_min(1e-15)), y))
     out: dict[str, Any] = {
-        "n": len(y),
+        "n": len(t),
         "loss": nll,
         "log_loss": nll,  # the same number under scikit-learn's name
-        "accuracy": float(tmf.accuracy(preds, y, average="micro", **kw)),
+        "accuracy": float((pred == t).mean()) if len(t) else 0.0,
     }
     for avg in ("macro", "micro", "weighted"):
-        out[f"precision_{avg}"] = float(tmf.precision(preds, y, average=avg, **kw))
-        out[f"recall_{avg}"] = float(tmf.recall(preds, y, average=avg, **kw))
-        out[f"f1_{avg}"] = float(tmf.f1_score(preds, y, average=avg, **kw))
+        # Averages over the classes in y or in the predictions (a class neither true nor
+        # predicted has no precision or recall to average); 0 where a ratio has no denominator.
+        prec, rec, f1, _ = skm.precision_recall_fscore_support(t, pred, average=avg, zero_division=0)
+        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(prec), float(rec), float(f1)
     for k in top_k:
         if k < n:  # top-n accuracy is 1 by definition: not worth a row
-            out[f"top{k}_accuracy"] = float(tmf.accuracy(probs, y, top_k=k, average="micro", **kw))
-    out.update(_ranking(probs, y, n))
-    per = {name: fn(preds, y, average="none", **kw).tolist()
-           for name, fn in (("precision", tmf.precision), ("recall", tmf.recall),
-                            ("f1", tmf.f1_score))}
-    support = torch.bincount(y, minlength=n).tolist()
-    out["per_class"] = {lab: {"precision": per["precision"][i], "recall": per["recall"][i],
-                              "f1": per["f1"][i], "support": support[i]}
+            out[f"top{k}_accuracy"] = float(skm.top_k_accuracy_score(t, p, k=k, labels=np.arange(n)))
+    out.update(_ranking(p, t, n))
+    prec, rec, f1, support = skm.precision_recall_fscore_support(
+        t, pred, labels=np.arange(n), average=None, zero_division=0)
+    out["per_class"] = {lab: {"precision": float(prec[i]), "recall": float(rec[i]),
+                              "f1": float(f1[i]), "support": int(support[i])}
                         for i, lab in enumerate(labels)}
-    cm = tmf.confusion_matrix(preds, y, **kw)
+    cm = torch.from_numpy(skm.confusion_matrix(t, pred, labels=np.arange(n)))
     out["confusion_matrix"] = cm.tolist()
     rows = cm.sum(dim=1, keepdim=True).clamp_min(1)
     # Mean recall over the classes present in y (Brodersen et al. 2010), as scikit-learn's
     # balanced_accuracy_score: a class with no true rows has no recall and is left out.
-    out["balanced_accuracy"] = float((cm.diag() / rows.squeeze(1))[cm.sum(dim=1) > 0].mean())
+    out["balanced_accuracy"] = float((cm.diag() / rows.squeeze(1))[cm.sum(dim=1) > 0].double().mean())
     out["confusion_matrix_normalized"] = (cm.double() / rows).tolist()  # each row: recall of a class
     cal = calibration(probs, y, ece_bins)
     out["ece"] = cal["ece"]
@@ -68,18 +70,15 @@ def classification_metrics(probs: torch.Tensor, y: torch.Tensor, labels: list[st
     return out
 
 
-def _ranking(probs: torch.Tensor, y: torch.Tensor, n: int) -> dict[str, float]:
-    """ROC-AUC and PR-AUC (average precision): binary on the positive class, else macro OvR."""
-    present = torch.bincount(y, minlength=n)
-    if (present == 0).any() or (present == len(y)).any():
+def _ranking(p: np.ndarray, t: np.ndarray, n: int) -> dict[str, float]:
+    """ROC-AUC and PR-AUC (average precision): binary on the positive class, else the macro
+    mean of each class against the rest."""
+    present = np.bincount(t, minlength=n)
+    if (present == 0).any() or (present == len(t)).any():
         return {}  # a class with no positives (or no negatives) has no ROC curve
-    if n == 2:
-        p1 = probs[:, 1]
-        return {"roc_auc": float(tmf.auroc(p1, y, task="binary")),
-                "pr_auc": float(tmf.average_precision(p1, y, task="binary"))}
-    kw: dict[str, Any] = {"task": "multiclass", "num_classes": n, "average": "macro"}
-    return {"roc_auc": float(tmf.auroc(probs, y, **kw)),
-            "pr_auc": float(tmf.average_precision(probs, y, **kw))}
+    classes = [1] if n == 2 else range(n)
+    return {"roc_auc": float(np.mean([skm.roc_auc_score(t == c, p[:, c]) for c in classes])),
+            "pr_auc": float(np.mean([skm.average_precision_score(t == c, p[:, c]) for c in classes]))}
 
 
 def curves(probs: torch.Tensor, y: torch.Tensor, labels: list[str],
@@ -93,15 +92,16 @@ def curves(probs: torch.Tensor, y: torch.Tensor, labels: list[str],
         target = (y == c).long()
         if target.sum() in (0, len(y)):
             continue
-        fpr, tpr, _ = tmf.roc(probs[:, c], target, task="binary")
-        prec, rec, _ = tmf.precision_recall_curve(probs[:, c], target, task="binary")
+        fpr, tpr, _ = skm.roc_curve(target.numpy(), probs[:, c].numpy(), drop_intermediate=False)
+        prec, rec, _ = skm.precision_recall_curve(target.numpy(), probs[:, c].numpy(),
+                                                  drop_intermediate=False)
         out["roc"][labels[c]] = {"fpr": _thin(fpr, max_points), "tpr": _thin(tpr, max_points)}
         out["pr"][labels[c]] = {"recall": _thin(rec, max_points), "precision": _thin(prec, max_points)}
     return out
 
 
-def _thin(v: torch.Tensor, k: int) -> list[float]:
+def _thin(v: np.ndarray, k: int) -> list[float]:
     if len(v) <= k:
         return [round(float(x), 5) for x in v]
-    idx = torch.linspace(0, len(v) - 1, k).round().long()
+    idx = np.linspace(0, len(v) - 1, k).round().astype(int)
     return [round(float(x), 5) for x in v[idx]]

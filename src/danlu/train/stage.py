@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -38,7 +39,13 @@ def set_deterministic(on: bool) -> None:
     """Deterministic kernels (bitwise-repeatable runs); cuBLAS needs its workspace pinned."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on, warn_only=True)
+    if "torch._inductor.config" in sys.modules:  # a compiled model in this process: tell Inductor
+        torch.use_deterministic_algorithms(on, warn_only=True)
+    else:
+        # torch.use_deterministic_algorithms also imports Inductor (and Dynamo) to set its flag:
+        # 4 s on this machine, in every training process. danlu compiles nothing; the kernels'
+        # switch is this call, which the public one makes too.
+        torch._C._set_deterministic_algorithms(on, warn_only=True)
 
 
 def checkpoint_key(recipe) -> str:
