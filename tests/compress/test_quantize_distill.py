@@ -131,3 +131,24 @@ def test_augmented_distillation_labels_each_augmented_batch_with_the_teacher(tea
         assert seen == [] and res0.steps == res.steps  # the comparison student never asks the teacher
     finally:
         hook.remove()
+
+
+def test_distillation_anneals_the_learning_rate_to_zero_unless_told_constant(teacher, ctx):
+    """distill.schedule: cosine (the default) ends each student's training at lr ~0, half-way at
+    lr/2; constant keeps lr. The student trained alone follows the same schedule."""
+    train = tuple(t[:512] for t in ctx.xy("train"))
+    lrs = {}
+    for schedule in ("cosine", "constant"):
+        cfg = DistillConfig.model_validate({"width": 0.25, "epochs": 4, "batch_size": 128,
+                                            "lr": 1e-3, "schedule": schedule})
+        for use_teacher in (True, False):
+            torch.manual_seed(0)
+            student = teacher.family.student(teacher, cfg, "x")[1]
+            res = distill(teacher.net, student, cfg, train, ctx.xy("val"), ctx.head, 0,
+                          use_teacher=use_teacher)
+            lrs[schedule, use_teacher] = [h["lr"] for h in res.history]
+    # 4 steps an epoch, 16 in all: the lr of each epoch's last step, lr/2 (1 + cos(pi s/16))
+    want = [1e-3 * 0.5 * (1 + math.cos(math.pi * s / 16)) for s in (3, 7, 11, 15)]
+    assert lrs["cosine", True] == pytest.approx(want) == lrs["cosine", False]
+    assert lrs["cosine", True][-1] < 1e-5 and lrs["constant", True] == [1e-3] * 4
+    assert DistillConfig().schedule == "cosine"

@@ -45,10 +45,9 @@ def _last_loop(run_dir: Path) -> dict | None:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
-    ref = _train(str(DIGITS), *ARGS, "--out", str(tmp_path / "ref"))
-    assert ref.returncode == 0, ref.stderr
-    (ref_dir,) = (tmp_path / "ref").iterdir()
-
+    # The uninterrupted reference trains beside the run that is killed (one process each)
+    ref = subprocess.Popen([DANLU, "train", str(DIGITS), *ARGS, "--out", str(tmp_path / "ref")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     proc = subprocess.Popen([DANLU, "train", str(DIGITS), *ARGS, "--out", str(tmp_path / "cut")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     try:
@@ -67,6 +66,9 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         proc.kill()
+    _, err = ref.communicate(timeout=600)
+    assert ref.returncode == 0, err
+    (ref_dir,) = (tmp_path / "ref").iterdir()
     run_dir = runs[0]
     assert json.loads((run_dir / "manifest.json").read_text())["stages"]["train"]["status"] == "running"
     assert not (run_dir / "train/model/model.safetensors").exists()

@@ -69,6 +69,10 @@ class DistillConfig(Section):
     alpha: float = Field(0.7, ge=0, le=1)
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
+    # cosine: lr falls to 0 along a half cosine over the epochs (students trained on a teacher
+    # converge to its function late, Beyer et al. 2022); constant: lr throughout. Both the
+    # distilled student and the one trained alone follow it.
+    schedule: Literal["cosine", "constant"] = "cosine"
     batch_size: int = Field(64, ge=1)
     # Augmentation for distillation ("function matching", Beyer et al. 2022): each batch is
     # augmented (same steps as preprocess.augment) and the teacher labels the augmented inputs, so

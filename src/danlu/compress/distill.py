@@ -65,7 +65,8 @@ def distill(teacher: nn.Module, student: nn.Module, cfg: DistillConfig,
         return distillation_loss(z_s, z_t, y, cfg.temperature, cfg.alpha, head)
 
     return finetune(student, train, val, head, epochs=cfg.epochs, lr=cfg.lr,
-                    batch_size=cfg.batch_size, seed=seed, loss_fn=loss, augment=augment)
+                    batch_size=cfg.batch_size, seed=seed, loss_fn=loss, augment=augment,
+                    schedule=cfg.schedule)
 
 
 def distillation_gain(head: Any, y: np.ndarray, distilled: np.ndarray,

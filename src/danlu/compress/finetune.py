@@ -4,6 +4,7 @@ text's packed tokens); the loop is visible."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,9 +41,11 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
              val: tuple[torch.Tensor, torch.Tensor], head: Any, *, epochs: int, lr: float,
              batch_size: int, seed: int, loss_fn: LossFn | None = None,
              on_step: Callable[[int], None] = lambda step: None, select_from_step: int = 0,
-             augment: Augment | None = None) -> FinetuneResult:
+             augment: Augment | None = None, schedule: str = "constant") -> FinetuneResult:
     """Adam on (x, y); keep the epoch best on the head's main validation metric (accuracy;
     rmse) among those ending at/after select_from_step. loss_fn None: the head's loss.
+    schedule "cosine": the learning rate falls from `lr` to 0 along a half cosine over every
+    step (distillation's default); "constant": `lr` throughout (short fine-tuning).
 
     `on_step(step)` runs before each optimizer step (the pruning schedule hooks in there).
     """
@@ -61,6 +64,7 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     result.metric = metric
     gen = torch.Generator().manual_seed(seed)  # batch order depends on the seed alone
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    total_steps = epochs * math.ceil(len(x) / batch_size)
     best: dict[str, torch.Tensor] | None = None
     step = 0
     for epoch in range(1, epochs + 1):
@@ -68,6 +72,9 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         net.train()
         for b, idx in enumerate(torch.randperm(len(x), generator=gen).split(batch_size)):
             on_step(step)
+            if schedule == "cosine":
+                for g in optimizer.param_groups:
+                    g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
             xb, yb = augment(x[idx], y[idx], step=(epoch, b)) if augment else (x[idx], y[idx])
             out = net(xb)
             if getattr(net, "members", 1) > 1:  # model.ensemble: fine-tuned as the one model it serves
@@ -81,6 +88,7 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             seen += len(idx)
         score = val_metric(net, head, val)
         result.history.append({"epoch": epoch, "train_loss": total / seen, f"val_{metric}": score,
+                               "lr": optimizer.param_groups[0]["lr"],
                                "seconds": time.perf_counter() - t0})
         if step >= select_from_step and (best is None or score * sign > result.best_val * sign):
             best = {k: v.detach().clone() for k, v in net.state_dict().items()}

@@ -18,6 +18,14 @@ __all__ = ["preprocessed", "quantize_dynamic", "quantize_dynamic_int8", "quantiz
            "quiet_root_logger"]
 
 WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
+# Static int8 also quantizes the ops between them that only move or clamp values, so that a
+# Conv -> Relu -> MaxPool -> Conv chain stays int8 end to end (ORT fuses the Relu into the
+# QLinearConv and pools in int8). With the weight ops alone, the int8 Conv's output was
+# dequantized for an fp32 MaxPool and quantized again: the compute-bound CNN at b32 ran 1.2x fp32
+# instead of 2.1x (benchmarks/RESULTS.md, int8 notes). Not Softmax/Log (served probabilities in
+# steps of 1/255), not the encodings' arithmetic (Sub, Div, Mul, Add, Concat).
+PASS_THROUGH_OPS = ("Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten",
+                    "Reshape", "Transpose", "Squeeze", "Unsqueeze")
 _CWD = threading.Lock()  # the working folder is the process's: one borrower at a time
 
 
@@ -108,11 +116,10 @@ def quantize_onnx(src: Path, dst: Path, mode: str, cfg: QuantizeConfig,
     method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
               "percentile": q.CalibrationMethod.Percentile}[cfg.calibration]
     with preprocessed(src, **preprocess) as pre:
-        # S8S8 QDQ: ORT's recommended default on x86 with VNNI. Only the weight-bearing ops are
-        # quantized: a quantized Softmax would serve probabilities in steps of 1/255.
+        # S8S8 QDQ: ORT's recommended default on x86 with VNNI.
         q.quantize_static(str(pre), str(dst), _Feeds(calibration),
                           quant_format=q.QuantFormat.QDQ, per_channel=cfg.per_channel,
-                          op_types_to_quantize=list(WEIGHT_OPS),
+                          op_types_to_quantize=[*WEIGHT_OPS, *PASS_THROUGH_OPS],
                           activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
                           calibrate_method=method,
                           extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
