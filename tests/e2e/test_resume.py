@@ -45,29 +45,35 @@ def _last_loop(run_dir: Path) -> dict | None:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
-    # The uninterrupted reference trains beside the run that is killed (one process each)
-    ref = subprocess.Popen([DANLU, "train", str(DIGITS), *ARGS, "--out", str(tmp_path / "ref")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
-    proc = subprocess.Popen([DANLU, "train", str(DIGITS), *ARGS, "--out", str(tmp_path / "cut")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    # The uninterrupted reference trains beside the run that is killed (one process each); its
+    # stderr goes to a file, which no full pipe can block
+    ref_err = tmp_path / "ref.stderr"
+    with ref_err.open("w") as err_file:
+        ref = subprocess.Popen([DANLU, "train", str(DIGITS), *ARGS, "--out", str(tmp_path / "ref")],
+                               stdout=subprocess.DEVNULL, stderr=err_file, env=ENV)
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            runs = list((tmp_path / "cut").glob("digits-*"))
-            loop = _last_loop(runs[0]) if runs else None
-            if loop and loop["epoch"] >= 1:  # into the second epoch
-                break
-            assert proc.poll() is None, "training ended before it could be killed"
-            time.sleep(0.02)
-        else:
-            pytest.fail("no checkpoint in the second epoch")
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        proc.kill()
-    _, err = ref.communicate(timeout=600)
-    assert ref.returncode == 0, err
+        proc = subprocess.Popen([DANLU, "train", str(DIGITS), *ARGS, "--out", str(tmp_path / "cut")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                runs = list((tmp_path / "cut").glob("digits-*"))
+                loop = _last_loop(runs[0]) if runs else None
+                if loop and loop["epoch"] >= 1:  # into the second epoch
+                    break
+                assert proc.poll() is None, "training ended before it could be killed"
+                time.sleep(0.02)
+            else:
+                pytest.fail("no checkpoint in the second epoch")
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            proc.kill()
+    except BaseException:
+        ref.kill()  # the test failed before the reference finished: leave no process behind
+        raise
+    assert ref.wait(timeout=600) == 0, ref_err.read_text()
     (ref_dir,) = (tmp_path / "ref").iterdir()
     run_dir = runs[0]
     assert json.loads((run_dir / "manifest.json").read_text())["stages"]["train"]["status"] == "running"

@@ -62,7 +62,7 @@ def classification_metrics(probs: torch.Tensor, y: torch.Tensor, labels: list[st
     rows = cm.sum(dim=1, keepdim=True).clamp_min(1)
     # Mean recall over the classes present in y (Brodersen et al. 2010), as scikit-learn's
     # balanced_accuracy_score: a class with no true rows has no recall and is left out.
-    out["balanced_accuracy"] = float((cm.diag() / rows.squeeze(1))[cm.sum(dim=1) > 0].double().mean())
+    out["balanced_accuracy"] = float((cm.double().diag() / rows.squeeze(1))[cm.sum(dim=1) > 0].mean())
     out["confusion_matrix_normalized"] = (cm.double() / rows).tolist()  # each row: recall of a class
     cal = calibration(probs, y, ece_bins)
     out["ece"] = cal["ece"]
