@@ -46,10 +46,10 @@ RUNS: dict[str, tuple[str, list[str], str, str]] = {
                 "at c=1..64, digits and a wide CNN; soak with 1% malformed requests"),
     "serving-text": ("serving", ["--text"], "~5 min",
                      "raw-text req/s of a MiniLM-L6 package: ORT fp32 vs ORT int8 vs torch bf16"),
-    "compression": ("compression", [], "~30 min (52 min at load 5-15)",
+    "compression": ("compression", [], "~4.5 min (measured, quiet; 52 min at load 5-15)",
                     "int8 (static, dynamic, QAT), pruning, distillation on 3 models: accuracy, "
                     "size, b1/b32 latency, distillation gain with CI"),
-    "transformer": ("transformer", [], "~15-20 min (40 min at load 8-14)",
+    "transformer": ("transformer", [], "~11 min (measured, quiet; 40 min at load 8-14)",
                     "the text recipe end to end, then eager fp32 / ORT fp32 / ORT int8 / bf16 / "
                     "package default / student: accuracy and latency"),
     "contention": ("contention", ["--serve", "--micro"], "~17 min (measured, quiet)",
@@ -60,7 +60,7 @@ RUNS: dict[str, tuple[str, list[str], str, str]] = {
     "text_loop": ("text_loop", [], "~8 min (measured, quiet)",
                   "MiniLM-L6 fine-tuning samples/s: danlu fit() vs a hand-written transformers "
                   "loop vs HF Trainer, same batches"),
-    "distill": ("distill", [], "~9 min (measured, quiet)",
+    "distill": ("distill", [], "~12 min (measured, quiet)",
                 "Fashion-MNIST wide CNN teacher -> 0.063x student: distillation gain with CI"),
     "int8_ceiling": ("int8_ceiling", ["--runs", "100"], "~1 min (measured, quiet)",
                      "ORT int8 kernels alone vs fp32 (QLinearConv, MatMulInteger) at the CNN's "

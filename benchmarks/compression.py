@@ -7,8 +7,8 @@ pruning, 50% structured pruning and a distilled student (widths x 0.48), each as
 and measures accuracy, size and latency as served at batch 1 and 32 (compress/pareto.json).
 Writes benchmarks/results/compression.json and a table in benchmarks/RESULTS.md.
 
-    python benchmarks/compression.py [MODEL ...]   # all three: ~30 min quiet (the compute-bound
-        # CNN ~20, digits ~8, the MLP < 1; 44 / 8 / 0.3 min measured at load 5-15)
+    python benchmarks/compression.py [MODEL ...]   # all three: ~4.5 min quiet (the compute-bound
+        # CNN 2.6, digits 1.3, the MLP 0.4, measured 2026-11-30; 44 / 8 / 0.3 min at load 5-15)
     python benchmarks/compression.py --quick       # a check that it runs: every model and variant
         # at 1 epoch (the compute-bound CNN at 8-16-32 channels), few timed runs; a temp folder
         # (or --out DIR), never benchmarks/RESULTS.md

@@ -20,8 +20,8 @@ machine's load hits every one alike). Writes benchmarks/results/transformer.json
 in benchmarks/RESULTS.md.
 
     python benchmarks/transformer.py [--epochs N] [--runs N]   # never stops at the recipe's gate
-        # default: the whole text recipe (3 epochs, export, compress) then the timings: ~40 min
-        # measured at load 8-14 (38.6 min of it the pipeline), expect ~15-20 min quiet
+        # default: the whole text recipe (3 epochs, export, compress) then the timings: 10.6 min
+        # quiet (9.5 of it the pipeline, 2026-11-30); 40 min at load 8-14
     python benchmarks/transformer.py --quick   # a check that it runs: the tests' tiny text recipe
         # (2 layers, 32 tokens) for 1 epoch, a 1-layer student, 3 timed runs; a temp folder (or
         # --out DIR), never benchmarks/RESULTS.md
