@@ -70,6 +70,28 @@ def test_probability_metrics_match_sklearn(case):
         assert m["top3_accuracy"] > m["accuracy"]
 
 
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_tied_scores_rank_as_sklearn_ranks_them(n_classes):
+    """Scores in steps of 0.1 (many ties): ROC-AUC counts a tie as half, average precision takes
+    each distinct score as one threshold, top-k breaks ties as scikit-learn does; a class that
+    is predicted but absent from y, or never predicted, averages as in scikit-learn."""
+    probs, y = _predictions(n_classes, n=300, seed=7)
+    probs = np.round(probs, 1)
+    probs[:, 0] = 1 - probs[:, 1:].sum(axis=1)  # rows still sum to 1
+    m = classification_metrics(torch.from_numpy(probs), torch.from_numpy(y),
+                               [f"c{i}" for i in range(n_classes)])
+    classes = [1] if n_classes == 2 else range(n_classes)
+    auc = np.mean([skm.roc_auc_score(y == c, probs[:, c]) for c in classes])
+    ap = np.mean([skm.average_precision_score(y == c, probs[:, c]) for c in classes])
+    assert m["roc_auc"] == pytest.approx(auc, abs=TOL) and m["pr_auc"] == pytest.approx(ap, abs=TOL)
+    pred = probs.argmax(axis=1)
+    for avg in ("macro", "weighted"):
+        assert m[f"f1_{avg}"] == pytest.approx(
+            skm.f1_score(y, pred, average=avg, zero_division=0), abs=TOL)
+    if n_classes > 3:
+        assert m["top3_accuracy"] == pytest.approx(skm.top_k_accuracy_score(y, probs, k=3), abs=TOL)
+
+
 def test_curves_match_sklearn(case):
     probs, y, labels, _ = case
     c = curves(torch.from_numpy(probs), torch.from_numpy(y), labels, max_points=10_000)
