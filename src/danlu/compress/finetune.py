@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from danlu.train.loop import val_scores
+from danlu.train.schedules import warmup_cosine
 
 __all__ = ["FinetuneResult", "finetune", "history", "val_metric"]
 
@@ -73,8 +74,8 @@ def finetune(net: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         for b, idx in enumerate(torch.randperm(len(x), generator=gen).split(batch_size)):
             on_step(step)
             if schedule == "cosine":
-                for g in optimizer.param_groups:
-                    g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                for g in optimizer.param_groups:  # the training stage's cosine, no warmup, to 0
+                    g["lr"] = lr * warmup_cosine(step, 0, total_steps, 0.0)
             xb, yb = augment(x[idx], y[idx], step=(epoch, b)) if augment else (x[idx], y[idx])
             out = net(xb)
             if getattr(net, "members", 1) > 1:  # model.ensemble: fine-tuned as the one model it serves
