@@ -60,7 +60,7 @@ RUNS: dict[str, tuple[str, list[str], str, str]] = {
     "text_loop": ("text_loop", [], "~8 min (measured, quiet)",
                   "MiniLM-L6 fine-tuning samples/s: danlu fit() vs a hand-written transformers "
                   "loop vs HF Trainer, same batches"),
-    "distill": ("distill", [], "~12 min (measured, quiet)",
+    "distill": ("distill", [], "~9.5 min (measured, quiet)",
                 "Fashion-MNIST wide CNN teacher -> 0.063x student: distillation gain with CI"),
     "int8_ceiling": ("int8_ceiling", ["--runs", "100"], "~1 min (measured, quiet)",
                      "ORT int8 kernels alone vs fp32 (QLinearConv, MatMulInteger) at the CNN's "
