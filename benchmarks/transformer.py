@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # The thread policy `danlu serve` and the CLI set before torch loads (danlu.threads: OpenMP's
 # short spin, GOMP_SPINCOUNT=10000), so the runtimes are timed as they are served. Until
-# 2026-12-01 this script set OMP_WAIT_POLICY=PASSIVE instead, which wakes threads between small
+# 2026-11-30 this script set OMP_WAIT_POLICY=PASSIVE instead, which wakes threads between small
 # ops: it slowed the bf16 runtimes, whose ops are short, more than eager fp32 (see RESULTS.md).
 from danlu.threads import configure  # noqa: E402  (imports neither torch nor numpy)
 
@@ -189,8 +189,9 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
                   if (k := f.sort_key(inputs[32][f.name])) is not None))
     timed = time_interleaved({n: r.run for n, (_, r) in loaded.items()}, inputs, runs=runs,
                              warmup=3)
-    # The same batches without the tokenizer: each engine on already-encoded inputs (what the
-    # export's speed gate times), and the tokenizer alone (the same for every runtime).
+    # The same batches without the tokenizer: each engine on already-encoded inputs, and the
+    # tokenizer alone (the same for every runtime). The export's speed gate, like the served
+    # columns, times the runtimes with the tokenizer in front.
     encoded = {n: {id(feed): encode(p.features, feed) for feed in inputs.values()}
                for n, (p, _) in loaded.items()}
     model_only = time_interleaved(
