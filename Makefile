@@ -32,7 +32,7 @@ $(BENCH_STAMP): $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
 	touch $(BENCH_STAMP)
 
-# make bench                      every benchmark at full size, one after another (~1.5-2 h on a
+# make bench                      every benchmark at full size, one after another (~2.7 h on a
 #                                 quiet 2-core machine; each waits for 1-min load <= 1.5 first)
 # make bench ONLY="serving tables"  a subset (`python benchmarks/_run.py --list` names them)
 # make bench QUICK=1              each benchmark's --quick check (minutes; temp output, RESULTS.md untouched)

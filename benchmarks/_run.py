@@ -39,7 +39,7 @@ RUNS: dict[str, tuple[str, list[str], str, str]] = {
     "tables": ("tables", [], "~20 min (measured, quiet)",
                "unedited `danlu init` recipe vs HistGradientBoosting on 10 public tables: "
                "metric with CI, fit time, size, latency"),
-    "tables-tune12": ("tables", ["--tune", "12"], "~60 min (estimate: 12 trials of 32-member MLPs)",
+    "tables-tune12": ("tables", ["--tune", "12"], "~62 min (measured, quiet)",
                       "the same with `danlu init --tune 12`"),
     "serving": ("serving", [], "~11 min (5-min soak)",
                 "danlu serve (batching on/off) vs FastAPI+PyTorch under wrk: req/s and p50/95/99 "
