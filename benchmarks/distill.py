@@ -56,6 +56,8 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import danlu  # noqa: E402
 from danlu.data.readers.idx import read_header  # noqa: E402
+from danlu.models import models  # noqa: E402
+from danlu.models.cnn import CNNConfig  # noqa: E402
 from danlu.runs import read_json, write_json  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -94,9 +96,9 @@ def recipe(source: str, args: argparse.Namespace) -> dict:
     model = TEACHER if not args.quick else {**TEACHER, "channels": [16, 32], "hidden": 64}
     kd = {"temperature": args.temperature, "alpha": args.alpha, "epochs": args.distill_epochs,
           "lr": 1e-3, "batch_size": 64, "augment": AUGMENT if args.augment else []}
-    # the family's width student (cnn.scaled: every width x `width`), without its dropout
-    student = {**model, "channels": [max(1, round(c * args.width)) for c in model["channels"]],
-               "hidden": max(1, round(model["hidden"] * args.width)), "dropout": 0.0}
+    # the family's width student (what `distill.width` builds), without its dropout
+    student = models["cnn"].scaled(CNNConfig.model_validate(model), args.width).model_copy(
+        update={"dropout": 0.0}).model_dump(mode="json")
     return {
         "name": "distill-fashion", "seed": args.seed,
         "data": {"source": source, "split": {"val": min(0.1, 2000 / args.rows),

@@ -192,12 +192,12 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     # The same batches without the tokenizer: each engine on already-encoded inputs, and the
     # tokenizer alone (the same for every runtime). The export's speed gate, like the served
     # columns, times the runtimes with the tokenizer in front.
-    encoded = {n: {id(feed): encode(p.features, feed) for feed in inputs.values()}
-               for n, (p, _) in loaded.items()}
+    encoded = {n: {id(feed): r.encode(feed)[0] for feed in inputs.values()}
+               for n, (_, r) in loaded.items()}
     model_only = time_interleaved(
         {n: (lambda feed, r=r, e=encoded[n]: r.inner.run(e[id(feed)]))
          for n, (_, r) in loaded.items()}, inputs, runs=runs, warmup=3)
-    tokenize = time_interleaved({"tokenize": lambda feed: encode(features, feed)}, inputs,
+    tokenize = time_interleaved({"tokenize": loaded["package"][1].encode}, inputs,
                                 runs=runs, warmup=3)["tokenize"]
     base_labels, base_ms = preds["eager-fp32"][1], timed["eager-fp32"]
     rows = {}
@@ -235,15 +235,6 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
                 "value": s["accuracy"] / b["accuracy"], "met": s["accuracy"] >= 0.97 * b["accuracy"]},
         }})
     return results
-
-
-def encode(features: list, values: dict) -> dict:
-    """The graph inputs the features make of client values (the serving runtime's first step;
-    per-row notes dropped)."""
-    from danlu.features.base import NOTE
-
-    return {k: v for f in features for k, v in f.encode(values[f.name]).items()
-            if not k.startswith(NOTE)}
 
 
 def _layers(meta: dict) -> str:

@@ -33,8 +33,9 @@ class EncodingRuntime(Runtime):
                 raise DanluError(f"{package.dir / MANIFEST}: features[{i}] ({f.name!r}) cannot "
                                  f"encode a value: {e}") from e
 
-    def run(self, inputs: dict[str, np.ndarray],
-            outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    def encode(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray],
+                                                             dict[str, np.ndarray]]:
+        """(graph inputs for `inner`, per-row notes) of one batch of client inputs."""
         feed: dict[str, np.ndarray] = {}
         notes: dict[str, np.ndarray] = {}
         for f in self.features:
@@ -43,6 +44,11 @@ class EncodingRuntime(Runtime):
                 raise RuntimeInputError(f"input {f.name!r}: no rows; send at least one")
             for k, v in f.encode(values).items():
                 (notes if k.startswith(NOTE) else feed)[k] = v
+        return feed, notes
+
+    def run(self, inputs: dict[str, np.ndarray],
+            outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        feed, notes = self.encode(inputs)
         result = self.inner.run(feed, outputs)
         result.update(notes)
         return result
